@@ -1,0 +1,1 @@
+//! Backend server connections: connect, authenticate, forward packets.

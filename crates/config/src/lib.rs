@@ -1,0 +1,1 @@
+//! Configuration: TOML types and validation; no I/O beyond reading the file.

@@ -1,0 +1,1 @@
+//! End-to-end test support: a sandbox topology plus a running proxy.

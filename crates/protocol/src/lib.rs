@@ -1,0 +1,1 @@
+//! MySQL/MariaDB wire protocol without I/O: framing, handshake, authentication, OK/ERR/EOF packets.

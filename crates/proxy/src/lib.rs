@@ -1,0 +1,1 @@
+//! The proxy: listener, client session loop and query engine.

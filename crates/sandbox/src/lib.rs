@@ -1,0 +1,1 @@
+//! Local MariaDB replication sandboxes (primary + replicas) for the demo, tests and benchmarks.

@@ -1,0 +1,1 @@
+//! SQL statement classifier: text in, class and routing facts out; no I/O.
