@@ -1,0 +1,325 @@
+//! From [`RawConfig`] to a [`Config`] the rest of Lagless can trust.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::schema::{RawCluster, RawConfig, RawUser, Role};
+
+/// Why a configuration was refused. Messages name the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listener: Listener,
+    pub timeouts: Timeouts,
+    pub users: Vec<User>,
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub max_connections: u32,
+    pub max_allowed_packet: usize,
+    pub server_version: Option<String>,
+    pub local_infile: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub handshake: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// A client account with the hashes it can be verified against.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub native_password: Option<[u8; 20]>,
+    pub caching_sha2_password: Option<[u8; 32]>,
+    pub cluster: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub backend_user: String,
+    pub backend_password: String,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    pub address: String,
+    pub role: Role,
+    pub weight: u32,
+}
+
+impl Config {
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+}
+
+impl Cluster {
+    /// The configured primary; validation guarantees there is exactly one.
+    pub fn primary(&self) -> &Server {
+        self.servers
+            .iter()
+            .find(|s| s.role == Role::Primary)
+            .unwrap_or(&self.servers[0])
+    }
+}
+
+/// Checks everything types cannot.
+///
+/// # Errors
+/// The first problem found, naming its key (e.g. `clusters[0].servers[1].address`).
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let l = &raw.listener;
+    let address: SocketAddr = l.address.parse().map_err(|_| {
+        invalid(
+            "listener.address",
+            format!("`{}` is not host:port with an IP address", l.address),
+        )
+    })?;
+    if l.max_connections == 0 {
+        return Err(invalid("listener.max_connections", "must be at least 1"));
+    }
+    if !(1024..=(1 << 30)).contains(&l.max_allowed_packet) {
+        return Err(invalid(
+            "listener.max_allowed_packet",
+            "must be between 1024 and 1073741824 bytes",
+        ));
+    }
+    let t = &raw.timeouts;
+    for (key, v) in [
+        ("timeouts.connect_ms", t.connect_ms),
+        ("timeouts.handshake_ms", t.handshake_ms),
+    ] {
+        if v == 0 {
+            return Err(invalid(key, "must be greater than 0"));
+        }
+    }
+    let clusters = raw
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| validate_cluster(i, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    if clusters.is_empty() {
+        return Err(invalid(
+            "clusters",
+            "at least one [[clusters]] entry is required",
+        ));
+    }
+    unique(clusters.iter().map(|c| c.name.as_str()), "clusters", "name")?;
+    if raw.users.is_empty() {
+        return Err(invalid("users", "at least one [[users]] entry is required"));
+    }
+    let users = raw
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| validate_user(i, u, &clusters))
+        .collect::<Result<Vec<_>, _>>()?;
+    unique(users.iter().map(|u| u.name.as_str()), "users", "name")?;
+    Ok(Config {
+        listener: Listener {
+            address,
+            max_connections: l.max_connections,
+            max_allowed_packet: l.max_allowed_packet as usize,
+            server_version: l.server_version.clone(),
+            local_infile: l.local_infile,
+        },
+        timeouts: Timeouts {
+            connect: Duration::from_millis(t.connect_ms),
+            handshake: Duration::from_millis(t.handshake_ms),
+            shutdown_grace: Duration::from_millis(t.shutdown_grace_ms),
+        },
+        users,
+        clusters,
+    })
+}
+
+fn unique<'a>(
+    names: impl Iterator<Item = &'a str>,
+    table: &str,
+    field: &str,
+) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, n) in names.enumerate() {
+        if !seen.insert(n) {
+            return Err(invalid(
+                format!("{table}[{i}].{field}"),
+                format!("`{n}` is used twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_cluster(i: usize, c: &RawCluster) -> Result<Cluster, ConfigError> {
+    let key = format!("clusters[{i}]");
+    if c.name.is_empty() {
+        return Err(invalid(format!("{key}.name"), "must not be empty"));
+    }
+    if c.user.is_empty() {
+        return Err(invalid(format!("{key}.user"), "must not be empty"));
+    }
+    let backend_password = match (&c.password, &c.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{key}.password_env"),
+                "give either password or password_env, not both",
+            ))
+        }
+        (Some(p), None) => p.clone(),
+        (None, Some(var)) => std::env::var(var).map_err(|_| {
+            invalid(
+                format!("{key}.password_env"),
+                format!("environment variable `{var}` is not set"),
+            )
+        })?,
+        (None, None) => String::new(),
+    };
+    if c.servers.is_empty() {
+        return Err(invalid(
+            format!("{key}.servers"),
+            "a cluster needs at least one server",
+        ));
+    }
+    let mut servers = Vec::with_capacity(c.servers.len());
+    for (j, s) in c.servers.iter().enumerate() {
+        let skey = format!("{key}.servers[{j}]");
+        if s.name.is_empty() {
+            return Err(invalid(format!("{skey}.name"), "must not be empty"));
+        }
+        check_host_port(&s.address).map_err(|p| invalid(format!("{skey}.address"), p))?;
+        if s.weight == 0 {
+            return Err(invalid(format!("{skey}.weight"), "must be at least 1"));
+        }
+        servers.push(Server {
+            name: s.name.clone(),
+            address: s.address.clone(),
+            role: s.role,
+            weight: s.weight,
+        });
+    }
+    unique(
+        servers.iter().map(|s| s.name.as_str()),
+        &format!("{key}.servers"),
+        "name",
+    )?;
+    let primaries = servers.iter().filter(|s| s.role == Role::Primary).count();
+    if primaries != 1 {
+        return Err(invalid(
+            format!("{key}.servers"),
+            format!("exactly one server must have role = \"primary\" (found {primaries})"),
+        ));
+    }
+    Ok(Cluster {
+        name: c.name.clone(),
+        backend_user: c.user.clone(),
+        backend_password,
+        servers,
+    })
+}
+
+fn check_host_port(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{address}` is not host:port"))?;
+    if host.is_empty() {
+        return Err(format!("`{address}` has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("`{address}` has no valid port (1-65535)")),
+    }
+}
+
+fn validate_user(i: usize, u: &RawUser, clusters: &[Cluster]) -> Result<User, ConfigError> {
+    let key = format!("users[{i}]");
+    if u.name.is_empty() {
+        return Err(invalid(format!("{key}.name"), "must not be empty"));
+    }
+    let native_password = u
+        .native_password
+        .as_deref()
+        .map(|h| parse_native_hash(h).map_err(|p| invalid(format!("{key}.native_password"), p)))
+        .transpose()?;
+    let caching_sha2_password = u
+        .caching_sha2_password
+        .as_deref()
+        .map(|h| parse_hex::<32>(h).map_err(|p| invalid(format!("{key}.caching_sha2_password"), p)))
+        .transpose()?;
+    if native_password.is_none() && caching_sha2_password.is_none() {
+        return Err(invalid(
+            key,
+            "needs native_password and/or caching_sha2_password (run `lagless passwd` to make them)",
+        ));
+    }
+    let cluster = match &u.cluster {
+        Some(name) => {
+            if !clusters.iter().any(|c| &c.name == name) {
+                return Err(invalid(
+                    format!("{key}.cluster"),
+                    format!("no cluster is named `{name}`"),
+                ));
+            }
+            name.clone()
+        }
+        None => clusters[0].name.clone(),
+    };
+    Ok(User {
+        name: u.name.clone(),
+        native_password,
+        caching_sha2_password,
+        cluster,
+    })
+}
+
+fn parse_native_hash(h: &str) -> Result<[u8; 20], String> {
+    let hex = h.strip_prefix('*').ok_or_else(|| {
+        "must start with `*` followed by 40 hex digits (see `lagless passwd`)".to_string()
+    })?;
+    parse_hex::<20>(hex)
+}
+
+fn parse_hex<const N: usize>(h: &str) -> Result<[u8; N], String> {
+    let bytes = hex::decode(h).map_err(|_| format!("`{h}` is not hexadecimal"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("must be {} hex digits", N * 2))
+}
+
+#[cfg(test)]
+mod tests;

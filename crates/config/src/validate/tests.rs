@@ -1,0 +1,119 @@
+use crate::{from_toml_str, ConfigError, Role};
+
+const EXAMPLE: &str = include_str!("../../../../lagless.example.toml");
+
+fn err(text: &str) -> String {
+    match from_toml_str(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn example_file_is_valid() {
+    let c = from_toml_str(EXAMPLE).unwrap();
+    assert_eq!(c.listener.address.to_string(), "127.0.0.1:6033");
+    assert_eq!(c.clusters[0].primary().name, "primary");
+    assert_eq!(c.clusters[0].servers.len(), 3);
+    assert_eq!(c.clusters[0].servers[1].role, Role::Replica);
+    let u = c.user("app").unwrap();
+    assert_eq!(u.cluster, "main");
+    assert_eq!(u.native_password.unwrap()[0], 0xA9);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = EXAMPLE.replace(
+        "local_infile = false",
+        "local_infile = false\nlocal_infle = true",
+    );
+    let e = err(&text);
+    assert!(e.contains("local_infle"), "{e}");
+}
+
+#[test]
+fn unknown_key_in_server_is_named() {
+    let text = EXAMPLE.replace("weight = 1 ", "wieght = 1 ");
+    let e = err(&text);
+    assert!(e.contains("wieght"), "{e}");
+}
+
+#[test]
+fn impossible_values_are_named() {
+    let cases = [
+        (
+            "address = \"127.0.0.1:6033\"",
+            "address = \"nowhere\"",
+            "listener.address",
+        ),
+        (
+            "max_connections = 10000",
+            "max_connections = 0",
+            "listener.max_connections",
+        ),
+        ("connect_ms = 2000", "connect_ms = 0", "timeouts.connect_ms"),
+        (
+            "weight = 1 ",
+            "weight = 0 ",
+            "clusters[0].servers[0].weight",
+        ),
+        (
+            "address = \"127.0.0.1:3311\"",
+            "address = \"127.0.0.1:99999\"",
+            "clusters[0].servers[1].address",
+        ),
+        (
+            "role = \"replica\"\n\n[[clusters.servers]]",
+            "role = \"primary\"\n\n[[clusters.servers]]",
+            "clusters[0].servers",
+        ),
+        (
+            "native_password = \"*A9",
+            "native_password = \"A9",
+            "users[0].native_password",
+        ),
+        (
+            "cluster = \"main\"",
+            "cluster = \"other\"",
+            "users[0].cluster",
+        ),
+        (
+            "name = \"replica2\"",
+            "name = \"replica1\"",
+            "clusters[0].servers[2].name",
+        ),
+    ];
+    for (from, to, key) in cases {
+        assert!(EXAMPLE.contains(from), "example lacks {from}");
+        let e = err(&EXAMPLE.replacen(from, to, 1));
+        assert!(e.contains(key), "expected {key} in: {e}");
+    }
+}
+
+#[test]
+fn bad_role_is_refused() {
+    let e = err(&EXAMPLE.replacen("role = \"replica\"", "role = \"leader\"", 1));
+    assert!(e.contains("leader"), "{e}");
+}
+
+#[test]
+fn user_needs_a_hash() {
+    let text = EXAMPLE
+        .lines()
+        .filter(|l| !l.starts_with("native_password") && !l.starts_with("caching_sha2_password"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let e = err(&text);
+    assert!(
+        e.contains("users[0]") && e.contains("lagless passwd"),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_file_needs_clusters() {
+    assert!(matches!(
+        from_toml_str(""),
+        Err(ConfigError::Invalid { .. })
+    ));
+}
