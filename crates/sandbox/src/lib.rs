@@ -1,1 +1,46 @@
-//! Local MariaDB replication sandboxes (primary + replicas) for the demo, tests and benchmarks.
+//! Local MariaDB replication sandboxes: one primary and N replicas of real `mariadbd`
+//! processes on loopback ports, for the demo, the tests and the benchmarks.
+//!
+//! Needs Debian's `mariadb-server` (for `mariadbd`, `mariadb-install-db`) and
+//! `mariadb-client` (the `mariadb` CLI, used for every control-plane statement, so this
+//! crate has no async runtime and no MySQL client library).
+//!
+//! Parts:
+//! - [`layout`]: locating the binaries, where each file goes (datadirs on tmpfs), free ports.
+//! - `template`: one bootstrapped datadir (users, schemas), cached per server version and
+//!   copied (`cp -a`) for every server.
+//! - `cnf`: the option file of each server.
+//! - [`process`]: detached spawning, liveness through `/proc`, signals.
+//! - `client`: SQL through the `mariadb` CLI with a timeout.
+//! - [`server`]: a handle on one server: SQL helpers, kill / pause / resume / restart.
+//! - [`state`]: the `sandbox.json` manifest, credentials and the status report.
+//! - [`topology`]: `up` / `down`, crash recovery, replication set-up and checks.
+//! - [`sandbox`]: the [`Sandbox`] handle (with an optional Drop guard for tests).
+//! - [`gtid`]: GTID position parsing and comparison.
+//! - [`lag`]: inducing and removing replica lag.
+//! - [`cli`]: the `lagless sandbox ...` subcommands.
+
+mod client;
+mod cnf;
+mod template;
+
+pub mod cli;
+pub mod gtid;
+pub mod lag;
+pub mod layout;
+pub mod process;
+pub mod sandbox;
+pub mod server;
+pub mod state;
+pub mod topology;
+
+pub use gtid::GtidPos;
+pub use lag::{lag, LagAction, LagReport};
+pub use layout::{free_base_port, Binaries, INSTALL_HINT};
+pub use sandbox::Sandbox;
+pub use server::{Server, SlaveStatus};
+pub use state::{
+    Credentials, Durability, Manifest, Role, SandboxStatus, ServerEntry, ServerStatus,
+    UserCredential,
+};
+pub use topology::{down, status, up, DownReport, UpOptions};
