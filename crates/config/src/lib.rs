@@ -15,7 +15,7 @@ pub mod schema;
 pub mod validate;
 
 pub use schema::*;
-pub use validate::{Config, ConfigError};
+pub use validate::{Cluster, Config, ConfigError, Listener, Server, Timeouts, User};
 
 /// Parses and validates a TOML document.
 ///

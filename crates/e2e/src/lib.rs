@@ -1,1 +1,257 @@
-//! End-to-end test support: a sandbox topology plus a running proxy.
+//! End-to-end test support: a real sandbox (primary + replicas) and the real `lagless` binary
+//! in front of it, with a configuration written for the test.
+//!
+//! Users in that configuration: `app`/`lagless` (both hashes), `sha2only`/`sha2pass` (only a
+//! caching_sha2_password hash), `nativeonly`/`nativepass` (only a native hash).
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lagless_protocol::auth::{caching_sha2_stored, native_password_hash};
+use lagless_sandbox::{Sandbox, UpOptions};
+
+/// A sandbox plus a running proxy; both stop when dropped.
+pub struct Env {
+    pub proxy: ProxyProcess,
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+}
+
+/// Options for [`Env::start_with`].
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    pub replicas: usize,
+    /// Extra TOML appended to the `[listener]` table (e.g. `max_allowed_packet = 1048576`).
+    pub listener_extra: String,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        EnvOptions {
+            replicas: 2,
+            listener_extra: String::new(),
+        }
+    }
+}
+
+impl Env {
+    /// Starts a 1+2 sandbox and the proxy binary `bin` (pass `env!("CARGO_BIN_EXE_lagless")`).
+    pub fn start(bin: &Path) -> Result<Env> {
+        Self::start_with(bin, &EnvOptions::default())
+    }
+
+    pub fn start_with(bin: &Path, opts: &EnvOptions) -> Result<Env> {
+        let dir = tempfile::Builder::new().prefix("lagless-e2e-").tempdir()?;
+        let mut up = UpOptions::new(dir.path().join("sandbox"));
+        up.replicas = opts.replicas;
+        up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
+        up.stop_on_drop = true;
+        let sandbox = lagless_sandbox::up(&up)?;
+        let port = free_port()?;
+        let config = config_toml(&sandbox, port, &opts.listener_extra);
+        let config_path = dir.path().join("lagless.toml");
+        std::fs::write(&config_path, config)?;
+        let proxy = ProxyProcess::spawn(bin, &config_path, dir.path(), port)?;
+        Ok(Env {
+            proxy,
+            sandbox,
+            dir,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.proxy.port
+    }
+
+    /// `mysql://app:lagless@127.0.0.1:PORT/app`
+    pub fn url(&self) -> String {
+        format!("mysql://app:lagless@127.0.0.1:{}/app", self.port())
+    }
+
+    /// Runs the `mariadb` CLI in batch mode against the proxy.
+    pub fn cli(&self, user: &str, password: &str, sql: &str) -> Result<Output> {
+        mariadb_cli(self.port(), user, password, sql)
+    }
+}
+
+/// Runs `mariadb --batch` against a port; stdout holds tab-separated rows without headers.
+pub fn mariadb_cli(port: u16, user: &str, password: &str, sql: &str) -> Result<Output> {
+    let mut child = Command::new("mariadb")
+        .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P"])
+        .arg(port.to_string())
+        .args(["-u", user])
+        .arg(format!("-p{password}"))
+        .args([
+            "--batch",
+            "--skip-column-names",
+            "--connect-timeout=5",
+            "app",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run the mariadb CLI (apt-get install mariadb-client)")?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(sql.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}
+
+/// The proxy configuration for a test sandbox.
+pub fn config_toml(sandbox: &Sandbox, port: u16, listener_extra: &str) -> String {
+    let m = sandbox.manifest();
+    let user = |name: &str, password: &str, native: bool, sha2: bool| {
+        let mut s = format!("[[users]]\nname = \"{name}\"\n");
+        if native {
+            s += &format!(
+                "native_password = \"*{}\"\n",
+                hex::encode_upper(native_password_hash(password.as_bytes()))
+            );
+        }
+        if sha2 {
+            s += &format!(
+                "caching_sha2_password = \"{}\"\n",
+                hex::encode(caching_sha2_stored(password.as_bytes()))
+            );
+        }
+        s
+    };
+    let mut t = format!(
+        "[listener]\naddress = \"127.0.0.1:{port}\"\n{listener_extra}\n\n[timeouts]\nshutdown_grace_ms = 3000\n\n"
+    );
+    t += &user("app", "lagless", true, true);
+    t += &user("sha2only", "sha2pass", false, true);
+    t += &user("nativeonly", "nativepass", true, false);
+    t += &format!(
+        "\n[[clusters]]\nname = \"main\"\nuser = \"{}\"\npassword = \"{}\"\n",
+        m.users.admin.user, m.users.admin.password
+    );
+    for s in &m.servers {
+        let role = if s.role == lagless_sandbox::Role::Primary {
+            "primary"
+        } else {
+            "replica"
+        };
+        t += &format!(
+            "\n[[clusters.servers]]\nname = \"{}\"\naddress = \"{}:{}\"\nrole = \"{role}\"\n",
+            s.name, s.host, s.port
+        );
+    }
+    t
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The `lagless` binary running as a child process; SIGTERM then SIGKILL on drop.
+pub struct ProxyProcess {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl ProxyProcess {
+    /// Starts `bin --config config` and waits until it accepts connections.
+    pub fn spawn(bin: &Path, config: &Path, log_dir: &Path, port: u16) -> Result<ProxyProcess> {
+        let log = log_dir.join(format!("lagless-{port}.log"));
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .args(["--log", "info,lagless_proxy=debug"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(log.with_extension("err"))?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut p = ProxyProcess { child, port, log };
+        p.wait_listening(Duration::from_secs(20))?;
+        Ok(p)
+    }
+
+    fn wait_listening(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("lagless exited with {status}: {}", self.stderr());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "lagless did not listen on {} within {timeout:?}: {}",
+            self.port,
+            self.stderr()
+        )
+    }
+
+    /// What the proxy logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit, up to `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > timeout {
+                bail!("lagless still running {timeout:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.terminate(Duration::from_secs(5));
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One [`Env`] shared by every test of a test binary, stopped when the binary exits.
+///
+/// Statics are never dropped, so the environment is torn down from an `atexit` hook: the test
+/// harness ends with `std::process::exit`, which runs it.
+pub fn shared_env(bin: &'static str) -> &'static Env {
+    static INIT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        let env = Env::start(Path::new(bin))
+            .unwrap_or_else(|e| panic!("cannot start the test environment: {e:#}"));
+        SHARED.store(Box::into_raw(Box::new(env)), Ordering::SeqCst);
+        // SAFETY: registers a plain `extern "C" fn()` that takes no arguments.
+        unsafe { libc::atexit(stop_shared_env) };
+    });
+    // SAFETY: set above and freed only by the atexit hook, after every test has ended.
+    unsafe { &*SHARED.load(Ordering::SeqCst) }
+}
+
+static SHARED: AtomicPtr<Env> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn stop_shared_env() {
+    let p = SHARED.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: `p` came from Box::into_raw in shared_env and is taken exactly once.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}

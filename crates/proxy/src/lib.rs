@@ -1,1 +1,28 @@
-//! The proxy: listener, client session loop and query engine.
+//! The Lagless proxy: accepts MySQL clients, authenticates them, and forwards their commands to
+//! the backend servers chosen by the routing step.
+//!
+//! Parts, in the order a connection meets them:
+//! - [`server`]: listener, connection limit, graceful shutdown.
+//! - [`client`]: framing on the client socket (reads whole commands, enforces max_allowed_packet).
+//! - [`handshake`]: greeting and authentication of the client against the configured users.
+//! - [`session`]: the thin per-client loop: read a command, hand it to the engine.
+//! - [`engine`]: one command: intercept → route → execute on a backend.
+//! - [`backends`]: the session's backend connections, opened lazily with the session's settings.
+//! - [`relay`]: streams a backend's response to the client, packet-aware but without buffering.
+//! - [`context`]: what all sessions share (config snapshot, RSA key, counters); passed explicitly.
+//! - [`error`]: the one place internal errors become client ERR packets.
+
+#![forbid(unsafe_code)]
+
+pub mod backends;
+pub mod client;
+pub mod context;
+pub mod engine;
+pub mod error;
+pub mod handshake;
+pub mod relay;
+pub mod server;
+pub mod session;
+
+pub use context::ProxyContext;
+pub use server::{serve, ShutdownSignals};

@@ -1,0 +1,67 @@
+//! State shared by every session, handed to them explicitly (no process-wide statics).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lagless_config::Config;
+use lagless_protocol::auth::RsaKeyPair;
+
+/// Shared, read-mostly state of a running proxy.
+pub struct ProxyContext {
+    pub config: Arc<Config>,
+    /// Announced in the greeting; taken from the primary at start so drivers detect features.
+    pub server_version: String,
+    /// For caching_sha2_password full authentication without TLS.
+    pub rsa: RsaKeyPair,
+    next_connection_id: AtomicU32,
+    /// Users who completed a caching_sha2_password full authentication since start: like a
+    /// MySQL server, Lagless lets them use the fast path afterwards.
+    sha2_cache: Mutex<HashSet<String>>,
+    pub stats: Stats,
+}
+
+/// Counters visible to tests and, later, to the admin interface.
+#[derive(Default)]
+pub struct Stats {
+    pub connections_accepted: AtomicU64,
+    pub connections_active: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub commands: AtomicU64,
+    pub backend_errors: AtomicU64,
+}
+
+impl ProxyContext {
+    /// # Errors
+    /// When the RSA key for caching_sha2_password cannot be generated.
+    pub fn new(
+        config: Arc<Config>,
+        server_version: String,
+    ) -> Result<Self, lagless_protocol::ProtocolError> {
+        Ok(ProxyContext {
+            config,
+            server_version,
+            rsa: RsaKeyPair::generate()?,
+            next_connection_id: AtomicU32::new(1),
+            sha2_cache: Mutex::new(HashSet::new()),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn next_connection_id(&self) -> u32 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn sha2_cached(&self, user: &str) -> bool {
+        self.sha2_cache
+            .lock()
+            .map(|c| c.contains(user))
+            .unwrap_or(false)
+    }
+
+    pub fn sha2_remember(&self, user: &str) {
+        if let Ok(mut c) = self.sha2_cache.lock() {
+            c.insert(user.to_string());
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Errors of a client session, and the one place they become ERR packets.
+
+use lagless_protocol::consts::{self, ErrorCode};
+use lagless_protocol::ok_err::ErrPacket;
+use lagless_protocol::ProtocolError;
+
+/// Why a session (or one of its commands) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("client I/O: {0}")]
+    ClientIo(#[source] std::io::Error),
+    #[error("client sent a packet of {len} bytes, over max_allowed_packet ({max})")]
+    ClientPacketTooLarge { len: usize, max: usize },
+    #[error("client protocol error: {0}")]
+    ClientProtocol(#[source] ProtocolError),
+    #[error("backend {server}: {source}")]
+    Backend {
+        server: String,
+        #[source]
+        source: lagless_backend::BackendError,
+    },
+    #[error("backend {server} closed the connection")]
+    BackendLost { server: String },
+    #[error("backend {server} sent an unexpected packet: {source}")]
+    BackendProtocol {
+        server: String,
+        #[source]
+        source: ProtocolError,
+    },
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+}
+
+impl SessionError {
+    /// The ERR packet a client should get for this error, if it can still receive one.
+    pub fn to_err_packet(&self) -> Option<ErrPacket> {
+        let (code, message): (ErrorCode, String) = match self {
+            SessionError::ClientIo(_) => return None,
+            SessionError::ClientPacketTooLarge { .. } => (
+                consts::ER_NET_PACKET_TOO_LARGE,
+                "Got a packet bigger than 'max_allowed_packet' bytes".into(),
+            ),
+            SessionError::ClientProtocol(e) => {
+                (consts::ER_NET_READ_ERROR, format!("Malformed packet: {e}"))
+            }
+            SessionError::Backend { server, source } => match source {
+                lagless_backend::BackendError::Server {
+                    code,
+                    sql_state,
+                    message,
+                } => {
+                    let mut state = *b"HY000";
+                    if sql_state.len() == 5 {
+                        state.copy_from_slice(sql_state.as_bytes());
+                    }
+                    return Some(ErrPacket {
+                        code: *code,
+                        sql_state: state,
+                        message: message.clone(),
+                    });
+                }
+                other => (
+                    consts::CR_SERVER_GONE_ERROR,
+                    format!("Lagless cannot reach backend server {server}: {other}"),
+                ),
+            },
+            SessionError::BackendLost { server } => (
+                consts::PROXY_BACKEND_LOST,
+                format!(
+                    "{} ({server}); the statement's outcome is unknown",
+                    consts::PROXY_BACKEND_LOST_MESSAGE
+                ),
+            ),
+            SessionError::BackendProtocol { server, source } => (
+                consts::PROXY_BACKEND_LOST,
+                format!("Backend server {server} sent a malformed response: {source}"),
+            ),
+            SessionError::HandshakeTimeout => (
+                consts::ER_HANDSHAKE_ERROR,
+                "Bad handshake: timed out".into(),
+            ),
+        };
+        Some(err_packet(code, message))
+    }
+}
+
+pub fn err_packet(code: ErrorCode, message: impl Into<String>) -> ErrPacket {
+    ErrPacket {
+        code: code.code,
+        sql_state: code.sql_state,
+        message: message.into(),
+    }
+}

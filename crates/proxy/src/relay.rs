@@ -1,0 +1,240 @@
+//! Streams one command's response from a backend to the client.
+//!
+//! Hand-written rather than a decode/encode codec because this is the hot path: bytes are read
+//! into the backend connection's buffer and written to the client in the same contiguous chunks,
+//! while packet headers are walked in place to find where the response ends. Only OK packets that
+//! must change for the client (session-state info it did not ask for) are rebuilt. Memory stays
+//! bounded by the read chunk plus one status packet, whatever the size of the result.
+
+use bytes::Buf;
+use lagless_protocol::consts::{
+    CLIENT_DEPRECATE_EOF, CLIENT_SESSION_TRACK, SERVER_SESSION_STATE_CHANGED,
+};
+use lagless_protocol::ok_err::strip_session_state;
+use lagless_protocol::packet::{read_header, write_header, HEADER_LEN, MAX_PAYLOAD};
+use lagless_protocol::response::{Event, Expect, PacketKind, ResponseTracker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backends::BackendConn;
+use crate::client::ClientConn;
+use crate::error::SessionError;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the relay learned about the response.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Relayed {
+    /// Server status flags of the last OK/EOF (transaction state, autocommit).
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub packets: u64,
+    pub was_error: bool,
+}
+
+/// Why a relay stopped early. `client_saw_bytes` tells whether a retry elsewhere is still
+/// invisible to the client.
+#[derive(Debug)]
+pub struct RelayError {
+    pub error: SessionError,
+    pub client_saw_bytes: bool,
+}
+
+/// Where the walker is inside the current packet.
+#[derive(Default)]
+struct Walk {
+    /// Payload bytes of the current chunk not yet walked past.
+    skip: usize,
+    /// The current chunk was 0xFFFFFF bytes long: the next header continues the same packet.
+    continuation: bool,
+    done: bool,
+}
+
+/// Relays the response to the command just sent to `backend`. `on_ok` sees the payload of every
+/// OK packet (session tracking, last insert id) before the client does.
+///
+/// # Errors
+/// Backend or client I/O, or a response the tracker cannot follow; see [`RelayError`].
+pub async fn relay_response(
+    backend: &mut BackendConn,
+    client: &mut ClientConn,
+    expect: Expect,
+    mut on_ok: impl FnMut(&[u8]),
+) -> Result<Relayed, RelayError> {
+    let mut tracker =
+        ResponseTracker::new(expect, backend.capabilities & CLIENT_DEPRECATE_EOF != 0);
+    let strip = client.capabilities & CLIENT_SESSION_TRACK == 0;
+    let mut out = Relayed::default();
+    let mut walk = Walk::default();
+    let mut sent_any = false;
+    let fail = |error, sent| RelayError {
+        error,
+        client_saw_bytes: sent,
+    };
+    loop {
+        // Walk every complete header in the buffer; `start..pos` is ready to forward as is.
+        let mut start = 0usize;
+        let mut pos = 0usize;
+        let mut local_infile = false;
+        loop {
+            let buf = &backend.buf[..];
+            if walk.skip > 0 {
+                let n = walk.skip.min(buf.len() - pos);
+                pos += n;
+                walk.skip -= n;
+                if walk.skip > 0 {
+                    break;
+                }
+            }
+            if walk.done && !walk.continuation {
+                break;
+            }
+            let Some((len, seq)) = read_header(&buf[pos..]) else {
+                break;
+            };
+            if walk.continuation {
+                pos += HEADER_LEN;
+                walk.skip = len;
+                walk.continuation = len == MAX_PAYLOAD;
+                continue;
+            }
+            if len == 0 {
+                let e = protocol_error(backend, "empty packet in a response");
+                return Err(fail(e, sent_any));
+            }
+            let Some(&first) = buf.get(pos + HEADER_LEN) else {
+                break;
+            };
+            let need = tracker.bytes_needed(first, len);
+            let Some(head) = buf.get(pos + HEADER_LEN..pos + HEADER_LEN + need) else {
+                break;
+            };
+            let ev: Event = tracker
+                .on_packet(head, len)
+                .map_err(|e| fail(protocol_error_from(backend, e), sent_any))?;
+            out.packets += 1;
+            walk.continuation = len == MAX_PAYLOAD;
+            walk.done = ev.done;
+            match ev.kind {
+                PacketKind::Ok => {
+                    on_ok(head);
+                    out.status = ev.status.or(out.status);
+                    let changed = ev
+                        .status
+                        .is_some_and(|s| s & SERVER_SESSION_STATE_CHANGED != 0);
+                    if strip && changed {
+                        if let Some(rewritten) = strip_session_state(head, backend.capabilities) {
+                            // Forward what precedes, then the rebuilt packet in place of this one.
+                            let mut framed =
+                                bytes::BytesMut::with_capacity(rewritten.len() + HEADER_LEN);
+                            write_header(&mut framed, rewritten.len(), seq);
+                            framed.extend_from_slice(&rewritten);
+                            let prefix = backend.buf[start..pos].to_vec();
+                            write_both(client, &prefix, &framed)
+                                .await
+                                .map_err(|e| fail(e, sent_any))?;
+                            sent_any = true;
+                            pos += HEADER_LEN + len;
+                            start = pos;
+                            continue;
+                        }
+                    }
+                }
+                PacketKind::Eof => out.status = ev.status.or(out.status),
+                PacketKind::Err => out.was_error = true,
+                PacketKind::LocalInfile => local_infile = true,
+                _ => {}
+            }
+            pos += HEADER_LEN;
+            walk.skip = len;
+            if local_infile {
+                pos += len;
+                walk.skip = 0;
+                break;
+            }
+        }
+        if pos > start {
+            client
+                .write_framed(&backend.buf[start..pos])
+                .await
+                .map_err(|e| fail(e, sent_any))?;
+            sent_any = true;
+            out.bytes += (pos - start) as u64;
+        }
+        backend.buf.advance(pos);
+        if local_infile {
+            relay_local_infile(backend, client)
+                .await
+                .map_err(|e| fail(e, true))?;
+            continue;
+        }
+        if walk.done && walk.skip == 0 && !walk.continuation {
+            return Ok(out);
+        }
+        backend.buf.reserve(READ_CHUNK);
+        match backend.stream.read_buf(&mut backend.buf).await {
+            Ok(0) => {
+                let e = SessionError::BackendLost {
+                    server: backend.server_name.clone(),
+                };
+                return Err(fail(e, sent_any));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let e = SessionError::BackendLost {
+                    server: backend.server_name.clone(),
+                };
+                return Err(fail(e, sent_any));
+            }
+        }
+    }
+}
+
+async fn write_both(client: &mut ClientConn, a: &[u8], b: &[u8]) -> Result<(), SessionError> {
+    if !a.is_empty() {
+        client.write_framed(a).await?;
+    }
+    client.write_framed(b).await
+}
+
+/// The server asked for a local file: relay the client's packets until its empty packet.
+async fn relay_local_infile(
+    backend: &mut BackendConn,
+    client: &mut ClientConn,
+) -> Result<(), SessionError> {
+    loop {
+        let Some(p) = client.read_packet().await? else {
+            return Err(SessionError::ClientIo(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        };
+        let mut framed = bytes::BytesMut::with_capacity(p.payload.len() + HEADER_LEN);
+        lagless_protocol::packet::encode_packet(p.seq, &p.payload, &mut framed);
+        backend
+            .stream
+            .write_all(&framed)
+            .await
+            .map_err(|_| SessionError::BackendLost {
+                server: backend.server_name.clone(),
+            })?;
+        if p.payload.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+fn protocol_error(backend: &BackendConn, what: &'static str) -> SessionError {
+    protocol_error_from(
+        backend,
+        lagless_protocol::ProtocolError::UnexpectedPacket(what),
+    )
+}
+
+fn protocol_error_from(
+    backend: &BackendConn,
+    source: lagless_protocol::ProtocolError,
+) -> SessionError {
+    SessionError::BackendProtocol {
+        server: backend.server_name.clone(),
+        source,
+    }
+}

@@ -1,0 +1,106 @@
+//! The per-client loop: handshake, then read a command and hand it to the engine, until the
+//! client quits, the connection breaks, or the proxy shuts down.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, Instrument};
+
+use crate::client::ClientConn;
+use crate::context::ProxyContext;
+use crate::engine::{Engine, Flow};
+use crate::error::SessionError;
+use crate::handshake;
+
+/// Serves one client connection to its end. Errors are logged here, in the connection's task.
+pub async fn run_session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ProxyContext>,
+    idle_shutdown: CancellationToken,
+    hard_shutdown: CancellationToken,
+) {
+    let connection_id = ctx.next_connection_id();
+    let span = info_span!("session", id = connection_id, %peer);
+    async move {
+        ctx.stats.connections_active.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::select! {
+            r = serve(stream, peer, &ctx, connection_id, &idle_shutdown) => r,
+            _ = hard_shutdown.cancelled() => Ok(()),
+        };
+        ctx.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => debug!("session closed"),
+            Err(e) => debug!(error = %e, "session ended with an error"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<ProxyContext>,
+    connection_id: u32,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let _ = stream.set_nodelay(true);
+    let mut client = ClientConn::new(stream, ctx.config.listener.max_allowed_packet);
+    let timeout = ctx.config.timeouts.handshake;
+    let identity = match tokio::time::timeout(
+        timeout,
+        handshake::accept(&mut client, ctx, connection_id, peer),
+    )
+    .await
+    {
+        Err(_) => return report(&mut client, SessionError::HandshakeTimeout, 2).await,
+        Ok(Err(SessionError::ClientPacketTooLarge { len, max })) => {
+            return report(
+                &mut client,
+                SessionError::ClientPacketTooLarge { len, max },
+                2,
+            )
+            .await
+        }
+        Ok(r) => r?,
+    };
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    let mut engine = Engine::new(ctx.clone(), client, identity, peer);
+    if !engine.open().await? {
+        return Ok(());
+    }
+    loop {
+        let packet = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            p = engine.client.read_packet() => p,
+        };
+        let packet = match packet {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(()),
+            Err(e @ SessionError::ClientPacketTooLarge { .. }) => {
+                return report(&mut engine.client, e, 1).await
+            }
+            Err(e) => return Err(e),
+        };
+        ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
+        if engine.handle(packet).await? == Flow::Close {
+            return Ok(());
+        }
+    }
+}
+
+/// Tells the client why its connection is being closed, as a server would.
+async fn report(client: &mut ClientConn, error: SessionError, seq: u8) -> Result<(), SessionError> {
+    if let Some(err) = error.to_err_packet() {
+        client.queue_err(seq, &err);
+        let _ = client.flush().await;
+    }
+    Err(error)
+}

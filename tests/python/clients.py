@@ -1,0 +1,193 @@
+"""Real Python clients through Lagless: PyMySQL and SQLAlchemy.
+
+Run by the Rust integration suite (crates/lagless/tests) against a sandbox and a running proxy:
+    python clients.py --port PORT [--host 127.0.0.1]
+Users expected in the proxy config: app/lagless (both hashes), sha2only/sha2pass (only a
+caching_sha2_password hash), nativeonly/nativepass (only a native hash).
+Prints one line per check and a closing 'N passed, N failed' line; exits 1 if any failed.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+
+import pymysql
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+CHECKS = []
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+def connect(args, user="app", password="lagless", **kw):
+    return pymysql.connect(host=args.host, port=args.port, user=user, password=password,
+                           database="app", **kw)
+
+
+@check
+def native_login_and_query(args):
+    with connect(args) as c, c.cursor() as cur:
+        cur.execute("SELECT 1 + 1")
+        assert cur.fetchone() == (2,)
+
+
+@check
+def wrong_password_is_access_denied(args):
+    try:
+        connect(args, password="wrong")
+    except pymysql.err.OperationalError as e:
+        assert e.args[0] == 1045, e.args
+        assert "Access denied" in e.args[1], e.args
+        return
+    raise AssertionError("login with a wrong password succeeded")
+
+
+@check
+def unknown_user_is_access_denied(args):
+    try:
+        connect(args, user="nobody", password="x")
+    except pymysql.err.OperationalError as e:
+        assert e.args[0] == 1045, e.args
+        return
+    raise AssertionError("unknown user logged in")
+
+
+@check
+def caching_sha2_full_then_fast(args):
+    # The first login does full authentication (RSA-encrypted password), the second the fast path.
+    for _ in range(2):
+        with connect(args, user="sha2only", password="sha2pass") as c, c.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            assert cur.fetchone()[0].startswith("lagless@"), "backend login is the proxy's own"
+    try:
+        connect(args, user="sha2only", password="bad")
+    except pymysql.err.OperationalError as e:
+        assert e.args[0] == 1045, e.args
+    else:
+        raise AssertionError("sha2 login with a wrong password succeeded")
+
+
+@check
+def native_only_user_switched_from_sha2(args):
+    with connect(args, user="nativeonly", password="nativepass",
+                 auth_plugin_map={}) as c, c.cursor() as cur:
+        cur.execute("SELECT 'ok'")
+        assert cur.fetchone() == ("ok",)
+
+
+@check
+def writes_reads_and_last_insert_id(args):
+    with connect(args, autocommit=True) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS py_items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50))")
+        cur.execute("INSERT INTO py_items (name) VALUES (%s)", ("widget",))
+        new_id = cur.lastrowid
+        assert new_id > 0
+        cur.execute("SELECT LAST_INSERT_ID()")
+        assert cur.fetchone()[0] == new_id
+        cur.execute("SELECT name FROM py_items WHERE id = %s", (new_id,))
+        assert cur.fetchone() == ("widget",)
+        cur.execute("UPDATE py_items SET name = 'gadget' WHERE id = %s", (new_id,))
+        assert cur.rowcount == 1
+
+
+@check
+def multi_statement_multi_results(args):
+    flags = pymysql.constants.CLIENT.MULTI_STATEMENTS
+    with connect(args, client_flag=flags) as c, c.cursor() as cur:
+        cur.execute("SELECT 1; SELECT 2, 3; DO 0")
+        assert cur.fetchall() == ((1,),)
+        assert cur.nextset()
+        assert cur.fetchall() == ((2, 3),)
+        assert cur.nextset()
+        assert not cur.nextset()
+
+
+@check
+def transaction_rollback(args):
+    with connect(args) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS py_tx (id INT PRIMARY KEY)")
+        cur.execute("DELETE FROM py_tx")
+        c.commit()
+        c.begin()
+        cur.execute("INSERT INTO py_tx VALUES (1)")
+        c.rollback()
+        cur.execute("SELECT COUNT(*) FROM py_tx")
+        assert cur.fetchone() == (0,)
+
+
+@check
+def load_data_local_is_refused(args):
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        f.write("1\n2\n")
+        path = f.name
+    try:
+        with connect(args, local_infile=True) as c, c.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS py_load (id INT)")
+            try:
+                cur.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE py_load")
+            except (pymysql.err.OperationalError, pymysql.err.InternalError,
+                    pymysql.err.ProgrammingError, pymysql.err.NotSupportedError) as e:
+                assert e.args[0] in (1148, 4166), e.args  # command not allowed / local infile disabled
+                return
+            raise AssertionError("LOAD DATA LOCAL was accepted")
+    finally:
+        os.unlink(path)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Order(Base):
+    __tablename__ = "sa_orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer: Mapped[str] = mapped_column(sa.String(50))
+    total: Mapped[int]
+
+
+@check
+def sqlalchemy_orm_session(args):
+    url = f"mysql+pymysql://app:lagless@{args.host}:{args.port}/app"
+    engine = sa.create_engine(url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add(Order(customer="ada", total=10))
+        s.flush()  # INSERT inside the transaction; the id comes back from the same backend
+        o = s.scalars(sa.select(Order).where(Order.customer == "ada")).one()
+        assert o.id is not None
+        o.total = 42
+        s.commit()
+    with Session(engine) as s:
+        assert s.scalars(sa.select(Order.total).where(Order.customer == "ada")).one() == 42
+        assert s.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
+    engine.dispose()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args()
+    passed = failed = 0
+    for fn in CHECKS:
+        try:
+            fn(args)
+            print(f"ok   {fn.__name__}")
+            passed += 1
+        except Exception:
+            print(f"FAIL {fn.__name__}")
+            traceback.print_exc()
+            failed += 1
+    print(f"python: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
