@@ -1,0 +1,834 @@
+//! Statement classification: `classify()` for a whole text, `statements()` per statement.
+
+use crate::class::{MetaKind, SessionKind, StatementClass, TransactionKind, XaKind};
+use crate::cursor::{
+    Cursor, DML, INTO, LOCKING, PRIMARY_FN, SQL_MODE, UNTERMINATED, USER_VAR, UV_ASSIGN,
+};
+use crate::hints::{self, RoutingHint};
+use crate::keywords::Kw;
+use crate::lexer::{LexOptions, Lexer, Token, TokenKind};
+use crate::set;
+use crate::tables::Tables;
+
+/// The result of classifying a query text (or, from [`statements`], one statement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Classification<'a> {
+    /// The class; for multi-statement text the most restrictive part's class
+    /// (see [`StatementClass`] for the order; the last one wins a tie).
+    pub class: StatementClass<'a>,
+    /// Routing hint from the first comment of the text (see [`crate::hints`]).
+    pub hint: Option<RoutingHint<'a>>,
+    /// The first keyword of the first statement, as written (`select`, `INSERT`, ...).
+    pub first_keyword: Option<&'a str>,
+    /// Number of non-empty statements (`SELECT 1;` is one; `;;` is none).
+    pub statement_count: u32,
+    /// More than one statement: routers that track session state should walk
+    /// [`statements`] since `class` keeps only the most restrictive part.
+    pub multi: bool,
+    /// Some statement reads or writes a user variable (`@a`). User variables live on
+    /// the connection that set them: reading one on another backend gives NULL or a stale value.
+    pub uses_user_variables: bool,
+    /// Some statement assigns a user variable (`SET @a = ...`, `@a := ...`, `SELECT ... INTO @a`
+    /// is reported through the class and `INTO`, not here).
+    pub assigns_user_variables: bool,
+    /// Some statement calls a primary-only function or reads primary-only state
+    /// (`GET_LOCK()`, `LAST_INSERT_ID()`, `NEXTVAL()`, `FOUND_ROWS()`, `@@identity`, ...),
+    /// whatever its class (e.g. `SET @id = LAST_INSERT_ID()`).
+    pub primary_only_functions: bool,
+    /// `SET autocommit = ...` seen (any spelling, also inside a SET of several variables);
+    /// the last value wins.
+    pub autocommit: Option<bool>,
+    /// `SET sql_mode = ...` seen: `ANSI_QUOTES`/`NO_BACKSLASH_ESCAPES` may have changed,
+    /// the caller should refresh its [`LexOptions`].
+    pub sets_sql_mode: bool,
+    /// The classified text (the whole input, or the statement for [`statements`]).
+    pub text: &'a str,
+    opts: LexOptions,
+}
+
+impl<'a> Classification<'a> {
+    fn new(text: &'a str, opts: LexOptions) -> Self {
+        Classification {
+            class: StatementClass::Empty,
+            hint: None,
+            first_keyword: None,
+            statement_count: 0,
+            multi: false,
+            uses_user_variables: false,
+            assigns_user_variables: false,
+            primary_only_functions: false,
+            autocommit: None,
+            sets_sql_mode: false,
+            text,
+            opts,
+        }
+    }
+
+    /// Tables named by the text, lazily extracted (see [`crate::tables`]).
+    pub fn tables(&self) -> Tables<'a> {
+        Tables::new(self.text, self.opts)
+    }
+
+    fn absorb(&mut self, s: &Stmt<'a>) {
+        if self.statement_count == 0 {
+            self.first_keyword = s.first_keyword;
+        }
+        self.statement_count += 1;
+        self.multi = self.statement_count > 1;
+        if s.class.rank() >= self.class.rank() {
+            self.class = s.class;
+        }
+        self.uses_user_variables |= s.facts & (USER_VAR | UV_ASSIGN) != 0;
+        self.assigns_user_variables |= s.facts & UV_ASSIGN != 0;
+        self.primary_only_functions |= s.facts & PRIMARY_FN != 0;
+        self.sets_sql_mode |= s.facts & SQL_MODE != 0;
+        if s.autocommit.is_some() {
+            self.autocommit = s.autocommit;
+        }
+    }
+}
+
+/// Classify a query text (one or several `;`-separated statements).
+///
+/// Never allocates, never panics, runs in time linear in `sql.len()`.
+pub fn classify<'a>(sql: &'a str, opts: &LexOptions) -> Classification<'a> {
+    let mut cur = Cursor::new(Lexer::new(sql, *opts));
+    let mut out = Classification::new(sql, *opts);
+    while let Some(s) = next_statement(&mut cur) {
+        out.absorb(&s);
+    }
+    out.hint = hints::from_comment(cur.lx.first_comment());
+    out
+}
+
+/// Iterate over the statements of a text, classifying each one.
+///
+/// Each item has `statement_count == 1`, `text` set to that statement (from its first
+/// token to the end of its last token) and `hint` set only on the statement during
+/// which the text's first comment was seen.
+pub fn statements<'a>(sql: &'a str, opts: &LexOptions) -> Statements<'a> {
+    Statements {
+        cur: Cursor::new(Lexer::new(sql, *opts)),
+        src: sql,
+        opts: *opts,
+        hint_given: false,
+    }
+}
+
+/// Iterator returned by [`statements`].
+pub struct Statements<'a> {
+    cur: Cursor<'a>,
+    src: &'a str,
+    opts: LexOptions,
+    hint_given: bool,
+}
+
+impl<'a> Iterator for Statements<'a> {
+    type Item = Classification<'a>;
+
+    fn next(&mut self) -> Option<Classification<'a>> {
+        let s = next_statement(&mut self.cur)?;
+        let text = self.src.get(s.start..s.end).unwrap_or("");
+        let mut c = Classification::new(text, self.opts);
+        c.absorb(&s);
+        if !self.hint_given {
+            if let Some(comment) = self.cur.lx.first_comment() {
+                self.hint_given = true;
+                c.hint = hints::parse_hint(comment.body);
+            }
+        }
+        Some(c)
+    }
+}
+
+pub(crate) struct Stmt<'a> {
+    class: StatementClass<'a>,
+    facts: u16,
+    autocommit: Option<bool>,
+    first_keyword: Option<&'a str>,
+    start: usize,
+    end: usize,
+}
+
+fn next_statement<'a>(cur: &mut Cursor<'a>) -> Option<Stmt<'a>> {
+    let first = loop {
+        cur.begin_statement();
+        match cur.next() {
+            Some(t) => break t,
+            None if cur.eof => return None,
+            None => continue, // empty statement
+        }
+    };
+    let start = first.start;
+    let mut class = statement(cur, first, 0);
+    cur.drain();
+    if cur.facts & UNTERMINATED != 0 {
+        class = StatementClass::Unknown;
+    }
+    Some(Stmt {
+        class,
+        facts: cur.facts,
+        autocommit: cur.autocommit,
+        first_keyword: cur.first_kw,
+        start,
+        end: cur.end.max(start),
+    })
+}
+
+const MAX_DEPTH: u8 = 8;
+
+/// Classify the statement whose first token, `first`, was just consumed from `cur`.
+/// May leave the rest of the statement unconsumed (the caller drains it).
+pub(crate) fn statement<'a>(
+    cur: &mut Cursor<'a>,
+    first: Token<'a>,
+    depth: u8,
+) -> StatementClass<'a> {
+    use StatementClass as C;
+    if depth > MAX_DEPTH {
+        return C::Unknown;
+    }
+    if first.kind != TokenKind::Word {
+        if first.is_symbol(b'(') {
+            // (SELECT ...) UNION (SELECT ...)
+            let mut t = first;
+            while t.is_symbol(b'(') {
+                match cur.next() {
+                    Some(n) => t = n,
+                    None => return C::Unknown,
+                }
+            }
+            return match cur.prev_kw {
+                Kw::Select | Kw::With | Kw::Values | Kw::Table => statement(cur, t, depth + 1),
+                _ => C::Unknown,
+            };
+        }
+        return C::Unknown;
+    }
+    if cur.first_kw.is_none() {
+        cur.first_kw = Some(first.text);
+    }
+    // `first` is the last consumed token, so its keyword is `prev_kw`.
+    match cur.prev_kw {
+        Kw::Select | Kw::Table | Kw::Values => select_like(cur),
+        Kw::With => with_statement(cur),
+        Kw::Insert
+        | Kw::Replace
+        | Kw::Update
+        | Kw::Delete
+        | Kw::Load
+        | Kw::Alter
+        | Kw::Truncate
+        | Kw::Rename
+        | Kw::Grant
+        | Kw::Revoke
+        | Kw::Optimize
+        | Kw::Repair
+        | Kw::Check
+        | Kw::Checksum
+        | Kw::Flush
+        | Kw::Reset
+        | Kw::Purge
+        | Kw::Install
+        | Kw::Uninstall
+        | Kw::Kill
+        | Kw::Change
+        | Kw::Stop
+        | Kw::Cache
+        | Kw::Import
+        | Kw::Shutdown
+        | Kw::Restart
+        | Kw::Clone
+        | Kw::Binlog
+        | Kw::Backup => C::Write,
+        Kw::Set => set::set_statement(cur, depth),
+        Kw::Create => {
+            let mut k = cur.peek_kw();
+            if k == Kw::Or {
+                cur.next(); // OR
+                cur.next(); // REPLACE
+                k = cur.peek_kw();
+            }
+            if k == Kw::Temporary {
+                C::SessionState(SessionKind::CreateTemporaryTable)
+            } else {
+                C::Write
+            }
+        }
+        Kw::Drop => match cur.peek_kw() {
+            Kw::Temporary => C::SessionState(SessionKind::DropTemporaryTable),
+            Kw::Prepare => {
+                cur.next();
+                name_then(cur, SessionKind::Deallocate)
+            }
+            _ => C::Write,
+        },
+        Kw::Deallocate => {
+            if cur.peek_kw() == Kw::Prepare {
+                cur.next();
+            }
+            name_then(cur, SessionKind::Deallocate)
+        }
+        Kw::Prepare => name_then(cur, SessionKind::Prepare),
+        Kw::Execute => {
+            if cur.peek_kw() == Kw::Immediate {
+                C::Call
+            } else {
+                name_then(cur, SessionKind::Execute)
+            }
+        }
+        Kw::Use => name_then(cur, SessionKind::Use),
+        Kw::Lock => match cur.peek_kw() {
+            Kw::Table | Kw::Tables => C::SessionState(SessionKind::LockTables),
+            _ => C::Write, // LOCK INSTANCE FOR BACKUP
+        },
+        Kw::Unlock => match cur.peek_kw() {
+            Kw::Table | Kw::Tables => C::SessionState(SessionKind::UnlockTables),
+            _ => C::Write, // UNLOCK INSTANCE
+        },
+        Kw::Handler => C::SessionState(SessionKind::Handler),
+        Kw::Call => C::Call,
+        Kw::Begin => match cur.next_kw() {
+            None => begin(false, false),
+            Some((_, Kw::Work)) => match cur.next() {
+                None => begin(false, false),
+                Some(_) => C::Unknown,
+            },
+            Some((_, Kw::Not)) => C::Call, // BEGIN NOT ATOMIC ... END
+            Some(_) => C::Unknown,
+        },
+        Kw::Start => match cur.next_kw() {
+            Some((_, Kw::Transaction)) => set::start_transaction(cur),
+            Some(_) => C::Write, // START SLAVE / REPLICA / GROUP_REPLICATION
+            None => C::Unknown,
+        },
+        Kw::Commit => {
+            let (chain, release, to) = set::chain_release(cur);
+            if to {
+                C::Unknown
+            } else {
+                C::Transaction(TransactionKind::Commit { chain, release })
+            }
+        }
+        Kw::Rollback => {
+            let (chain, release, to) = set::chain_release(cur);
+            if to {
+                C::Transaction(TransactionKind::RollbackToSavepoint)
+            } else {
+                C::Transaction(TransactionKind::Rollback { chain, release })
+            }
+        }
+        Kw::Savepoint => match cur.next() {
+            Some(_) => C::Transaction(TransactionKind::Savepoint),
+            None => C::Unknown,
+        },
+        Kw::Release => match cur.next_kw() {
+            Some((_, Kw::Savepoint)) => C::Transaction(TransactionKind::ReleaseSavepoint),
+            _ => C::Unknown,
+        },
+        Kw::Xa => match cur.next_kw() {
+            Some((_, k)) => match k {
+                Kw::Start | Kw::Begin => C::Transaction(TransactionKind::Xa(XaKind::Start)),
+                Kw::End => C::Transaction(TransactionKind::Xa(XaKind::End)),
+                Kw::Prepare => C::Transaction(TransactionKind::Xa(XaKind::Prepare)),
+                Kw::Commit => C::Transaction(TransactionKind::Xa(XaKind::Commit)),
+                Kw::Rollback => C::Transaction(TransactionKind::Xa(XaKind::Rollback)),
+                Kw::Recover => C::Transaction(TransactionKind::Xa(XaKind::Recover)),
+                _ => C::Unknown,
+            },
+            None => C::Unknown,
+        },
+        Kw::Show => match cur.peek_kw() {
+            Kw::Warnings | Kw::Errors | Kw::Count => C::Meta(MetaKind::ShowDiagnostics),
+            _ => C::Meta(MetaKind::Show),
+        },
+        Kw::Get => match cur.peek_kw() {
+            Kw::Diagnostics | Kw::Current | Kw::Stacked => C::Meta(MetaKind::ShowDiagnostics),
+            _ => C::Unknown,
+        },
+        Kw::Describe | Kw::Desc | Kw::Explain => explain(cur, depth),
+        Kw::Analyze => analyze(cur, depth),
+        Kw::Help => C::Meta(MetaKind::Help),
+        Kw::Do => {
+            cur.drain();
+            if cur.facts & (PRIMARY_FN | UV_ASSIGN | INTO) != 0 {
+                C::ReadPrimaryOnly
+            } else {
+                C::Meta(MetaKind::Do)
+            }
+        }
+        _ => C::Unknown,
+    }
+}
+
+fn begin<'a>(read_only: bool, consistent_snapshot: bool) -> StatementClass<'a> {
+    StatementClass::Transaction(TransactionKind::Begin {
+        read_only,
+        consistent_snapshot,
+    })
+}
+
+/// `KEYWORD name`: the next token must name something.
+fn name_then<'a>(cur: &mut Cursor<'a>, f: fn(&'a str) -> SessionKind<'a>) -> StatementClass<'a> {
+    match cur.next() {
+        Some(t) if t.is_ident_like() => StatementClass::SessionState(f(t.text)),
+        _ => StatementClass::Unknown,
+    }
+}
+
+/// Class of a SELECT-like statement from the facts of the whole statement.
+pub(crate) fn select_like<'a>(cur: &mut Cursor<'a>) -> StatementClass<'a> {
+    cur.drain();
+    select_class(cur.facts)
+}
+
+#[inline]
+fn select_class<'a>(facts: u16) -> StatementClass<'a> {
+    if facts & DML != 0 {
+        StatementClass::Write
+    } else if facts & LOCKING != 0 {
+        StatementClass::LockingRead
+    } else if facts & (INTO | PRIMARY_FN | UV_ASSIGN) != 0 {
+        StatementClass::ReadPrimaryOnly
+    } else {
+        StatementClass::Read
+    }
+}
+
+/// `WITH [RECURSIVE] cte AS (...) [, ...] <main statement>`: the main statement is the
+/// first SELECT/TABLE/VALUES/INSERT/UPDATE/DELETE/REPLACE at depth 0 (or a parenthesised
+/// query). Any DML in a CTE body also makes it a write.
+fn with_statement<'a>(cur: &mut Cursor<'a>) -> StatementClass<'a> {
+    loop {
+        let after_rparen = cur.prev_is_symbol(b')');
+        let Some(t) = cur.next() else {
+            return StatementClass::Unknown;
+        };
+        if cur.depth == 0 && t.kind == TokenKind::Word {
+            match cur.prev_kw {
+                Kw::Select | Kw::Table | Kw::Values => return select_like(cur),
+                Kw::Insert | Kw::Update | Kw::Delete | Kw::Replace => return StatementClass::Write,
+                _ => {}
+            }
+        }
+        if after_rparen && cur.depth == 1 && t.is_symbol(b'(') {
+            return select_like(cur);
+        }
+    }
+}
+
+/// `EXPLAIN|DESCRIBE|DESC ...`
+fn explain<'a>(cur: &mut Cursor<'a>, depth: u8) -> StatementClass<'a> {
+    use StatementClass as C;
+    loop {
+        let Some((t, k)) = cur.next_kw() else {
+            return C::Unknown;
+        };
+        match k {
+            Kw::Analyze => return analyze(cur, depth),
+            Kw::Extended | Kw::Partitions => continue,
+            Kw::Format => {
+                skip_format_value(cur);
+                continue;
+            }
+            Kw::For => return C::Meta(MetaKind::Explain), // EXPLAIN FOR CONNECTION n
+            Kw::Select
+            | Kw::Insert
+            | Kw::Update
+            | Kw::Delete
+            | Kw::Replace
+            | Kw::Table
+            | Kw::With
+            | Kw::Values => return C::Meta(MetaKind::Explain),
+            _ if t.is_symbol(b'(') => return C::Meta(MetaKind::Explain),
+            _ if t.is_ident_like() => return C::Meta(MetaKind::Describe),
+            _ => return C::Unknown,
+        }
+    }
+}
+
+/// `= value` after FORMAT.
+fn skip_format_value(cur: &mut Cursor<'_>) {
+    if cur.peek().is_some_and(|t| t.is_symbol(b'=')) {
+        cur.next();
+    }
+    cur.next();
+}
+
+/// `ANALYZE ...`: `ANALYZE [NO_WRITE_TO_BINLOG | LOCAL] TABLE` is a write; MariaDB's
+/// `ANALYZE [FORMAT=JSON] <statement>` (and MySQL's `EXPLAIN ANALYZE`) executes the
+/// statement, so it is classified as that statement.
+fn analyze<'a>(cur: &mut Cursor<'a>, depth: u8) -> StatementClass<'a> {
+    loop {
+        let Some((t, k)) = cur.next_kw() else {
+            return StatementClass::Unknown;
+        };
+        match k {
+            Kw::Format => skip_format_value(cur),
+            Kw::Table | Kw::Tables | Kw::NoWriteToBinlog | Kw::Local => {
+                return StatementClass::Write
+            }
+            _ => return statement(cur, t, depth + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::class::{TxScope, XaKind};
+    use StatementClass as C;
+
+    fn c(sql: &str) -> StatementClass<'_> {
+        classify(sql, &LexOptions::default()).class
+    }
+
+    #[test]
+    fn reads() {
+        assert_eq!(c("SELECT c FROM sbtest1 WHERE id=1"), C::Read);
+        assert_eq!(c("select 1"), C::Read);
+        assert_eq!(c("(SELECT 1) UNION (SELECT 2)"), C::Read);
+        assert_eq!(c("TABLE t"), C::Read);
+        assert_eq!(c("VALUES ROW(1,2)"), C::Read);
+        assert_eq!(
+            c("SELECT REPLACE(a, 'x', 'y'), INSERT (a, 1, 2, 'b') FROM t"),
+            C::Read
+        );
+        assert_eq!(c("SELECT t.update, t.delete FROM t"), C::Read);
+        assert_eq!(c("SELECT SLEEP(1)"), C::Read);
+        assert_eq!(c("SELECT 'FOR UPDATE', \"GET_LOCK(\" FROM t"), C::Read);
+        assert_eq!(c("SELECT @a"), C::Read);
+        assert!(classify("SELECT @a", &LexOptions::default()).uses_user_variables);
+        assert_eq!(c("SELECT @@session.transaction_read_only"), C::Read);
+    }
+
+    #[test]
+    fn locking_and_primary_reads() {
+        assert_eq!(c("SELECT * FROM t WHERE id = 1 FOR UPDATE"), C::LockingRead);
+        assert_eq!(c("SELECT * FROM t FOR SHARE SKIP LOCKED"), C::LockingRead);
+        assert_eq!(c("SELECT * FROM t LOCK IN SHARE MODE"), C::LockingRead);
+        assert_eq!(c("SELECT * FROM t FOR UPDATE NOWAIT"), C::LockingRead);
+        assert_eq!(c("SELECT a INTO @x FROM t"), C::ReadPrimaryOnly);
+        assert_eq!(
+            c("SELECT * FROM t INTO OUTFILE '/tmp/x'"),
+            C::ReadPrimaryOnly
+        );
+        assert_eq!(c("SELECT @a := 1"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT GET_LOCK('x', 10)"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT release_all_locks()"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT LAST_INSERT_ID()"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT NEXT VALUE FOR s"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT PREVIOUS VALUE FOR s"), C::ReadPrimaryOnly);
+        assert_eq!(
+            c("SELECT NEXTVAL(s), LASTVAL(s), SETVAL(s, 10)"),
+            C::ReadPrimaryOnly
+        );
+        assert_eq!(c("SELECT s.nextval"), C::ReadPrimaryOnly);
+        assert_eq!(
+            c("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 10"),
+            C::ReadPrimaryOnly
+        );
+        assert_eq!(c("SELECT FOUND_ROWS()"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT ROW_COUNT()"), C::ReadPrimaryOnly);
+        assert_eq!(c("SELECT @@identity"), C::ReadPrimaryOnly);
+        assert_eq!(
+            c("SELECT GET_LOCK('x', 1) FROM t FOR UPDATE"),
+            C::LockingRead
+        );
+    }
+
+    #[test]
+    fn writes() {
+        for s in [
+            "INSERT INTO t VALUES (1)",
+            "insert into t select * from u",
+            "UPDATE t SET a = 1",
+            "DELETE FROM t",
+            "REPLACE INTO t VALUES (1)",
+            "LOAD DATA LOCAL INFILE 'x' INTO TABLE t",
+            "CREATE TABLE t (a int)",
+            "CREATE USER 'u'@'%' IDENTIFIED BY 'p'",
+            "ALTER TABLE t ADD COLUMN b int",
+            "DROP TABLE t",
+            "TRUNCATE TABLE t",
+            "RENAME TABLE a TO b",
+            "GRANT SELECT ON *.* TO 'u'@'%'",
+            "REVOKE ALL ON *.* FROM u",
+            "ANALYZE TABLE t",
+            "OPTIMIZE TABLE t",
+            "REPAIR TABLE t",
+            "FLUSH PRIVILEGES",
+            "INSTALL PLUGIN x SONAME 'x.so'",
+            "KILL QUERY 5",
+            "SET GLOBAL max_connections = 10",
+            "SET @@global.x = 1",
+            "SET PASSWORD = 'x'",
+            "EXPLAIN ANALYZE UPDATE t SET a = 1",
+            "ANALYZE UPDATE t SET a = 1",
+            "ANALYZE FORMAT=JSON DELETE FROM t",
+            "WITH x AS (SELECT 1) UPDATE t SET a = 1",
+            "WITH x AS (SELECT id FROM t) DELETE FROM t WHERE id IN (SELECT id FROM x)",
+            "SET STATEMENT max_statement_time=1 FOR UPDATE t SET a = 1",
+            "START SLAVE",
+        ] {
+            assert_eq!(c(s), C::Write, "{s}");
+        }
+    }
+
+    #[test]
+    fn cte() {
+        assert_eq!(
+            c("WITH RECURSIVE cte (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM cte WHERE n < 5) SELECT * FROM cte"),
+            C::Read
+        );
+        assert_eq!(
+            c("WITH a AS (SELECT 1), b AS (SELECT 2) SELECT * FROM a, b FOR UPDATE"),
+            C::LockingRead
+        );
+        assert_eq!(c("WITH a AS (SELECT 1) (SELECT * FROM a)"), C::Read);
+        assert_eq!(
+            c("WITH a AS (DELETE FROM t RETURNING id) SELECT * FROM a"),
+            C::Write
+        );
+        assert_eq!(c("WITH a AS (SELECT 1)"), C::Unknown);
+    }
+
+    #[test]
+    fn meta() {
+        assert_eq!(c("SHOW FULL COLUMNS FROM `t`"), C::Meta(MetaKind::Show));
+        assert_eq!(c("SHOW WARNINGS"), C::Meta(MetaKind::ShowDiagnostics));
+        assert_eq!(
+            c("SHOW COUNT(*) ERRORS"),
+            C::Meta(MetaKind::ShowDiagnostics)
+        );
+        assert_eq!(c("DESCRIBE t"), C::Meta(MetaKind::Describe));
+        assert_eq!(c("desc `db`.`t`"), C::Meta(MetaKind::Describe));
+        assert_eq!(c("EXPLAIN SELECT 1"), C::Meta(MetaKind::Explain));
+        assert_eq!(c("EXPLAIN UPDATE t SET a=1"), C::Meta(MetaKind::Explain));
+        assert_eq!(
+            c("EXPLAIN FORMAT=JSON DELETE FROM t"),
+            C::Meta(MetaKind::Explain)
+        );
+        assert_eq!(c("EXPLAIN ANALYZE SELECT * FROM t"), C::Read);
+        assert_eq!(c("HELP 'contents'"), C::Meta(MetaKind::Help));
+        assert_eq!(c("DO SLEEP(1)"), C::Meta(MetaKind::Do));
+        assert_eq!(c("DO GET_LOCK('a', 1)"), C::ReadPrimaryOnly);
+    }
+
+    #[test]
+    fn transactions() {
+        let tx = C::Transaction;
+        assert_eq!(
+            c("BEGIN"),
+            tx(TransactionKind::Begin {
+                read_only: false,
+                consistent_snapshot: false
+            })
+        );
+        assert_eq!(
+            c("begin work"),
+            tx(TransactionKind::Begin {
+                read_only: false,
+                consistent_snapshot: false
+            })
+        );
+        assert_eq!(
+            c("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT"),
+            tx(TransactionKind::Begin {
+                read_only: true,
+                consistent_snapshot: true
+            })
+        );
+        assert_eq!(
+            c("START TRANSACTION READ WRITE"),
+            tx(TransactionKind::Begin {
+                read_only: false,
+                consistent_snapshot: false
+            })
+        );
+        assert_eq!(c("BEGIN NOT ATOMIC SELECT 1; END"), C::Unknown); // body split by ';' fails safe
+        assert_eq!(
+            c("COMMIT"),
+            tx(TransactionKind::Commit {
+                chain: false,
+                release: false
+            })
+        );
+        assert_eq!(
+            c("COMMIT WORK AND CHAIN NO RELEASE"),
+            tx(TransactionKind::Commit {
+                chain: true,
+                release: false
+            })
+        );
+        assert_eq!(
+            c("ROLLBACK AND NO CHAIN RELEASE"),
+            tx(TransactionKind::Rollback {
+                chain: false,
+                release: true
+            })
+        );
+        assert_eq!(
+            c("ROLLBACK TO SAVEPOINT sa_savepoint_1"),
+            tx(TransactionKind::RollbackToSavepoint)
+        );
+        assert_eq!(
+            c("ROLLBACK WORK TO s1"),
+            tx(TransactionKind::RollbackToSavepoint)
+        );
+        assert_eq!(
+            c("SAVEPOINT sa_savepoint_1"),
+            tx(TransactionKind::Savepoint)
+        );
+        assert_eq!(
+            c("RELEASE SAVEPOINT sa_savepoint_1"),
+            tx(TransactionKind::ReleaseSavepoint)
+        );
+        assert_eq!(c("XA START 'x'"), tx(TransactionKind::Xa(XaKind::Start)));
+        assert_eq!(
+            c("XA COMMIT 'x' ONE PHASE"),
+            tx(TransactionKind::Xa(XaKind::Commit))
+        );
+        assert_eq!(
+            c("SET autocommit=0"),
+            tx(TransactionKind::SetAutocommit(false))
+        );
+        assert_eq!(
+            c("SET @@session.autocommit = ON"),
+            tx(TransactionKind::SetAutocommit(true))
+        );
+        assert_eq!(
+            c("SET TRANSACTION READ ONLY"),
+            tx(TransactionKind::SetTransaction {
+                scope: TxScope::Next,
+                read_only: Some(true)
+            })
+        );
+        assert_eq!(
+            c("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+            tx(TransactionKind::SetTransaction {
+                scope: TxScope::Session,
+                read_only: None
+            })
+        );
+        assert_eq!(
+            c("SET @@SESSION.transaction_read_only = 0"),
+            tx(TransactionKind::SetTransaction {
+                scope: TxScope::Session,
+                read_only: Some(false)
+            })
+        );
+    }
+
+    #[test]
+    fn session() {
+        let s = C::SessionState;
+        assert_eq!(
+            c("SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci"),
+            s(SessionKind::SetVariables)
+        );
+        assert_eq!(c("SET CHARACTER SET utf8"), s(SessionKind::SetVariables));
+        assert_eq!(
+            c("SET sql_mode = 'ANSI', time_zone = '+00:00'"),
+            s(SessionKind::SetVariables)
+        );
+        assert!(classify("SET sql_mode = 'ANSI'", &LexOptions::default()).sets_sql_mode);
+        assert_eq!(
+            c("SET @a = 1, @b := (SELECT 1)"),
+            s(SessionKind::SetUserVariable)
+        );
+        let r = classify("SET autocommit = 1, NAMES utf8", &LexOptions::default());
+        assert_eq!(r.class, s(SessionKind::SetVariables));
+        assert_eq!(r.autocommit, Some(true));
+        assert_eq!(c("SET autocommit = @x"), C::Unknown);
+        assert_eq!(c("USE `my db`"), s(SessionKind::Use("my db")));
+        assert_eq!(
+            c("PREPARE st FROM 'SELECT 1'"),
+            s(SessionKind::Prepare("st"))
+        );
+        assert_eq!(c("EXECUTE st USING @a"), s(SessionKind::Execute("st")));
+        assert_eq!(c("DEALLOCATE PREPARE st"), s(SessionKind::Deallocate("st")));
+        assert_eq!(c("DROP PREPARE st"), s(SessionKind::Deallocate("st")));
+        assert_eq!(
+            c("CREATE TEMPORARY TABLE t (a int)"),
+            s(SessionKind::CreateTemporaryTable)
+        );
+        assert_eq!(
+            c("CREATE OR REPLACE TEMPORARY TABLE t (a int)"),
+            s(SessionKind::CreateTemporaryTable)
+        );
+        assert_eq!(
+            c("DROP TEMPORARY TABLE IF EXISTS t"),
+            s(SessionKind::DropTemporaryTable)
+        );
+        assert_eq!(c("LOCK TABLES t READ"), s(SessionKind::LockTables));
+        assert_eq!(c("UNLOCK TABLES"), s(SessionKind::UnlockTables));
+        assert_eq!(c("HANDLER t OPEN"), s(SessionKind::Handler));
+        assert_eq!(
+            c("SET STATEMENT max_statement_time=1 FOR SELECT 1"),
+            C::Read
+        );
+        assert_eq!(c("EXECUTE IMMEDIATE 'SELECT 1'"), C::Call);
+        assert_eq!(c("CALL p(1)"), C::Call);
+    }
+
+    #[test]
+    fn empty_unknown_multi() {
+        assert_eq!(c(""), C::Empty);
+        assert_eq!(c("  /* x */ -- y\n ; ;"), C::Empty);
+        assert_eq!(c("SELECT 'abc"), C::Unknown);
+        assert_eq!(c("SELECT 1 /* abc"), C::Unknown);
+        assert_eq!(c("FOO BAR"), C::Unknown);
+        assert_eq!(c("123"), C::Unknown);
+        let r = classify(
+            "SELECT 1; UPDATE t SET a=1; SELECT 2;",
+            &LexOptions::default(),
+        );
+        assert_eq!(r.class, C::Write);
+        assert_eq!(r.statement_count, 3);
+        assert!(r.multi);
+        let r = classify("SELECT ';'; ", &LexOptions::default());
+        assert_eq!((r.class, r.statement_count, r.multi), (C::Read, 1, false));
+        let r = classify("BEGIN; SELECT 1; COMMIT", &LexOptions::default());
+        assert_eq!(
+            r.class,
+            C::Transaction(TransactionKind::Commit {
+                chain: false,
+                release: false
+            })
+        );
+    }
+
+    #[test]
+    fn hints_and_first_keyword() {
+        let r = classify("/* lagless:replica */ SELECT 1", &LexOptions::default());
+        assert_eq!(r.hint, Some(RoutingHint::Replica));
+        assert_eq!(r.first_keyword, Some("SELECT"));
+        let r = classify("select /*+ lagless:backend=b1 */ 1", &LexOptions::default());
+        assert_eq!(r.hint, Some(RoutingHint::Backend("b1")));
+        assert_eq!(r.first_keyword, Some("select"));
+        let r = classify(
+            "/* app */ SELECT /* lagless:primary */ 1",
+            &LexOptions::default(),
+        );
+        assert_eq!(r.hint, None);
+        let r = classify("/*!40101 SET NAMES utf8 */", &LexOptions::default());
+        assert_eq!(r.first_keyword, Some("SET"));
+        assert_eq!(r.hint, None);
+    }
+
+    #[test]
+    fn statements_iter() {
+        let v: Vec<_> = statements(
+            "SELECT 1; /* lagless:primary */ INSERT INTO t VALUES (';') ;;",
+            &LexOptions::default(),
+        )
+        .collect();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].text, "SELECT 1");
+        assert_eq!(v[0].hint, None);
+        assert_eq!(v[1].text, "INSERT INTO t VALUES (';')");
+        assert_eq!(v[1].class, C::Write);
+        assert_eq!(v[1].hint, Some(RoutingHint::Primary));
+    }
+}

@@ -1,0 +1,732 @@
+//! Zero-copy MySQL/MariaDB lexer.
+//!
+//! The lexer walks the bytes of a `&str` and yields [`Token`]s whose `text`
+//! borrows from the input. It skips whitespace and comments (`/* */`,
+//! `-- ` and `#`), lexes the *content* of executable comments (`/*! */`,
+//! `/*!50100 */`, `/*M! */`, `/*M!100100 */`) as SQL, treats optimizer-hint
+//! comments (`/*+ */`) as comments, and remembers the first comment it skipped
+//! (for routing hints, see [`crate::hints`]).
+//!
+//! Token boundaries are always at ASCII bytes or at the ends of the input, and
+//! every byte >= 0x80 belongs to a word, so slicing never splits a UTF-8
+//! character.
+
+use memchr::{memchr, memchr2, memmem};
+
+/// Lexing options that mirror the session's `sql_mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LexOptions {
+    /// `ANSI_QUOTES`: `"..."` is an identifier, not a string.
+    pub ansi_quotes: bool,
+    /// `NO_BACKSLASH_ESCAPES`: a backslash inside a string is an ordinary character.
+    pub no_backslash_escapes: bool,
+}
+
+/// What kind of token the lexer produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// An unquoted identifier or keyword (`SELECT`, `sbtest1`, `_utf8mb4`).
+    Word,
+    /// A number (`42`, `3.14`); hex and exponent forms may come out as [`TokenKind::Word`].
+    Number,
+    /// A quoted identifier: `` `name` `` or, with `ANSI_QUOTES`, `"name"`.
+    /// `text` is the content without the quotes (doubled quote characters kept as they are).
+    QuotedIdent,
+    /// A string literal; `text` is the raw content between the quotes (escapes not processed).
+    String,
+    /// A user variable `@name`, `@'name'`, `` @`name` ``; `text` is the name.
+    UserVar,
+    /// A system variable `@@name` or `@@scope.name`; `text` is what follows `@@`.
+    SysVar,
+    /// The assignment operator `:=`.
+    Assign,
+    /// The statement separator `;`.
+    Semicolon,
+    /// Any other single punctuation byte; `text` is that byte.
+    Symbol,
+    /// An unterminated string, quoted identifier or comment; `text` is the rest of the input.
+    Unterminated,
+}
+
+/// One token, borrowing from the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token<'a> {
+    /// The token's kind.
+    pub kind: TokenKind,
+    /// The token text (content only for quoted kinds, see [`TokenKind`]).
+    pub text: &'a str,
+    /// Byte offset of the token's first byte (including any quote or `@`) in the input.
+    pub start: usize,
+}
+
+impl Token<'_> {
+    /// True if this is the punctuation symbol `c`.
+    #[inline]
+    pub fn is_symbol(&self, c: u8) -> bool {
+        self.kind == TokenKind::Symbol && self.text.as_bytes().first() == Some(&c)
+    }
+
+    /// True for a word or a quoted identifier: something that can name an object.
+    #[inline]
+    pub fn is_ident_like(&self) -> bool {
+        matches!(self.kind, TokenKind::Word | TokenKind::QuotedIdent)
+    }
+}
+
+/// What kind of comment was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommentKind {
+    /// `/* ... */`
+    Block,
+    /// `/*+ ... */` (optimizer hints)
+    OptimizerHint,
+    /// `-- ...` or `# ...` up to the end of the line
+    Line,
+}
+
+/// A skipped comment: its kind and its body (without the delimiters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Comment<'a> {
+    /// Kind of comment.
+    pub kind: CommentKind,
+    /// Body text without `/*`, `/*+`, `*/`, `--`, `#`.
+    pub body: &'a str,
+}
+
+const WORD: u8 = 1;
+const SPACE: u8 = 2;
+
+const fn build_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            t[i] = WORD;
+        } else if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' || c == 0x0b || c == 0x0c {
+            t[i] = SPACE;
+        }
+        i += 1;
+    }
+    t
+}
+
+static CLASSES: [u8; 256] = build_classes();
+
+#[inline(always)]
+pub(crate) fn is_word_byte(b: u8) -> bool {
+    CLASSES[b as usize] == WORD
+}
+
+#[inline(always)]
+fn is_space(b: u8) -> bool {
+    CLASSES[b as usize] == SPACE
+}
+
+/// The lexer: an iterator of [`Token`]s over a `&str`.
+///
+/// Cloning is cheap (a few words) and is how callers look ahead.
+#[derive(Clone, Debug)]
+pub struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    opts: LexOptions,
+    in_exec: bool,
+    last_end: usize,
+    last_kind: Option<TokenKind>,
+    first_comment: Option<Comment<'a>>,
+}
+
+impl<'a> Lexer<'a> {
+    /// A lexer over `src`.
+    pub fn new(src: &'a str, opts: LexOptions) -> Self {
+        Lexer {
+            src,
+            pos: 0,
+            opts,
+            in_exec: false,
+            last_end: usize::MAX,
+            last_kind: None,
+            first_comment: None,
+        }
+    }
+
+    /// The input.
+    pub fn source(&self) -> &'a str {
+        self.src
+    }
+
+    /// Byte offset of the next unread byte.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The first non-executable comment skipped so far, if any.
+    pub fn first_comment(&self) -> Option<Comment<'a>> {
+        self.first_comment
+    }
+
+    #[inline]
+    fn note_comment(&mut self, kind: CommentKind, body_start: usize, body_end: usize) {
+        if self.first_comment.is_none() {
+            self.first_comment = Some(Comment {
+                kind,
+                body: &self.src[body_start..body_end],
+            });
+        }
+    }
+
+    #[inline]
+    fn unterminated(&mut self, start: usize) -> Token<'a> {
+        let len = self.src.len();
+        self.pos = len;
+        self.in_exec = false;
+        Token {
+            kind: TokenKind::Unterminated,
+            text: &self.src[start..],
+            start,
+        }
+    }
+
+    /// Skip whitespace and comments. Returns an `Unterminated` token if a comment never ends.
+    #[inline]
+    fn skip_trivia(&mut self) -> Option<Token<'a>> {
+        let b = self.src.as_bytes();
+        let len = b.len();
+        loop {
+            while self.pos < len && is_space(b[self.pos]) {
+                self.pos += 1;
+            }
+            if self.pos >= len {
+                return None;
+            }
+            let c = b[self.pos];
+            let next = if self.pos + 1 < len {
+                b[self.pos + 1]
+            } else {
+                0
+            };
+            match c {
+                b'/' if next == b'*' => {
+                    let start = self.pos;
+                    let after = self.pos + 2;
+                    let third = b.get(after).copied().unwrap_or(0);
+                    if third == b'!' {
+                        self.pos = after + 1;
+                        self.skip_version();
+                        self.in_exec = true;
+                        continue;
+                    }
+                    if third == b'M' && b.get(after + 1) == Some(&b'!') {
+                        self.pos = after + 2;
+                        self.skip_version();
+                        self.in_exec = true;
+                        continue;
+                    }
+                    let (kind, body_start) = if third == b'+' {
+                        (CommentKind::OptimizerHint, after + 1)
+                    } else {
+                        (CommentKind::Block, after)
+                    };
+                    match memmem::find(&b[after..], b"*/") {
+                        Some(off) => {
+                            let end = after + off;
+                            // `/*+*/` : the '+' is also the '*' of nothing; keep bounds sane.
+                            let body_start = body_start.min(end);
+                            self.note_comment(kind, body_start, end);
+                            self.pos = end + 2;
+                        }
+                        None => return Some(self.unterminated(start)),
+                    }
+                }
+                b'*' if self.in_exec && next == b'/' => {
+                    self.in_exec = false;
+                    self.pos += 2;
+                }
+                b'-' if next == b'-' && (self.pos + 2 >= len || b[self.pos + 2] <= b' ') => {
+                    self.line_comment(self.pos + 2);
+                }
+                b'#' => self.line_comment(self.pos + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    #[inline]
+    fn line_comment(&mut self, body_start: usize) {
+        let b = self.src.as_bytes();
+        let end = memchr(b'\n', &b[body_start..]).map_or(b.len(), |o| body_start + o);
+        let body_end = if end > body_start && b[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        self.note_comment(CommentKind::Line, body_start, body_end);
+        self.pos = (end + 1).min(b.len());
+    }
+
+    /// Skip the server version of an executable comment: 5 digits (MySQL `50100`)
+    /// or 6 digits (MariaDB `100100`, MySQL 8.0.34+ `080034`).
+    fn skip_version(&mut self) {
+        let b = self.src.as_bytes();
+        let mut n = 0;
+        while self.pos + n < b.len() && b[self.pos + n].is_ascii_digit() && n < 6 {
+            n += 1;
+        }
+        if n >= 5 {
+            self.pos += n;
+        }
+    }
+
+    /// The next token, or `None` at the end of the input.
+    #[inline]
+    pub fn next_token(&mut self) -> Option<Token<'a>> {
+        if let Some(t) = self.skip_trivia() {
+            self.last_kind = Some(t.kind);
+            return Some(t);
+        }
+        let b = self.src.as_bytes();
+        let len = b.len();
+        if self.pos >= len {
+            if self.in_exec {
+                // `/*!` never closed.
+                self.in_exec = false;
+                let t = Token {
+                    kind: TokenKind::Unterminated,
+                    text: "",
+                    start: len,
+                };
+                self.last_kind = Some(t.kind);
+                return Some(t);
+            }
+            return None;
+        }
+        let start = self.pos;
+        let c = b[start];
+        let tok = match c {
+            b'\'' => self.quoted(b'\'', TokenKind::String, !self.opts.no_backslash_escapes),
+            b'"' if self.opts.ansi_quotes => self.quoted(b'"', TokenKind::QuotedIdent, false),
+            b'"' => self.quoted(b'"', TokenKind::String, !self.opts.no_backslash_escapes),
+            b'`' => self.quoted(b'`', TokenKind::QuotedIdent, false),
+            b'@' => self.variable(),
+            b';' => self.single(TokenKind::Semicolon),
+            b':' if b.get(start + 1) == Some(&b'=') => {
+                self.pos += 2;
+                Token {
+                    kind: TokenKind::Assign,
+                    text: &self.src[start..start + 2],
+                    start,
+                }
+            }
+            _ if is_word_byte(c) => self.word(),
+            _ => self.single(TokenKind::Symbol),
+        };
+        self.last_end = self.pos;
+        self.last_kind = Some(tok.kind);
+        Some(tok)
+    }
+
+    #[inline]
+    fn single(&mut self, kind: TokenKind) -> Token<'a> {
+        let start = self.pos;
+        self.pos += 1;
+        Token {
+            kind,
+            text: &self.src[start..start + 1],
+            start,
+        }
+    }
+
+    #[inline]
+    fn word(&mut self) -> Token<'a> {
+        let b = self.src.as_bytes();
+        let start = self.pos;
+        let mut i = start + 1;
+        while i < b.len() && is_word_byte(b[i]) {
+            i += 1;
+        }
+        let mut kind = TokenKind::Word;
+        if b[start].is_ascii_digit() && b[start..i].iter().all(u8::is_ascii_digit) {
+            kind = TokenKind::Number;
+            // decimal part: 3.14
+            if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+        }
+        self.pos = i;
+        Token {
+            kind,
+            text: &self.src[start..i],
+            start,
+        }
+    }
+
+    /// Lex a quoted token starting at `self.pos` (which holds `q`).
+    #[inline]
+    fn quoted(&mut self, q: u8, kind: TokenKind, backslash: bool) -> Token<'a> {
+        let start = self.pos;
+        match self.find_close(start + 1, q, backslash) {
+            Some(end) => {
+                self.pos = end + 1;
+                Token {
+                    kind,
+                    text: &self.src[start + 1..end],
+                    start,
+                }
+            }
+            None => self.unterminated(start),
+        }
+    }
+
+    /// Find the closing quote `q` at or after `from`, honouring doubled quotes and
+    /// (if `backslash`) backslash escapes. Returns its index.
+    #[inline]
+    fn find_close(&self, from: usize, q: u8, backslash: bool) -> Option<usize> {
+        let b = self.src.as_bytes();
+        let mut i = from;
+        loop {
+            if i >= b.len() {
+                return None;
+            }
+            let rest = &b[i..];
+            let off = if backslash {
+                memchr2(q, b'\\', rest)?
+            } else {
+                memchr(q, rest)?
+            };
+            let j = i + off;
+            // a backslash escape, or a doubled quote
+            if b[j] == b'\\' || (j + 1 < b.len() && b[j + 1] == q) {
+                i = j + 2;
+            } else {
+                return Some(j);
+            }
+        }
+    }
+
+    fn variable(&mut self) -> Token<'a> {
+        let b = self.src.as_bytes();
+        let start = self.pos;
+        // `'user'@'host'`, `root@localhost`: an '@' glued to a name is not a variable.
+        if self.last_end == start
+            && matches!(
+                self.last_kind,
+                Some(TokenKind::String | TokenKind::QuotedIdent | TokenKind::Word)
+            )
+        {
+            return self.single(TokenKind::Symbol);
+        }
+        let next = b.get(start + 1).copied().unwrap_or(0);
+        if next == b'@' {
+            let mut i = start + 2;
+            while i < b.len() && (is_word_byte(b[i]) || b[i] == b'.') {
+                i += 1;
+            }
+            if i == start + 2 {
+                if b.get(i) == Some(&b'`') {
+                    // @@`name`
+                    if let Some(end) = self.find_close(i + 1, b'`', false) {
+                        self.pos = end + 1;
+                        return Token {
+                            kind: TokenKind::SysVar,
+                            text: &self.src[i + 1..end],
+                            start,
+                        };
+                    }
+                    return self.unterminated(start);
+                }
+                return self.single(TokenKind::Symbol);
+            }
+            self.pos = i;
+            return Token {
+                kind: TokenKind::SysVar,
+                text: &self.src[start + 2..i],
+                start,
+            };
+        }
+        match next {
+            b'\'' | b'"' | b'`' => {
+                let backslash = next != b'`' && !self.opts.no_backslash_escapes;
+                match self.find_close(start + 2, next, backslash) {
+                    Some(end) => {
+                        self.pos = end + 1;
+                        Token {
+                            kind: TokenKind::UserVar,
+                            text: &self.src[start + 2..end],
+                            start,
+                        }
+                    }
+                    None => self.unterminated(start),
+                }
+            }
+            _ => {
+                let mut i = start + 1;
+                while i < b.len() && (is_word_byte(b[i]) || b[i] == b'.') {
+                    i += 1;
+                }
+                if i == start + 1 {
+                    return self.single(TokenKind::Symbol);
+                }
+                self.pos = i;
+                Token {
+                    kind: TokenKind::UserVar,
+                    text: &self.src[start + 1..i],
+                    start,
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Lexer<'a> {
+    type Item = Token<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Token<'a>> {
+        self.next_token()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(sql: &str) -> Vec<(TokenKind, &str)> {
+        toks_with(sql, LexOptions::default())
+    }
+
+    fn toks_with(sql: &str, opts: LexOptions) -> Vec<(TokenKind, &str)> {
+        Lexer::new(sql, opts).map(|t| (t.kind, t.text)).collect()
+    }
+
+    use TokenKind::*;
+
+    #[test]
+    fn words_numbers_symbols() {
+        assert_eq!(
+            toks("SELECT c FROM sbtest1 WHERE id=42"),
+            vec![
+                (Word, "SELECT"),
+                (Word, "c"),
+                (Word, "FROM"),
+                (Word, "sbtest1"),
+                (Word, "WHERE"),
+                (Word, "id"),
+                (Symbol, "="),
+                (Number, "42")
+            ]
+        );
+        assert_eq!(toks("3.14"), vec![(Number, "3.14")]);
+        assert_eq!(toks("t.c"), vec![(Word, "t"), (Symbol, "."), (Word, "c")]);
+        assert_eq!(toks("1abc"), vec![(Word, "1abc")]);
+        assert_eq!(toks("héllo wörld"), vec![(Word, "héllo"), (Word, "wörld")]);
+    }
+
+    #[test]
+    fn block_and_line_comments() {
+        assert_eq!(
+            toks("/* x; */ SELECT 1"),
+            vec![(Word, "SELECT"), (Number, "1")]
+        );
+        assert_eq!(
+            toks("SELECT 1 -- c; \n, 2"),
+            vec![
+                (Word, "SELECT"),
+                (Number, "1"),
+                (Symbol, ","),
+                (Number, "2")
+            ]
+        );
+        assert_eq!(
+            toks("SELECT 1 # c;\n;"),
+            vec![(Word, "SELECT"), (Number, "1"), (Semicolon, ";")]
+        );
+        assert_eq!(toks("SELECT 1 --"), vec![(Word, "SELECT"), (Number, "1")]);
+        assert_eq!(toks("--\tx\nSELECT"), vec![(Word, "SELECT")]);
+    }
+
+    #[test]
+    fn double_dash_needs_space() {
+        // 5--3 is 5 - (-3) in MySQL
+        assert_eq!(
+            toks("SELECT 5--3"),
+            vec![
+                (Word, "SELECT"),
+                (Number, "5"),
+                (Symbol, "-"),
+                (Symbol, "-"),
+                (Number, "3")
+            ]
+        );
+    }
+
+    #[test]
+    fn executable_comments_are_lexed() {
+        assert_eq!(
+            toks("/*!40101 SET NAMES utf8 */"),
+            vec![(Word, "SET"), (Word, "NAMES"), (Word, "utf8")]
+        );
+        assert_eq!(
+            toks("/*!SET x=1*/"),
+            vec![(Word, "SET"), (Word, "x"), (Symbol, "="), (Number, "1")]
+        );
+        assert_eq!(
+            toks("/*M!100100 FOR UPDATE */ ;"),
+            vec![(Word, "FOR"), (Word, "UPDATE"), (Semicolon, ";")]
+        );
+        assert_eq!(toks("/*M! x */"), vec![(Word, "x")]);
+        assert_eq!(
+            toks("CREATE TABLE t (a int) /*!50100 PARTITION BY HASH(a) */"),
+            vec![
+                (Word, "CREATE"),
+                (Word, "TABLE"),
+                (Word, "t"),
+                (Symbol, "("),
+                (Word, "a"),
+                (Word, "int"),
+                (Symbol, ")"),
+                (Word, "PARTITION"),
+                (Word, "BY"),
+                (Word, "HASH"),
+                (Symbol, "("),
+                (Word, "a"),
+                (Symbol, ")")
+            ]
+        );
+        // a string inside an executable comment may contain */
+        assert_eq!(
+            toks("/*! SELECT '*/' */ x"),
+            vec![(Word, "SELECT"), (String, "*/"), (Word, "x")]
+        );
+        // unclosed executable comment
+        assert_eq!(
+            toks("/*! SELECT 1"),
+            vec![(Word, "SELECT"), (Number, "1"), (Unterminated, "")]
+        );
+        // mysqlbinlog's empty one
+        assert_eq!(toks("/*!*/;"), vec![(Semicolon, ";")]);
+    }
+
+    #[test]
+    fn optimizer_hints_are_comments() {
+        let mut lx = Lexer::new(
+            "SELECT /*+ MAX_EXECUTION_TIME(1000) */ 1",
+            LexOptions::default(),
+        );
+        assert_eq!(lx.next_token().unwrap().text, "SELECT");
+        assert_eq!(lx.next_token().unwrap().text, "1");
+        assert_eq!(
+            lx.first_comment(),
+            Some(Comment {
+                kind: CommentKind::OptimizerHint,
+                body: " MAX_EXECUTION_TIME(1000) "
+            })
+        );
+    }
+
+    #[test]
+    fn first_comment_only() {
+        let mut lx = Lexer::new("/* a */ -- b\n SELECT /* c */", LexOptions::default());
+        while lx.next_token().is_some() {}
+        assert_eq!(lx.first_comment().unwrap().body, " a ");
+        let mut lx = Lexer::new("# hash\r\nSELECT", LexOptions::default());
+        while lx.next_token().is_some() {}
+        assert_eq!(lx.first_comment().unwrap().body, " hash");
+    }
+
+    #[test]
+    fn strings_and_escapes() {
+        assert_eq!(toks(r"'a\'b;' x"), vec![(String, r"a\'b;"), (Word, "x")]);
+        assert_eq!(toks("'it''s' x"), vec![(String, "it''s"), (Word, "x")]);
+        assert_eq!(toks(r#""a\"b" x"#), vec![(String, r#"a\"b"#), (Word, "x")]);
+        assert_eq!(toks(r"'a\\' x"), vec![(String, r"a\\"), (Word, "x")]);
+        assert_eq!(
+            toks("'/* -- # ;' x"),
+            vec![(String, "/* -- # ;"), (Word, "x")]
+        );
+        assert_eq!(toks("'abc"), vec![(Unterminated, "'abc")]);
+        assert_eq!(toks(r"'abc\"), vec![(Unterminated, r"'abc\")]);
+    }
+
+    #[test]
+    fn no_backslash_escapes() {
+        let o = LexOptions {
+            no_backslash_escapes: true,
+            ..Default::default()
+        };
+        // with NO_BACKSLASH_ESCAPES, 'a\' is a complete string
+        assert_eq!(
+            toks_with(r"'a\' ; 'b'", o),
+            vec![(String, r"a\"), (Semicolon, ";"), (String, "b")]
+        );
+        assert_eq!(
+            toks(r"'a\' ; 'b'"),
+            vec![(String, r"a\' ; "), (Word, "b"), (Unterminated, "'")]
+        );
+    }
+
+    #[test]
+    fn identifiers_and_ansi_quotes() {
+        assert_eq!(toks("`a``b;` x"), vec![(QuotedIdent, "a``b;"), (Word, "x")]);
+        assert_eq!(toks("\"t\""), vec![(String, "t")]);
+        let o = LexOptions {
+            ansi_quotes: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            toks_with(r#""a""b" x"#, o),
+            vec![(QuotedIdent, r#"a""b"#), (Word, "x")]
+        );
+        assert_eq!(
+            toks_with(r#""a\" x"#, o),
+            vec![(QuotedIdent, r"a\"), (Word, "x")]
+        );
+        assert_eq!(toks("`abc"), vec![(Unterminated, "`abc")]);
+    }
+
+    #[test]
+    fn variables() {
+        assert_eq!(
+            toks("@a := @@session.autocommit + @@x + @'q r' + @`b`"),
+            vec![
+                (UserVar, "a"),
+                (Assign, ":="),
+                (SysVar, "session.autocommit"),
+                (Symbol, "+"),
+                (SysVar, "x"),
+                (Symbol, "+"),
+                (UserVar, "q r"),
+                (Symbol, "+"),
+                (UserVar, "b")
+            ]
+        );
+        // user@host is not a variable
+        assert_eq!(
+            toks("'u'@'localhost' root@localhost"),
+            vec![
+                (String, "u"),
+                (Symbol, "@"),
+                (String, "localhost"),
+                (Word, "root"),
+                (Symbol, "@"),
+                (Word, "localhost")
+            ]
+        );
+        assert_eq!(toks("@ x"), vec![(Symbol, "@"), (Word, "x")]);
+        assert_eq!(toks("@@"), vec![(Symbol, "@"), (Symbol, "@")]);
+    }
+
+    #[test]
+    fn unterminated_comment() {
+        assert_eq!(
+            toks("SELECT /* x"),
+            vec![(Word, "SELECT"), (Unterminated, "/* x")]
+        );
+        assert_eq!(toks("/*/"), vec![(Unterminated, "/*/")]);
+        assert_eq!(toks("/**/x"), vec![(Word, "x")]);
+        assert_eq!(toks("/*+*/x"), vec![(Word, "x")]);
+    }
+}
