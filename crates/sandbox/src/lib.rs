@@ -14,7 +14,8 @@
 //! - `client`: SQL through the `mariadb` CLI with a timeout.
 //! - [`server`]: a handle on one server: SQL helpers, kill / pause / resume / restart.
 //! - [`state`]: the `sandbox.json` manifest, credentials and the status report.
-//! - [`topology`]: `up` / `down`, crash recovery, replication set-up and checks.
+//! - [`topology`]: `up` (fresh build or crash recovery), replication set-up and checks, `status`.
+//! - [`down`]: stopping exactly our processes and removing the datadirs.
 //! - [`sandbox`]: the [`Sandbox`] handle (with an optional Drop guard for tests).
 //! - [`gtid`]: GTID position parsing and comparison.
 //! - [`lag`]: inducing and removing replica lag.
@@ -25,6 +26,7 @@ mod cnf;
 mod template;
 
 pub mod cli;
+pub mod down;
 pub mod gtid;
 pub mod lag;
 pub mod layout;
@@ -34,6 +36,7 @@ pub mod server;
 pub mod state;
 pub mod topology;
 
+pub use down::{down, DownReport};
 pub use gtid::GtidPos;
 pub use lag::{lag, LagAction, LagReport};
 pub use layout::{free_base_port, Binaries, INSTALL_HINT};
@@ -43,4 +46,4 @@ pub use state::{
     Credentials, Durability, Manifest, Role, SandboxStatus, ServerEntry, ServerStatus,
     UserCredential,
 };
-pub use topology::{down, status, up, DownReport, UpOptions};
+pub use topology::{status, up, UpOptions};

@@ -161,6 +161,20 @@ pub fn terminate(pids: &[u32], grace: Duration) -> Result<()> {
     Ok(())
 }
 
+/// True when some IPv4 socket listens on `port` (read from /proc/net/tcp: a readiness
+/// probe that, unlike a TCP connect, leaves no "Aborted connection" in the server's log).
+pub fn listening(port: u16) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local_port = f.get(1).and_then(|a| a.rsplit(':').next());
+        let port_matches = local_port.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port);
+        port_matches && f.get(3) == Some(&"0A")
+    })
+}
+
 /// The pid in a pidfile, if any.
 pub fn read_pidfile(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -177,6 +191,15 @@ mod tests {
         assert!(!is_paused(me));
         assert!(!cmdline(me).is_empty());
         assert!(!is_running(0));
+    }
+
+    #[test]
+    fn sees_a_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening(port));
+        drop(l);
+        assert!(!listening(port));
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Sandbox {
     /// Stops the servers and removes the datadirs (see [`crate::down`]).
     pub fn down(mut self) -> Result<()> {
         self.stop_on_drop = false;
-        topology::down(&self.manifest.dir).map(drop)
+        crate::down::down(&self.manifest.dir).map(drop)
     }
 
     /// The sandbox directory, kept: for a CLI that leaves the servers running.
@@ -244,7 +244,7 @@ fn server_status(s: &Server) -> ServerStatus {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if self.stop_on_drop {
-            if let Err(e) = topology::down(&self.manifest.dir) {
+            if let Err(e) = crate::down::down(&self.manifest.dir) {
                 tracing::warn!(error = %format!("{e:#}"), "stopping the sandbox failed");
             }
         }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::sleep;
@@ -218,9 +217,8 @@ impl Server {
         Ok(pid)
     }
 
-    /// Waits until the server accepts TCP connections; fails early if the process dies.
+    /// Waits until the server listens on its port; fails early if the process dies.
     pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port()));
         let pid = *self.pid.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = Instant::now() + timeout;
         loop {
@@ -232,7 +230,7 @@ impl Server {
                     self.log_tail(15)
                 );
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if process::listening(self.port()) {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -177,8 +177,9 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 pub(crate) fn copy_many(src: &Path, dsts: &[PathBuf]) -> Result<()> {
     let mut children = Vec::new();
     for dst in dsts {
+        // Sparse: the redo log and system tablespace are mostly zeros (34 MB -> 6.5 MB).
         let child = Command::new("cp")
-            .arg("-a")
+            .args(["-a", "--sparse=always"])
             .arg(src)
             .arg(dst)
             .stdin(Stdio::null())
