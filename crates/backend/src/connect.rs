@@ -23,7 +23,7 @@ const LOGIN_MAX_PAYLOAD: usize = 64 * 1024;
 const MAX_AUTH_ROUNDS: usize = 8;
 
 /// How to log in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoginOptions {
     /// `host:port`.
     pub addr: String,
@@ -38,6 +38,22 @@ pub struct LoginOptions {
     /// Bound on connect plus authentication.
     pub connect_timeout: Duration,
     pub max_packet: u32,
+}
+
+impl std::fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("LoginOptions")
+            .field("addr", &self.addr)
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("capabilities", &format_args!("{:#x}", self.capabilities))
+            .field("charset", &self.charset)
+            .field("connect_attrs", &self.connect_attrs)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_packet", &self.max_packet)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A logged-in connection.
@@ -270,6 +286,11 @@ mod tests {
             "server does not offer it"
         );
         assert_ne!(caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA, 0);
+    }
+
+    #[test]
+    fn debug_hides_password() {
+        assert!(!format!("{:?}", opts()).contains("\"p\""));
     }
 
     #[test]

@@ -88,8 +88,16 @@ impl Login {
         self.expect_ok(&pkt).map(|_| ())
     }
 
+    /// Reads the next packet, skipping MariaDB progress reports (ERR header, code 0xFFFF).
     async fn read(&mut self) -> Result<Packet, BackendError> {
-        read_packet(&mut self.stream, &mut self.read_buf, CONTROL_MAX_PAYLOAD).await
+        loop {
+            let p = read_packet(&mut self.stream, &mut self.read_buf, CONTROL_MAX_PAYLOAD).await?;
+            let progress = self.capabilities & MARIADB_CLIENT_PROGRESS != 0
+                && p.payload.starts_with(&[ERR_HEADER, 0xff, 0xff]);
+            if !progress {
+                return Ok(p);
+            }
+        }
     }
 
     fn expect_ok(&mut self, pkt: &Packet) -> Result<OkPacket, BackendError> {

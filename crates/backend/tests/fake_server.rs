@@ -190,6 +190,9 @@ async fn serve(listener: TcpListener, script: Script, password: &'static str) {
                 .await
             }
             Some(0x03) if &p.payload[1..] == b"SELECT 1, NULL" => {
+                if client_caps & MARIADB_CLIENT_PROGRESS != 0 {
+                    c.send(b"\xff\xff\xff\x01\x01\x10\x00\x00\x04busy").await;
+                }
                 send_result(
                     &mut c,
                     client_caps,
@@ -294,6 +297,7 @@ fn opts(addr: String, caps: u64) -> LoginOptions {
 
 const WANT: u64 = CLIENT_SESSION_TRACK
     | CLIENT_DEPRECATE_EOF
+    | MARIADB_CLIENT_PROGRESS
     | CLIENT_MULTI_RESULTS
     | CLIENT_LONG_FLAG
     | MARIADB_CLIENT_CACHE_METADATA;
