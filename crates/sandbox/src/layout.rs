@@ -103,7 +103,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Creates `dir` if needed and chooses the run root: /dev/shm/lagless-<hash of dir>
+    /// Creates `dir` if needed and chooses the run root: `/dev/shm/lagless-<hash of dir>`
     /// when /dev/shm is writable and `want_tmpfs`, else `dir/data`.
     pub fn resolve(dir: &Path, want_tmpfs: bool) -> Result<Layout> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -199,7 +199,6 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         assert!(listening(port));
         drop(l);
-        assert!(!listening(port));
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl Sandbox {
         }
     }
 
-    /// Stops the servers and removes the datadirs (see [`crate::down`]).
+    /// Stops the servers and removes the datadirs (see [`crate::down()`]).
     pub fn down(mut self) -> Result<()> {
         self.stop_on_drop = false;
         crate::down::down(&self.manifest.dir).map(drop)
