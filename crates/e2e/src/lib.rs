@@ -15,6 +15,8 @@ use anyhow::{bail, Context, Result};
 use lagless_protocol::auth::{caching_sha2_stored, native_password_hash};
 use lagless_sandbox::{Sandbox, UpOptions};
 
+pub mod raw;
+
 /// A sandbox plus a running proxy; both stop when dropped.
 pub struct Env {
     pub proxy: ProxyProcess,
@@ -28,6 +30,8 @@ pub struct EnvOptions {
     pub replicas: usize,
     /// Extra TOML appended to the `[listener]` table (e.g. `max_allowed_packet = 1048576`).
     pub listener_extra: String,
+    /// Extra TOML appended to the `[timeouts]` table (e.g. `handshake_ms = 1000`).
+    pub timeouts_extra: String,
 }
 
 impl Default for EnvOptions {
@@ -35,6 +39,7 @@ impl Default for EnvOptions {
         EnvOptions {
             replicas: 2,
             listener_extra: String::new(),
+            timeouts_extra: String::new(),
         }
     }
 }
@@ -46,14 +51,16 @@ impl Env {
     }
 
     pub fn start_with(bin: &Path, opts: &EnvOptions) -> Result<Env> {
-        let dir = tempfile::Builder::new().prefix("lagless-e2e-").tempdir()?;
+        let mut dir = tempfile::Builder::new().prefix("lagless-e2e-").tempdir()?;
+        // LAGLESS_E2E_KEEP=1 keeps the proxy's logs and config for a failing test.
+        dir.disable_cleanup(std::env::var_os("LAGLESS_E2E_KEEP").is_some());
         let mut up = UpOptions::new(dir.path().join("sandbox"));
         up.replicas = opts.replicas;
         up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
         up.stop_on_drop = true;
         let sandbox = lagless_sandbox::up(&up)?;
         let port = free_port()?;
-        let config = config_toml(&sandbox, port, &opts.listener_extra);
+        let config = config_toml(&sandbox, port, opts);
         let config_path = dir.path().join("lagless.toml");
         std::fs::write(&config_path, config)?;
         let proxy = ProxyProcess::spawn(bin, &config_path, dir.path(), port)?;
@@ -68,9 +75,17 @@ impl Env {
         self.proxy.port
     }
 
-    /// `mysql://app:lagless@127.0.0.1:PORT/app`
+    /// `mysql://app:lagless@127.0.0.1:PORT/app?prefer_socket=false`: mysql_async would otherwise
+    /// ask the server for its unix socket and reconnect there, around the proxy.
     pub fn url(&self) -> String {
-        format!("mysql://app:lagless@127.0.0.1:{}/app", self.port())
+        self.url_for("app", "lagless")
+    }
+
+    pub fn url_for(&self, user: &str, password: &str) -> String {
+        format!(
+            "mysql://{user}:{password}@127.0.0.1:{}/app?prefer_socket=false",
+            self.port()
+        )
     }
 
     /// Runs the `mariadb` CLI in batch mode against the proxy.
@@ -106,7 +121,7 @@ pub fn mariadb_cli(port: u16, user: &str, password: &str, sql: &str) -> Result<O
 }
 
 /// The proxy configuration for a test sandbox.
-pub fn config_toml(sandbox: &Sandbox, port: u16, listener_extra: &str) -> String {
+pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
     let m = sandbox.manifest();
     let user = |name: &str, password: &str, native: bool, sha2: bool| {
         let mut s = format!("[[users]]\nname = \"{name}\"\n");
@@ -125,7 +140,8 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, listener_extra: &str) -> String
         s
     };
     let mut t = format!(
-        "[listener]\naddress = \"127.0.0.1:{port}\"\n{listener_extra}\n\n[timeouts]\nshutdown_grace_ms = 3000\n\n"
+        "[listener]\naddress = \"127.0.0.1:{port}\"\n{}\n\n[timeouts]\nshutdown_grace_ms = 3000\n{}\n\n",
+        opts.listener_extra, opts.timeouts_extra
     );
     t += &user("app", "lagless", true, true);
     t += &user("sha2only", "sha2pass", false, true);
@@ -234,9 +250,14 @@ impl Drop for ProxyProcess {
 /// Statics are never dropped, so the environment is torn down from an `atexit` hook: the test
 /// harness ends with `std::process::exit`, which runs it.
 pub fn shared_env(bin: &'static str) -> &'static Env {
+    shared_env_with(bin, EnvOptions::default)
+}
+
+/// As [`shared_env`], with options (the first call's options win).
+pub fn shared_env_with(bin: &'static str, opts: impl FnOnce() -> EnvOptions) -> &'static Env {
     static INIT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
-        let env = Env::start(Path::new(bin))
+        let env = Env::start_with(Path::new(bin), &opts())
             .unwrap_or_else(|e| panic!("cannot start the test environment: {e:#}"));
         SHARED.store(Box::into_raw(Box::new(env)), Ordering::SeqCst);
         // SAFETY: registers a plain `extern "C" fn()` that takes no arguments.

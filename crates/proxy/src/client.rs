@@ -103,6 +103,21 @@ impl ClientConn {
             .map_err(SessionError::ClientIo)
     }
 
+    /// Half-closes the connection and reads and drops input until the client closes its side or
+    /// `limit` bytes have been dropped.
+    pub async fn discard_input(&mut self, limit: usize) {
+        let _ = self.stream.shutdown().await;
+        let mut dropped = self.rbuf.len();
+        self.rbuf.clear();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while dropped < limit {
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => dropped += n,
+            }
+        }
+    }
+
     pub fn has(&self, capability: u64) -> bool {
         self.capabilities & capability != 0
     }

@@ -102,5 +102,14 @@ async fn report(client: &mut ClientConn, error: SessionError, seq: u8) -> Result
         client.queue_err(seq, &err);
         let _ = client.flush().await;
     }
+    if matches!(error, SessionError::ClientPacketTooLarge { .. }) {
+        // The client is probably still sending the oversized packet. Closing with unread input
+        // would reset the connection and destroy the error packet before the client reads it,
+        // so discard its input for a bounded time first.
+        let _ = tokio::time::timeout(DRAIN_LIMIT, client.discard_input(DRAIN_BYTES)).await;
+    }
     Err(error)
 }
+
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+const DRAIN_BYTES: usize = 256 << 20;

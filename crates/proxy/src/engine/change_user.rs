@@ -71,6 +71,7 @@ impl Engine {
             }
         };
         let scramble = self.identity.scramble;
+        tracing::debug!(user = %change.user, plugin = ?change.plugin, len = change.auth_response.len(), "COM_CHANGE_USER");
         let outcome = authenticate(
             &mut self.client,
             &self.ctx,
