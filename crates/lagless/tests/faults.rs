@@ -1,0 +1,268 @@
+//! Faults and lifecycle through the real binary: a killed backend connection, a killed
+//! primary, graceful shutdown with a statement in flight, the connection limit, bad config,
+//! and the demo's start/stop contract. Each test has its own sandbox and proxy.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lagless_e2e::{free_port, Env, EnvOptions};
+use mysql_async::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lagless");
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start(opts: EnvOptions) -> Env {
+    Env::start_with(std::path::Path::new(BIN), &opts).expect("sandbox and proxy start")
+}
+
+fn server_error_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn killed_backend_connection_gives_an_error_then_the_session_recovers() {
+    let env = start(EnvOptions::default());
+    rt().block_on(async {
+        let mut victim = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let mut bystander = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let backend_id: u64 = victim
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        env.sandbox
+            .primary()
+            .sql(&format!("KILL CONNECTION {backend_id}"))
+            .unwrap();
+        let err = victim
+            .query_drop("SELECT 1")
+            .await
+            .expect_err("the backend connection is gone");
+        assert_eq!(server_error_code(&err), Some(2013), "{err:?}");
+        // Same client connection, next statement: a fresh backend connection.
+        let v: Option<i32> = victim.query_first("SELECT 2").await.unwrap();
+        assert_eq!(v, Some(2));
+        let new_id: u64 = victim
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(new_id, backend_id);
+        let v: Option<i32> = bystander.query_first("SELECT 3").await.unwrap();
+        assert_eq!(v, Some(3), "other sessions are not affected");
+    });
+}
+
+#[test]
+fn killed_primary_fails_fast_and_the_proxy_recovers_when_it_returns() {
+    let env = start(EnvOptions::default());
+    let primary = env.sandbox.primary();
+    rt().block_on(async {
+        let mut busy = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let sleeper = tokio::spawn(async move {
+            let started = Instant::now();
+            let r = busy.query_drop("SELECT SLEEP(20)").await;
+            (r, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        primary.kill().unwrap();
+        let (r, took) = sleeper.await.unwrap();
+        let err = r.expect_err("statement in flight on a killed primary fails");
+        assert_eq!(server_error_code(&err), Some(2013), "{err:?}");
+        assert!(took < Duration::from_secs(5), "error after {took:?}");
+        // A new client is refused promptly with an error packet, not left hanging.
+        let started = Instant::now();
+        let err = mysql_async::Conn::from_url(env.url())
+            .await
+            .expect_err("no backend");
+        assert_eq!(server_error_code(&err), Some(2006), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+    primary.restart().unwrap();
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url())
+            .await
+            .expect("served again");
+        let v: Option<i32> = c.query_first("SELECT 4").await.unwrap();
+        assert_eq!(v, Some(4));
+    });
+}
+
+#[test]
+fn sigterm_lets_the_statement_in_flight_finish() {
+    let mut env = start(EnvOptions::default());
+    let url = env.url();
+    let port = env.port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        rt().block_on(async {
+            let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+            tx.send(()).unwrap();
+            let r: Option<String> = c
+                .query_first("SELECT CONCAT(SLEEP(1), 'done')")
+                .await
+                .unwrap();
+            r
+        })
+    });
+    rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = nix::unistd::Pid::from_raw(env.proxy.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no new connections while draining"
+    );
+    assert_eq!(
+        client.join().unwrap().as_deref(),
+        Some("0done"),
+        "in-flight statement completed"
+    );
+    let status = env.proxy.terminate(Duration::from_secs(5)).unwrap();
+    assert!(status.success(), "clean exit: {status}");
+}
+
+#[test]
+fn connection_limit_refuses_with_1040() {
+    let env = start(EnvOptions {
+        listener_extra: "max_connections = 2".into(),
+        ..EnvOptions::default()
+    });
+    rt().block_on(async {
+        let a = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let _b = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let err = mysql_async::Conn::from_url(env.url())
+            .await
+            .expect_err("over the limit");
+        assert_eq!(server_error_code(&err), Some(1040), "{err:?}");
+        a.disconnect().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match mysql_async::Conn::from_url(env.url()).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    assert_eq!(server_error_code(&e), Some(1040));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("a slot should free up: {e:?}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn bad_config_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../lagless.example.toml"
+    ))
+    .unwrap();
+    for (from, to, key) in [
+        (
+            "weight = 1 ",
+            "weight = 0 ",
+            "clusters[0].servers[0].weight",
+        ),
+        (
+            "local_infile = false",
+            "local_infile = false\nlocal_infil = true",
+            "local_infil",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, example.replacen(from, to, 1)).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{err}");
+    }
+}
+
+#[test]
+fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox_dir = dir.path().join("sb");
+    let port = free_port().unwrap();
+    let base = lagless_sandbox::free_base_port(3).unwrap();
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(&sandbox_dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--base-port",
+            &base.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "demo did not start");
+        assert!(demo.try_wait().unwrap().is_none(), "demo exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out =
+        lagless_e2e::mariadb_cli(port, "app", "lagless", "SELECT DATABASE(), @@server_id").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "app\t1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = Command::new(BIN)
+        .args(["sandbox", "status", "--json", "--dir"])
+        .arg(&sandbox_dir)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let servers = json["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3);
+    let pids: Vec<i32> = servers
+        .iter()
+        .map(|s| s["pid"].as_i64().unwrap() as i32)
+        .collect();
+    assert_eq!(servers[0]["role"], "primary");
+    assert!(servers
+        .iter()
+        .all(|s| s["alive"] == true && s["port"].as_u64().is_some()));
+    assert!(json["users"]["app"]["password"] == "lagless", "{json}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = demo.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    for pid in pids {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty() || state.contains(") Z"),
+            "server {pid} still running: {state}"
+        );
+    }
+}
