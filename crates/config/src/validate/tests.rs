@@ -18,7 +18,7 @@ fn example_file_is_valid() {
     assert_eq!(c.clusters[0].servers[1].role, Role::Replica);
     let u = c.user("app").unwrap();
     assert_eq!(u.cluster, "main");
-    assert_eq!(u.native_password.unwrap()[0], 0xA9);
+    assert_eq!(u.native_password.unwrap()[0], 0x63);
 }
 
 #[test]
