@@ -68,8 +68,8 @@ fn impossible_values_are_named() {
             "clusters[0].servers",
         ),
         (
-            "native_password = \"*A9",
-            "native_password = \"A9",
+            "native_password = \"*63",
+            "native_password = \"63",
             "users[0].native_password",
         ),
         (
