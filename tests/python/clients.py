@@ -64,7 +64,7 @@ def caching_sha2_full_then_fast(args):
     for _ in range(2):
         with connect(args, user="sha2only", password="sha2pass") as c, c.cursor() as cur:
             cur.execute("SELECT CURRENT_USER()")
-            assert cur.fetchone()[0].startswith("lagless@"), "backend login is the proxy's own"
+            assert cur.fetchone()[0].startswith("app@"), "backend login is the cluster account"
     try:
         connect(args, user="sha2only", password="bad")
     except pymysql.err.OperationalError as e:

@@ -148,7 +148,7 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
     t += &user("nativeonly", "nativepass", true, false);
     t += &format!(
         "\n[[clusters]]\nname = \"main\"\nuser = \"{}\"\npassword = \"{}\"\n",
-        m.users.admin.user, m.users.admin.password
+        m.users.app.user, m.users.app.password
     );
     for s in &m.servers {
         let role = if s.role == lagless_sandbox::Role::Primary {

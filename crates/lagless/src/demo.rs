@@ -97,8 +97,8 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
     });
     raw.clusters.push(RawCluster {
         name: "sandbox".into(),
-        user: manifest.users.admin.user.clone(),
-        password: Some(manifest.users.admin.password.clone()),
+        user: manifest.users.app.user.clone(),
+        password: Some(manifest.users.app.password.clone()),
         password_env: None,
         servers,
     });
