@@ -15,7 +15,10 @@ pub mod schema;
 pub mod validate;
 
 pub use schema::*;
-pub use validate::{Cluster, Config, ConfigError, Listener, Server, Timeouts, User};
+pub use validate::{
+    Cluster, Config, ConfigError, Listener, Routing, Rule, RuleTarget, Server, TableMatch,
+    Timeouts, User,
+};
 
 /// Parses and validates a TOML document.
 ///

@@ -14,6 +14,95 @@ pub struct RawConfig {
     pub users: Vec<RawUser>,
     #[serde(default)]
     pub clusters: Vec<RawCluster>,
+    #[serde(default)]
+    pub routing: RawRouting,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// `[routing]`: how reads are spread.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouting {
+    /// How a session picks its replica: random, round_robin, least_connections, weighted.
+    pub balance: Balance,
+    /// The primary also serves reads, as one more member of the read pool.
+    pub primary_in_read_pool: bool,
+    /// Where CALL goes: "primary" (default) or "replica" (for procedures known to only read).
+    pub call: RouteTo,
+}
+
+impl Default for RawRouting {
+    fn default() -> Self {
+        RawRouting {
+            balance: Balance::Random,
+            primary_in_read_pool: false,
+            call: RouteTo::Primary,
+        }
+    }
+}
+
+/// Replica choice policy, made once per session (sticky while the replica stays healthy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Uniform among healthy replicas.
+    Random,
+    /// In turn, across sessions.
+    RoundRobin,
+    /// The replica with the fewest sessions using it.
+    LeastConnections,
+    /// Random, in proportion to each server's weight.
+    Weighted,
+}
+
+/// A role a statement can be sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTo {
+    Primary,
+    Replica,
+}
+
+/// A user's default route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRoute {
+    /// Read/write splitting (the default).
+    #[default]
+    Auto,
+    /// Everything to the primary.
+    Primary,
+}
+
+/// `[[rules]]`: evaluated in order, the first that matches decides. Every condition given must
+/// hold; a rule with no condition matches everything.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub schema: Option<String>,
+    /// Glob on table names (`*` and `?`), e.g. `audit_*`. Matches if any table of the
+    /// statement matches.
+    pub table: Option<String>,
+    /// Regular expression on table names, instead of `table`.
+    pub table_regex: Option<String>,
+    /// Statement class: read, write, any (default).
+    pub class: Option<RuleClass>,
+    /// "primary", "replica", "cluster:NAME" or "backend:NAME".
+    pub target: String,
+}
+
+/// The class condition of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleClass {
+    /// Statements a replica could answer.
+    Read,
+    /// Everything else.
+    Write,
+    Any,
 }
 
 /// `[listener]`: where clients connect and what they are told.
@@ -69,6 +158,9 @@ pub struct RawUser {
     pub caching_sha2_password: Option<String>,
     /// The cluster this user's sessions use; defaults to the first cluster.
     pub cluster: Option<String>,
+    /// "auto" (read/write splitting, the default) or "primary" (everything to the primary).
+    #[serde(default)]
+    pub route: UserRoute,
 }
 
 /// `[[clusters]]`: a primary and its replicas.

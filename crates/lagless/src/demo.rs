@@ -94,6 +94,7 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
         native_password: Some(native),
         caching_sha2_password: Some(sha2),
         cluster: None,
+        route: Default::default(),
     });
     raw.clusters.push(RawCluster {
         name: "sandbox".into(),

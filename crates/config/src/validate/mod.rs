@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::schema::{RawCluster, RawConfig, RawUser, Role};
+use crate::schema::{
+    Balance, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass, UserRoute,
+};
 
 /// Why a configuration was refused. Messages name the key.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,78 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub users: Vec<User>,
     pub clusters: Vec<Cluster>,
+    pub routing: Routing,
+    pub rules: Vec<Rule>,
+}
+
+/// `[routing]`, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing {
+    pub balance: Balance,
+    pub primary_in_read_pool: bool,
+    pub call: RouteTo,
+}
+
+/// A routing rule with its target resolved.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's name, or `rules[i]`.
+    pub name: String,
+    pub user: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<TableMatch>,
+    pub class: RuleClass,
+    pub target: RuleTarget,
+}
+
+/// How a rule matches table names.
+#[derive(Debug, Clone)]
+pub enum TableMatch {
+    Glob(String),
+    Regex(regex::Regex),
+}
+
+impl TableMatch {
+    pub fn matches(&self, table: &str) -> bool {
+        match self {
+            TableMatch::Glob(g) => glob_match(g.as_bytes(), table.as_bytes()),
+            TableMatch::Regex(r) => r.is_match(table),
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` one character; ASCII case-insensitive, as table
+/// names are on most servers.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t])) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Where a rule sends a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleTarget {
+    Primary,
+    Replica,
+    /// Another cluster (index into `Config::clusters`), with the usual read/write split there.
+    Cluster(usize),
+    /// One server: `(cluster index, server index)`.
+    Backend(usize, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +134,7 @@ pub struct User {
     pub native_password: Option<[u8; 20]>,
     pub caching_sha2_password: Option<[u8; 32]>,
     pub cluster: String,
+    pub route: UserRoute,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +226,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         .map(|(i, u)| validate_user(i, u, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
     unique(users.iter().map(|u| u.name.as_str()), "users", "name")?;
+    let rules = raw
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| validate_rule(i, r, &clusters))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Config {
         listener: Listener {
             address,
@@ -166,7 +247,68 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         users,
         clusters,
+        routing: Routing {
+            balance: raw.routing.balance,
+            primary_in_read_pool: raw.routing.primary_in_read_pool,
+            call: raw.routing.call,
+        },
+        rules,
     })
+}
+
+fn validate_rule(i: usize, r: &RawRule, clusters: &[Cluster]) -> Result<Rule, ConfigError> {
+    let key = format!("rules[{i}]");
+    let table = match (&r.table, &r.table_regex) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{key}.table_regex"),
+                "give either table or table_regex, not both",
+            ))
+        }
+        (Some(g), None) => Some(TableMatch::Glob(g.clone())),
+        (None, Some(re)) => {
+            Some(TableMatch::Regex(regex::Regex::new(re).map_err(|e| {
+                invalid(format!("{key}.table_regex"), e.to_string())
+            })?))
+        }
+        (None, None) => None,
+    };
+    let target =
+        parse_target(&r.target, clusters).map_err(|p| invalid(format!("{key}.target"), p))?;
+    Ok(Rule {
+        name: r.name.clone().unwrap_or(key),
+        user: r.user.clone(),
+        schema: r.schema.clone(),
+        table,
+        class: r.class.unwrap_or(RuleClass::Any),
+        target,
+    })
+}
+
+fn parse_target(t: &str, clusters: &[Cluster]) -> Result<RuleTarget, String> {
+    match t {
+        "primary" => return Ok(RuleTarget::Primary),
+        "replica" => return Ok(RuleTarget::Replica),
+        _ => {}
+    }
+    if let Some(name) = t.strip_prefix("cluster:") {
+        return clusters
+            .iter()
+            .position(|c| c.name == name)
+            .map(RuleTarget::Cluster)
+            .ok_or_else(|| format!("no cluster is named `{name}`"));
+    }
+    if let Some(name) = t.strip_prefix("backend:") {
+        for (ci, c) in clusters.iter().enumerate() {
+            if let Some(si) = c.servers.iter().position(|s| s.name == name) {
+                return Ok(RuleTarget::Backend(ci, si));
+            }
+        }
+        return Err(format!("no server is named `{name}`"));
+    }
+    Err(format!(
+        "`{t}` is not primary, replica, cluster:NAME or backend:NAME"
+    ))
 }
 
 fn unique<'a>(
@@ -304,6 +446,7 @@ fn validate_user(i: usize, u: &RawUser, clusters: &[Cluster]) -> Result<User, Co
         native_password,
         caching_sha2_password,
         cluster,
+        route: u.route,
     })
 }
 

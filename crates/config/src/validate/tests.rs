@@ -117,3 +117,37 @@ fn empty_file_needs_clusters() {
         Err(ConfigError::Invalid { .. })
     ));
 }
+
+#[test]
+fn rules_resolve_targets_and_match_tables() {
+    let c = from_toml_str(EXAMPLE).unwrap();
+    assert_eq!(c.rules.len(), 1);
+    let r = &c.rules[0];
+    assert_eq!(r.target, crate::RuleTarget::Primary);
+    let t = r.table.as_ref().unwrap();
+    assert!(t.matches("audit_log") && t.matches("AUDIT_2024") && !t.matches("orders"));
+    let text = format!(
+        "{EXAMPLE}\n[[rules]]\ntable_regex = \"^tmp_[0-9]+$\"\ntarget = \"backend:replica2\"\n"
+    );
+    let c = from_toml_str(&text).unwrap();
+    assert_eq!(c.rules[1].target, crate::RuleTarget::Backend(0, 2));
+    assert!(c.rules[1].table.as_ref().unwrap().matches("tmp_12"));
+    assert_eq!(c.rules[1].name, "rules[1]");
+    for (target, key) in [
+        ("\"cluster:nope\"", "rules[1].target"),
+        ("\"somewhere\"", "rules[1].target"),
+    ] {
+        let text = format!("{EXAMPLE}\n[[rules]]\ntarget = {target}\n");
+        assert!(err(&text).contains(key));
+    }
+    let text = format!("{EXAMPLE}\n[[rules]]\ntable_regex = \"(\"\ntarget = \"primary\"\n");
+    assert!(err(&text).contains("rules[1].table_regex"));
+}
+
+#[test]
+fn glob_edge_cases() {
+    use crate::TableMatch;
+    let g = |p: &str, t: &str| TableMatch::Glob(p.into()).matches(t);
+    assert!(g("*", "") && g("a*b", "ab") && g("a*b", "axxb") && g("a?c", "abc"));
+    assert!(!g("a?c", "ac") && !g("a*b", "abx") && g("*_log", "app_log"));
+}
