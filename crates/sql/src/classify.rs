@@ -399,6 +399,7 @@ fn select_class<'a>(facts: u16) -> StatementClass<'a> {
 /// first SELECT/TABLE/VALUES/INSERT/UPDATE/DELETE/REPLACE at depth 0 (or a parenthesised
 /// query). Any DML in a CTE body also makes it a write.
 fn with_statement<'a>(cur: &mut Cursor<'a>) -> StatementClass<'a> {
+    cur.body_mode = true;
     loop {
         let after_rparen = cur.prev_is_symbol(b')');
         let Some(t) = cur.next() else {

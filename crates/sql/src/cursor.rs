@@ -1,7 +1,7 @@
 //! A one-statement token cursor over the lexer that records routing facts as
 //! tokens go by (so every statement is scanned exactly once).
 
-use crate::keywords::{kw, Kw};
+use crate::keywords::{body_kw_at, kw, kw_at, Kw};
 use crate::lexer::{Lexer, Token, TokenKind};
 
 /// `@var` read or written.
@@ -36,9 +36,11 @@ pub(crate) struct Cursor<'a> {
     /// Kind, keyword and text of the last consumed token.
     prev_kind: Option<TokenKind>,
     pub(crate) prev_kw: Kw,
-    prev_text: &'a str,
+    prev_sym: u8,
     prev2_kw: Kw,
     pending_dml: bool,
+    /// Only body-scan keywords are recognised (see `keywords::BODY`).
+    pub(crate) body_mode: bool,
     pub(crate) end: usize,
 }
 
@@ -57,9 +59,10 @@ impl<'a> Cursor<'a> {
             first_kw: None,
             prev_kind: None,
             prev_kw: Kw::None,
-            prev_text: "",
+            prev_sym: 0,
             prev2_kw: Kw::None,
             pending_dml: false,
+            body_mode: false,
             end: 0,
         }
     }
@@ -73,9 +76,10 @@ impl<'a> Cursor<'a> {
         self.first_kw = None;
         self.prev_kind = None;
         self.prev_kw = Kw::None;
-        self.prev_text = "";
+        self.prev_sym = 0;
         self.prev2_kw = Kw::None;
         self.pending_dml = false;
+        self.body_mode = false;
     }
 
     #[inline]
@@ -135,7 +139,9 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn peek_kw(&mut self) -> Kw {
         match self.peek() {
-            Some(t) if t.kind == TokenKind::Word => kw(t.text),
+            Some(t) if t.kind == TokenKind::Word => {
+                kw_at(self.lx.source().as_bytes(), t.start, t.text.len())
+            }
             _ => Kw::None,
         }
     }
@@ -147,25 +153,46 @@ impl<'a> Cursor<'a> {
         Some((t, self.prev_kw))
     }
 
-    /// True if the last consumed token is the symbol `c`.
+    /// True if the last consumed token is the symbol `c` (tracked for `.`, `(` and `)` only).
     #[inline]
     pub(crate) fn prev_is_symbol(&self, c: u8) -> bool {
-        self.prev_kind == Some(TokenKind::Symbol) && self.prev_text.as_bytes().first() == Some(&c)
+        self.prev_sym == c
     }
 
-    /// Consume the rest of the statement.
+    /// Consume the rest of the statement (only body-scan facts are needed from here on).
     #[inline]
     pub(crate) fn drain(&mut self) {
-        while self.next().is_some() {}
+        self.body_mode = true;
+        if self.has_peek && self.next().is_none() {
+            return;
+        }
+        if !self.done {
+            // the hot loop: no peek buffer to consult
+            loop {
+                match self.lx.next_token() {
+                    None => {
+                        self.eof = true;
+                        break;
+                    }
+                    Some(t) if t.kind == TokenKind::Semicolon => break,
+                    Some(t) => {
+                        self.end = self.lx.position();
+                        self.observe(t);
+                    }
+                }
+            }
+            self.done = true;
+        }
         if self.pending_dml {
             self.pending_dml = false;
             self.facts |= DML;
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn observe(&mut self, t: Token<'a>) {
         let mut k = Kw::None;
+        let mut sym = 0;
         if self.pending_dml {
             self.pending_dml = false;
             if !t.is_symbol(b'(') {
@@ -174,13 +201,20 @@ impl<'a> Cursor<'a> {
         }
         match t.kind {
             TokenKind::Word => {
-                k = kw(t.text);
+                let src = self.lx.source().as_bytes();
+                k = if self.body_mode {
+                    body_kw_at(src, t.start, t.text.len())
+                } else {
+                    kw_at(src, t.start, t.text.len())
+                };
                 if k != Kw::None {
                     self.observe_kw(k);
                 }
             }
             TokenKind::Symbol => match t.text.as_bytes()[0] {
+                b'.' => sym = b'.',
                 b'(' => {
+                    sym = b'(';
                     self.depth = self.depth.saturating_add(1);
                     if self.prev_kind == Some(TokenKind::Word)
                         && matches!(
@@ -202,7 +236,10 @@ impl<'a> Cursor<'a> {
                         self.facts |= PRIMARY_FN;
                     }
                 }
-                b')' => self.depth = self.depth.saturating_sub(1),
+                b')' => {
+                    sym = b')';
+                    self.depth = self.depth.saturating_sub(1);
+                }
                 _ => {}
             },
             TokenKind::UserVar => self.facts |= USER_VAR,
@@ -223,7 +260,7 @@ impl<'a> Cursor<'a> {
         self.prev2_kw = self.prev_kw;
         self.prev_kw = k;
         self.prev_kind = Some(t.kind);
-        self.prev_text = t.text;
+        self.prev_sym = sym;
     }
 
     #[inline]

@@ -63,61 +63,206 @@ keywords! {
     Intersect = "INTERSECT", Returning = "RETURNING", Procedure = "PROCEDURE",
 }
 
-const SLOTS: usize = 1024;
+const SLOTS: usize = 512;
 const MAX_LEN: usize = 24;
+const FOLD: u64 = 0x2020_2020_2020_2020;
 
-const fn fold(b: u8) -> u8 {
-    b | 0x20
+/// Keywords the body scan of a statement needs (see `Cursor::drain`): everything
+/// `Cursor::observe_kw` and the `(` check look at, plus the main-statement keywords
+/// of `WITH`.
+const BODY: &[Kw] = &[
+    Kw::For,
+    Kw::Update,
+    Kw::Share,
+    Kw::In,
+    Kw::Lock,
+    Kw::Value,
+    Kw::Next,
+    Kw::Previous,
+    Kw::Into,
+    Kw::SqlCalcFoundRows,
+    Kw::Nextval,
+    Kw::Currval,
+    Kw::Lastval,
+    Kw::Insert,
+    Kw::Delete,
+    Kw::Replace,
+    Kw::Key,
+    Kw::On,
+    Kw::GetLock,
+    Kw::ReleaseLock,
+    Kw::ReleaseAllLocks,
+    Kw::IsUsedLock,
+    Kw::IsFreeLock,
+    Kw::LastInsertId,
+    Kw::Setval,
+    Kw::FoundRows,
+    Kw::RowCount,
+    Kw::ConnectionId,
+    Kw::Select,
+    Kw::Table,
+    Kw::Values,
+];
+
+/// A keyword packed as three little-endian u64 words, ASCII-case-folded with `| 0x20`
+/// (safe here: keywords hold only letters and '_', and no other word byte folds onto those).
+#[derive(Clone, Copy)]
+struct Entry {
+    w: [u64; 3],
+    len: usize,
+    kw: Kw,
 }
 
-const fn hash(b: &[u8]) -> usize {
-    let mut h: u32 = 0x811c_9dc5;
+/// An open-addressing hash table plus a one-bit-per-(length, first, last byte) filter
+/// that rejects most identifiers without probing. Built at compile time.
+struct Table {
+    filter: [u64; 64],
+    slots: [u8; SLOTS],
+    entries: [Entry; N],
+}
+
+const fn pack(b: &[u8]) -> [u64; 3] {
+    let mut w = [0u64; 3];
     let mut i = 0;
     while i < b.len() {
-        h ^= fold(b[i]) as u32;
-        h = h.wrapping_mul(0x0100_0193);
+        w[i / 8] |= ((b[i] | 0x20) as u64) << ((i % 8) * 8);
         i += 1;
     }
-    (h ^ (h >> 15)) as usize
+    w
 }
 
-const fn build() -> [u16; SLOTS] {
-    let mut t = [0u16; SLOTS];
+#[inline(always)]
+const fn hash(w0: u64, len: usize) -> usize {
+    ((w0 ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 55) as usize
+}
+
+#[inline(always)]
+const fn filter_hash(len: usize, first: u8, last: u8) -> usize {
+    (len * 0x35 + ((first | 0x20) as usize) * 0x1f + ((last | 0x20) as usize) * 0x7) & 4095
+}
+
+const N: usize = LIST.len();
+
+const fn contains(set: &[Kw], k: Kw) -> bool {
     let mut i = 0;
-    while i < LIST.len() {
-        let s = LIST[i].0.as_bytes();
-        assert!(s.len() <= MAX_LEN);
-        let mut j = hash(s) & (SLOTS - 1);
-        while t[j] != 0 {
-            j = (j + 1) & (SLOTS - 1);
+    while i < set.len() {
+        if set[i] as u8 == k as u8 {
+            return true;
         }
-        t[j] = (i + 1) as u16;
+        i += 1;
+    }
+    false
+}
+
+/// Build a table of the keywords of `LIST` that are in `only` (all if `only` is None).
+const fn build(only: Option<&[Kw]>) -> Table {
+    const { assert!(N < 255) };
+    let mut t = Table {
+        filter: [0; 64],
+        slots: [0; SLOTS],
+        entries: [Entry {
+            w: [0; 3],
+            len: 0,
+            kw: Kw::None,
+        }; N],
+    };
+    let mut i = 0;
+    while i < N {
+        let s = LIST[i].0.as_bytes();
+        let k = LIST[i].1;
+        assert!(s.len() <= MAX_LEN && s.len() >= 2);
+        let wanted = match only {
+            Some(set) => contains(set, k),
+            None => true,
+        };
+        if wanted {
+            let w = pack(s);
+            t.entries[i] = Entry {
+                w,
+                len: s.len(),
+                kw: k,
+            };
+            let h = filter_hash(s.len(), s[0], s[s.len() - 1]);
+            t.filter[h / 64] |= 1 << (h % 64);
+            let mut j = hash(w[0], s.len()) & (SLOTS - 1);
+            while t.slots[j] != 0 {
+                j = (j + 1) & (SLOTS - 1);
+            }
+            t.slots[j] = (i + 1) as u8;
+        }
         i += 1;
     }
     t
 }
 
-static TABLE: [u16; SLOTS] = build();
+static ALL: Table = build(None);
+static BODY_TABLE: Table = build(Some(BODY));
+
+/// Load `n` (1..=8) bytes of `src` at `at`, folded, zero-padded.
+#[inline(always)]
+fn load(src: &[u8], at: usize, n: usize) -> u64 {
+    let raw = match src.get(at..at + 8) {
+        Some(chunk) => u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])),
+        None => load_tail(src, at, n),
+    };
+    (raw | FOLD) & (u64::MAX >> (64 - 8 * n))
+}
+
+#[cold]
+#[inline(never)]
+fn load_tail(src: &[u8], at: usize, n: usize) -> u64 {
+    let mut v = 0u64;
+    for (i, &b) in src[at..at + n].iter().enumerate() {
+        v |= (b as u64) << (i * 8);
+    }
+    v
+}
+
+#[inline(always)]
+fn lookup(t: &Table, src: &[u8], at: usize, len: usize) -> Kw {
+    if !(2..=MAX_LEN).contains(&len) || at + len > src.len() {
+        return Kw::None;
+    }
+    let h = filter_hash(len, src[at], src[at + len - 1]);
+    if t.filter[h / 64] & (1 << (h % 64)) == 0 {
+        return Kw::None;
+    }
+    let w0 = load(src, at, len.min(8));
+    let mut j = hash(w0, len) & (SLOTS - 1);
+    loop {
+        let e = t.slots[j];
+        if e == 0 {
+            return Kw::None;
+        }
+        let ent = &t.entries[e as usize - 1];
+        if ent.len == len
+            && ent.w[0] == w0
+            && (len <= 8 || ent.w[1] == load(src, at + 8, (len - 8).min(8)))
+            && (len <= 16 || ent.w[2] == load(src, at + 16, len - 16))
+        {
+            return ent.kw;
+        }
+        j = (j + 1) & (SLOTS - 1);
+    }
+}
+
+/// Look up the word `src[at..at + len]` (ASCII case-insensitive). Unknown words give
+/// [`Kw::None`]. Reads up to 8 bytes past the word when the input has them.
+#[inline]
+pub(crate) fn kw_at(src: &[u8], at: usize, len: usize) -> Kw {
+    lookup(&ALL, src, at, len)
+}
+
+/// Like [`kw_at`], but knows only the keywords of `BODY` (others give [`Kw::None`]).
+#[inline]
+pub(crate) fn body_kw_at(src: &[u8], at: usize, len: usize) -> Kw {
+    lookup(&BODY_TABLE, src, at, len)
+}
 
 /// Look up `word` (ASCII case-insensitive). Unknown words give [`Kw::None`].
 #[inline]
 pub(crate) fn kw(word: &str) -> Kw {
-    let b = word.as_bytes();
-    if b.len() < 2 || b.len() > MAX_LEN || !b[0].is_ascii_alphabetic() {
-        return Kw::None;
-    }
-    let mut j = hash(b) & (SLOTS - 1);
-    loop {
-        let e = TABLE[j];
-        if e == 0 {
-            return Kw::None;
-        }
-        let (s, k) = LIST[e as usize - 1];
-        if s.len() == b.len() && s.as_bytes().eq_ignore_ascii_case(b) {
-            return k;
-        }
-        j = (j + 1) & (SLOTS - 1);
-    }
+    kw_at(word.as_bytes(), 0, word.len())
 }
 
 #[cfg(test)]
@@ -134,6 +279,24 @@ mod tests {
         assert_eq!(kw("x"), Kw::None);
         assert_eq!(kw("SELECTS"), Kw::None);
         assert_eq!(kw("sElEcT"), Kw::Select);
+        assert_eq!(kw("SQL_CALC_FOUND_ROWS"), Kw::SqlCalcFoundRows);
+        assert_eq!(kw("SQL_CALC_FOUND_ROWZ"), Kw::None);
+        assert_eq!(kw("NO_WRITE_TO_BINLOH"), Kw::None);
+        assert_eq!(kw("select_"), Kw::None);
+        assert_eq!(kw("sélect"), Kw::None);
+        assert_eq!(kw(""), Kw::None);
+        // in context: reads past the word are masked off
+        let src = b"xxSELECTED FROM";
+        assert_eq!(kw_at(src, 2, 6), Kw::Select);
+        assert_eq!(kw_at(src, 11, 4), Kw::From);
+    }
+
+    #[test]
+    fn body_table() {
+        for &(s, k) in LIST {
+            let want = if BODY.contains(&k) { k } else { Kw::None };
+            assert_eq!(body_kw_at(s.as_bytes(), 0, s.len()), want, "{s}");
+        }
     }
 
     #[test]

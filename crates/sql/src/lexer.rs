@@ -95,6 +95,8 @@ pub struct Comment<'a> {
 
 const WORD: u8 = 1;
 const SPACE: u8 = 2;
+/// A single-byte symbol with no special meaning (fast path).
+const SIMPLE: u8 = 3;
 
 const fn build_classes() -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -105,6 +107,28 @@ const fn build_classes() -> [u8; 256] {
             t[i] = WORD;
         } else if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' || c == 0x0b || c == 0x0c {
             t[i] = SPACE;
+        } else if matches!(
+            c,
+            b'(' | b')'
+                | b','
+                | b'.'
+                | b'='
+                | b'<'
+                | b'>'
+                | b'+'
+                | b'!'
+                | b'%'
+                | b'&'
+                | b'|'
+                | b'^'
+                | b'~'
+                | b'?'
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+        ) {
+            t[i] = SIMPLE;
         }
         i += 1;
     }
@@ -132,8 +156,6 @@ pub struct Lexer<'a> {
     pos: usize,
     opts: LexOptions,
     in_exec: bool,
-    last_end: usize,
-    last_kind: Option<TokenKind>,
     first_comment: Option<Comment<'a>>,
 }
 
@@ -145,8 +167,6 @@ impl<'a> Lexer<'a> {
             pos: 0,
             opts,
             in_exec: false,
-            last_end: usize::MAX,
-            last_kind: None,
             first_comment: None,
         }
     }
@@ -211,17 +231,20 @@ impl<'a> Lexer<'a> {
                     let start = self.pos;
                     let after = self.pos + 2;
                     let third = b.get(after).copied().unwrap_or(0);
-                    if third == b'!' {
-                        self.pos = after + 1;
-                        self.skip_version();
-                        self.in_exec = true;
-                        continue;
-                    }
-                    if third == b'M' && b.get(after + 1) == Some(&b'!') {
-                        self.pos = after + 2;
-                        self.skip_version();
-                        self.in_exec = true;
-                        continue;
+                    let exec_at = if third == b'!' {
+                        Some(after + 1)
+                    } else if third == b'M' && b.get(after + 1) == Some(&b'!') {
+                        Some(after + 2)
+                    } else {
+                        None
+                    };
+                    if let Some(at) = exec_at {
+                        // A version of all nines (`/*!99999`, `/*M!999999\- enable the sandbox
+                        // mode */` from mariadb-dump) means "no server": a plain comment.
+                        if !self.skip_version(at) {
+                            self.in_exec = true;
+                            continue;
+                        }
                     }
                     let (kind, body_start) = if third == b'+' {
                         (CommentKind::OptimizerHint, after + 1)
@@ -265,24 +288,56 @@ impl<'a> Lexer<'a> {
         self.pos = (end + 1).min(b.len());
     }
 
-    /// Skip the server version of an executable comment: 5 digits (MySQL `50100`)
-    /// or 6 digits (MariaDB `100100`, MySQL 8.0.34+ `080034`).
-    fn skip_version(&mut self) {
+    /// Skip the server version of an executable comment starting at `at`: 5 digits
+    /// (MySQL `50100`) or 6 (MariaDB `100100`, MySQL 8.0.34+ `080034`). Returns true
+    /// for an all-nines version, which no server runs (the caller then treats the
+    /// comment as an ordinary one and leaves `pos` alone).
+    fn skip_version(&mut self, at: usize) -> bool {
         let b = self.src.as_bytes();
         let mut n = 0;
-        while self.pos + n < b.len() && b[self.pos + n].is_ascii_digit() && n < 6 {
+        while at + n < b.len() && b[at + n].is_ascii_digit() && n < 6 {
             n += 1;
         }
-        if n >= 5 {
-            self.pos += n;
+        if n >= 5 && b[at..at + n].iter().all(|&d| d == b'9') {
+            return true;
         }
+        self.pos = if n >= 5 { at + n } else { at };
+        false
     }
 
     /// The next token, or `None` at the end of the input.
-    #[inline]
+    #[inline(always)]
     pub fn next_token(&mut self) -> Option<Token<'a>> {
+        // Fast path: optional spaces, then a word or a plain symbol.
+        let b = self.src.as_bytes();
+        let mut pos = self.pos;
+        while pos < b.len() && b[pos] == b' ' {
+            pos += 1;
+        }
+        if pos < b.len() {
+            match CLASSES[b[pos] as usize] {
+                WORD => {
+                    self.pos = pos;
+                    return Some(self.word());
+                }
+                SIMPLE => {
+                    self.pos = pos + 1;
+                    return Some(Token {
+                        kind: TokenKind::Symbol,
+                        text: &self.src[pos..pos + 1],
+                        start: pos,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.pos = pos;
+        self.next_token_slow()
+    }
+
+    #[inline(never)]
+    fn next_token_slow(&mut self) -> Option<Token<'a>> {
         if let Some(t) = self.skip_trivia() {
-            self.last_kind = Some(t.kind);
             return Some(t);
         }
         let b = self.src.as_bytes();
@@ -291,19 +346,17 @@ impl<'a> Lexer<'a> {
             if self.in_exec {
                 // `/*!` never closed.
                 self.in_exec = false;
-                let t = Token {
+                return Some(Token {
                     kind: TokenKind::Unterminated,
                     text: "",
                     start: len,
-                };
-                self.last_kind = Some(t.kind);
-                return Some(t);
+                });
             }
             return None;
         }
         let start = self.pos;
         let c = b[start];
-        let tok = match c {
+        Some(match c {
             b'\'' => self.quoted(b'\'', TokenKind::String, !self.opts.no_backslash_escapes),
             b'"' if self.opts.ansi_quotes => self.quoted(b'"', TokenKind::QuotedIdent, false),
             b'"' => self.quoted(b'"', TokenKind::String, !self.opts.no_backslash_escapes),
@@ -320,10 +373,7 @@ impl<'a> Lexer<'a> {
             }
             _ if is_word_byte(c) => self.word(),
             _ => self.single(TokenKind::Symbol),
-        };
-        self.last_end = self.pos;
-        self.last_kind = Some(tok.kind);
-        Some(tok)
+        })
     }
 
     #[inline]
@@ -337,14 +387,17 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn word(&mut self) -> Token<'a> {
         let b = self.src.as_bytes();
         let start = self.pos;
-        let mut i = start + 1;
-        while i < b.len() && is_word_byte(b[i]) {
-            i += 1;
-        }
+        let rest = &b[start + 1..];
+        let mut i = start
+            + 1
+            + rest
+                .iter()
+                .position(|&c| !is_word_byte(c))
+                .unwrap_or(rest.len());
         let mut kind = TokenKind::Word;
         if b[start].is_ascii_digit() && b[start..i].iter().all(u8::is_ascii_digit) {
             kind = TokenKind::Number;
@@ -411,11 +464,9 @@ impl<'a> Lexer<'a> {
         let b = self.src.as_bytes();
         let start = self.pos;
         // `'user'@'host'`, `root@localhost`: an '@' glued to a name is not a variable.
-        if self.last_end == start
-            && matches!(
-                self.last_kind,
-                Some(TokenKind::String | TokenKind::QuotedIdent | TokenKind::Word)
-            )
+        // (Whatever precedes '@' was the end of the previous token, since we are
+        // between tokens.)
+        if start > 0 && (matches!(b[start - 1], b'\'' | b'"' | b'`') || is_word_byte(b[start - 1]))
         {
             return self.single(TokenKind::Symbol);
         }
@@ -608,6 +659,13 @@ mod tests {
         );
         // mysqlbinlog's empty one
         assert_eq!(toks("/*!*/;"), vec![(Semicolon, ";")]);
+        // never-executed versions are comments
+        assert_eq!(
+            toks("/*M!999999\\- enable the sandbox mode */ x"),
+            vec![(Word, "x")]
+        );
+        assert_eq!(toks("/*!99999 SELECT */ x"), vec![(Word, "x")]);
+        assert_eq!(toks("/*!9999 x */"), vec![(Number, "9999"), (Word, "x")]);
     }
 
     #[test]
