@@ -1,1 +1,22 @@
-//! Pure routing decisions: given a statement's class, the session state and a cluster view, where it goes.
+//! Pure routing decisions: given a classified statement, the session's routing state and a
+//! snapshot of the clusters, which server runs the statement and why. No I/O, no clock, no
+//! global state: everything is an argument, so the same code serves the proxy, `lagless
+//! explain` and library users.
+//!
+//! Parts:
+//! - [`view`]: [`ClusterView`], the servers with their role, weight, health and load.
+//! - [`session`]: [`SessionRouting`], what routing remembers about one client session
+//!   (transaction, pins, sticky replica) and how statement outcomes update it.
+//! - [`balance`]: the replica choice policies.
+//! - [`decide`]: [`route`], the decision itself, returning a [`RoutePlan`] with a [`Reason`].
+
+#![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod decide;
+pub mod session;
+pub mod view;
+
+pub use decide::{route, Reason, RouteInput, RoutePlan, TargetKind};
+pub use session::{Pins, SessionRouting, TrxState};
+pub use view::{ClusterView, ServerRef, ServerState};

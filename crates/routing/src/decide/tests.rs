@@ -1,0 +1,376 @@
+use lagless_config::from_toml_str;
+use lagless_sql::{classify, LexOptions};
+use proptest::prelude::*;
+
+use super::*;
+use crate::session::SessionRouting;
+
+const BASE: &str = r#"
+[[users]]
+name = "app"
+native_password = "*630B64309B172CA77DD40A18D3113FAF9BB85068"
+[[users]]
+name = "reporting"
+native_password = "*630B64309B172CA77DD40A18D3113FAF9BB85068"
+route = "primary"
+[[clusters]]
+name = "main"
+user = "app"
+[[clusters.servers]]
+name = "primary"
+address = "127.0.0.1:3310"
+role = "primary"
+[[clusters.servers]]
+name = "replica1"
+address = "127.0.0.1:3311"
+role = "replica"
+[[clusters.servers]]
+name = "replica2"
+address = "127.0.0.1:3312"
+role = "replica"
+[[clusters]]
+name = "other"
+user = "app"
+[[clusters.servers]]
+name = "other-primary"
+address = "127.0.0.1:3320"
+role = "primary"
+[[clusters.servers]]
+name = "other-replica"
+address = "127.0.0.1:3321"
+role = "replica"
+"#;
+
+const RULES: &str = r#"
+[[rules]]
+name = "audit on primary"
+table = "audit_*"
+class = "read"
+target = "primary"
+[[rules]]
+name = "legacy elsewhere"
+table_regex = "^legacy_"
+target = "cluster:other"
+[[rules]]
+name = "reports pinned"
+schema = "reports"
+target = "backend:replica2"
+"#;
+
+struct World {
+    config: Config,
+    view: ClusterView,
+    session: SessionRouting,
+}
+
+fn world(rules: bool) -> World {
+    let text = if rules {
+        format!("{BASE}{RULES}")
+    } else {
+        BASE.to_string()
+    };
+    let config = from_toml_str(&text).unwrap();
+    let view = ClusterView::from_config(&config);
+    let session = SessionRouting::new(0, view.clusters.len(), "app", Some("app".into()), false);
+    World {
+        config,
+        view,
+        session,
+    }
+}
+
+impl World {
+    fn plan(&self, sql: &str) -> RoutePlan {
+        let c = classify(sql, &LexOptions::default());
+        route(&RouteInput {
+            stmt: &c,
+            session: &self.session,
+            view: &self.view,
+            config: &self.config,
+            draw: Draw {
+                entropy: 7,
+                turn: 3,
+            },
+        })
+    }
+
+    fn label(&self, sql: &str) -> String {
+        self.plan(sql)
+            .target_label(&self.view, self.session.cluster)
+    }
+
+    /// Runs a statement "successfully" with the given status flags and records the outcome.
+    fn run(&mut self, sql: &str, status: u16) -> RoutePlan {
+        let c = classify(sql, &LexOptions::default());
+        let plan = self.plan(sql);
+        if plan.new_sticky {
+            self.session.sticky[plan.server.cluster] = Some(plan.server);
+        }
+        self.session.after(&c, plan.server, Some(status), true);
+        plan
+    }
+}
+
+const AUTOCOMMIT: u16 = 0x0002;
+const IN_TRANS: u16 = 0x0001;
+const IN_TRANS_RO: u16 = 0x2000;
+
+#[test]
+fn reads_go_to_a_replica_writes_to_the_primary() {
+    let w = world(false);
+    for (sql, want) in [
+        ("SELECT c FROM sbtest1 WHERE id = 5", "replica"),
+        ("SHOW TABLES", "replica"),
+        ("INSERT INTO t VALUES (1)", "primary"),
+        ("SELECT * FROM t FOR UPDATE", "primary"),
+        ("SELECT LAST_INSERT_ID()", "primary"),
+        ("SELECT @a", "primary"),
+        ("SET NAMES utf8mb4", "primary"),
+        ("CALL p()", "primary"),
+        (
+            "WITH x AS (UPDATE t SET a = 1 RETURNING a) SELECT 1",
+            "primary",
+        ),
+        ("gibberish here", "primary"),
+    ] {
+        assert_eq!(w.label(sql), want, "{sql}");
+    }
+    assert_eq!(w.plan("SELECT 1").reason, Reason::Read);
+    assert_eq!(
+        w.plan("gibberish").reason,
+        Reason::Class("not understood (fail-safe)")
+    );
+}
+
+#[test]
+fn read_write_transaction_keeps_everything_on_the_primary() {
+    let mut w = world(false);
+    assert_eq!(
+        w.run("BEGIN", IN_TRANS | AUTOCOMMIT).kind,
+        TargetKind::Primary
+    );
+    let p = w.run("SELECT 1", IN_TRANS | AUTOCOMMIT);
+    assert_eq!(
+        (p.kind, p.reason),
+        (TargetKind::Primary, Reason::Transaction)
+    );
+    // A hint inside a transaction is ignored and reported.
+    let p = w.plan("/* lagless:replica */ SELECT 1");
+    assert!(p.hint_ignored && p.kind == TargetKind::Primary);
+    w.run("COMMIT", AUTOCOMMIT);
+    assert_eq!(w.label("SELECT 1"), "replica");
+}
+
+#[test]
+fn read_only_transaction_runs_on_one_replica() {
+    let mut w = world(false);
+    let begin = w.run(
+        "START TRANSACTION READ ONLY",
+        IN_TRANS | IN_TRANS_RO | AUTOCOMMIT,
+    );
+    assert_eq!(begin.kind, TargetKind::Replica);
+    for _ in 0..3 {
+        let p = w.run("SELECT 1", IN_TRANS | IN_TRANS_RO | AUTOCOMMIT);
+        assert_eq!(
+            (p.server, p.reason),
+            (begin.server, Reason::ReadOnlyTransaction)
+        );
+    }
+    w.run("COMMIT", AUTOCOMMIT);
+    assert!(!w.session.trx.active);
+}
+
+#[test]
+fn autocommit_off_sends_statements_to_the_primary() {
+    let mut w = world(false);
+    w.run("SET autocommit = 0", 0);
+    assert_eq!(w.plan("SELECT 1").reason, Reason::AutocommitOff);
+    w.run("SELECT 1", IN_TRANS);
+    assert_eq!(w.plan("SELECT 2").reason, Reason::Transaction);
+    w.run("COMMIT", 0);
+    w.run("SET autocommit = 1", AUTOCOMMIT);
+    assert_eq!(w.label("SELECT 1"), "replica");
+}
+
+#[test]
+fn session_pins_and_their_release() {
+    let mut w = world(false);
+    w.run("CREATE TEMPORARY TABLE tmp_x (a INT)", AUTOCOMMIT);
+    let p = w.plan("SELECT * FROM orders");
+    assert!(
+        matches!(p.reason, Reason::Pinned(ref why) if why.contains("tmp_x")),
+        "{p:?}"
+    );
+    w.run("DROP TEMPORARY TABLE tmp_x", AUTOCOMMIT);
+    assert_eq!(w.label("SELECT * FROM orders"), "replica");
+    w.run("LOCK TABLES t WRITE", AUTOCOMMIT);
+    assert!(matches!(w.plan("SELECT 1").reason, Reason::Pinned(_)));
+    w.run("UNLOCK TABLES", AUTOCOMMIT);
+    w.run("SELECT GET_LOCK('job', 1)", AUTOCOMMIT);
+    assert!(
+        matches!(w.plan("SELECT 1").reason, Reason::Pinned(ref why) if why.contains("GET_LOCK"))
+    );
+    w.run("SELECT RELEASE_ALL_LOCKS()", AUTOCOMMIT);
+    w.run("XA START 'x'", AUTOCOMMIT);
+    assert!(matches!(w.plan("SELECT 1").reason, Reason::Pinned(_)));
+    w.run("XA END 'x'", AUTOCOMMIT);
+    w.run("XA COMMIT 'x' ONE PHASE", AUTOCOMMIT);
+    assert_eq!(w.label("SELECT 1"), "replica");
+    w.session.reset();
+    assert!(!w.session.pins.any());
+}
+
+#[test]
+fn replica_choice_is_sticky_and_skips_down_servers() {
+    let mut w = world(false);
+    let first = w.run("SELECT 1", AUTOCOMMIT);
+    assert!(first.new_sticky);
+    let again = w.run("SELECT 2", AUTOCOMMIT);
+    assert_eq!(again.server, first.server);
+    assert!(!again.new_sticky);
+    w.view.clusters[0].servers[first.server.server].healthy = false;
+    let moved = w.plan("SELECT 3");
+    assert_ne!(moved.server, first.server);
+    assert!(moved.new_sticky && moved.kind == TargetKind::Replica);
+    for s in &mut w.view.clusters[0].servers {
+        if s.role == Role::Replica {
+            s.healthy = false;
+        }
+    }
+    let p = w.plan("SELECT 4");
+    assert_eq!(
+        (p.kind, p.reason),
+        (TargetKind::Primary, Reason::NoReplicaAvailable)
+    );
+}
+
+#[test]
+fn hints() {
+    let w = world(false);
+    assert_eq!(w.label("/* lagless:primary */ SELECT 1"), "primary");
+    assert_eq!(w.label("/*+ lagless:replica */ SELECT 1"), "replica");
+    assert_eq!(
+        w.label("/* lagless:backend=replica2 */ SELECT 1"),
+        "backend:replica2"
+    );
+    // A write hinted to a replica stays on the primary and the ignored hint is reported.
+    let p = w.plan("/* lagless:replica */ UPDATE t SET a = 1");
+    assert_eq!(p.kind, TargetKind::Primary);
+    assert!(p.hint_ignored);
+    let p = w.plan("/* lagless:backend=replica1 */ DELETE FROM t");
+    assert!(p.hint_ignored && p.kind == TargetKind::Primary);
+}
+
+#[test]
+fn rules_in_order() {
+    let mut w = world(true);
+    assert_eq!(w.label("SELECT * FROM audit_log"), "primary");
+    assert_eq!(
+        w.plan("SELECT * FROM audit_log").reason,
+        Reason::Rule("audit on primary".into())
+    );
+    assert_eq!(w.label("SELECT * FROM legacy_orders"), "cluster:other");
+    let p = w.plan("UPDATE legacy_orders SET a = 1");
+    assert_eq!(
+        p.server,
+        ServerRef {
+            cluster: 1,
+            server: 0
+        },
+        "writes go to the other cluster's primary"
+    );
+    assert_eq!(w.label("SELECT * FROM orders"), "replica");
+    w.session.schema = Some("reports".into());
+    assert_eq!(w.label("SELECT * FROM daily"), "backend:replica2");
+    assert_eq!(w.label("INSERT INTO daily VALUES (1)"), "primary");
+}
+
+#[test]
+fn user_route_primary() {
+    let mut w = world(false);
+    w.session = SessionRouting::new(0, 2, "reporting", None, true);
+    assert_eq!(w.plan("SELECT 1").reason, Reason::UserRoute);
+}
+
+#[test]
+fn diagnostics_follow_the_previous_statement() {
+    let mut w = world(false);
+    let read = w.run("SELECT 1", AUTOCOMMIT);
+    let p = w.plan("SHOW WARNINGS");
+    assert_eq!((p.server, p.reason), (read.server, Reason::Diagnostics));
+}
+
+fn statement() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("SELECT 1".to_string()),
+        Just("SELECT * FROM audit_x".to_string()),
+        Just("SELECT * FROM legacy_t".to_string()),
+        Just("INSERT INTO t VALUES (1)".to_string()),
+        Just("UPDATE legacy_t SET a = 2".to_string()),
+        Just("DELETE FROM audit_x".to_string()),
+        Just("SELECT * FROM t FOR UPDATE".to_string()),
+        Just("BEGIN".to_string()),
+        Just("START TRANSACTION READ ONLY".to_string()),
+        Just("COMMIT".to_string()),
+        Just("SET autocommit = 0".to_string()),
+        Just("SET autocommit = 1".to_string()),
+        Just("CREATE TEMPORARY TABLE tt (a INT)".to_string()),
+        Just("DROP TEMPORARY TABLE tt".to_string()),
+        Just("SELECT @v".to_string()),
+        Just("REPLACE INTO t VALUES (3)".to_string()),
+    ]
+    .prop_flat_map(|sql| {
+        prop_oneof![
+            Just(sql.clone()),
+            Just(format!("/* lagless:replica */ {sql}")),
+            Just(format!("/* lagless:backend=replica1 */ {sql}")),
+            Just(format!("/* lagless:primary */ {sql}")),
+        ]
+    })
+}
+
+fn is_write(sql: &str) -> bool {
+    let c = classify(sql, &LexOptions::default());
+    matches!(c.class, StatementClass::Write | StatementClass::LockingRead)
+}
+
+proptest! {
+    /// Whatever the history, hints and rules: a write never lands on a replica, and inside a
+    /// read-write transaction every statement stays on the transaction's server.
+    #[test]
+    fn writes_never_reach_a_replica(history in proptest::collection::vec(statement(), 1..30), rules in any::<bool>()) {
+        let mut w = world(rules);
+        for sql in &history {
+            let plan = w.plan(sql);
+            let role = w.view.server(plan.server).role;
+            // Inside a READ ONLY transaction the write reaches its replica, which refuses it
+            // with ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, exactly as a single server would.
+            if is_write(sql) && !(w.session.trx.active && w.session.trx.read_only) {
+                prop_assert_eq!(role, Role::Primary, "{} went to a replica after {:?}", sql, history);
+            }
+            if w.session.trx.active && plan.commit_first.is_none() {
+                prop_assert_eq!(Some(plan.server), w.session.trx.server);
+            }
+            // Simulate the server's answer: transaction state from what ran.
+            let c = classify(sql, &LexOptions::default());
+            let mut status = if w.session.trx.autocommit { AUTOCOMMIT } else { 0 };
+            match c.class {
+                StatementClass::Transaction(TransactionKind::Begin { read_only, .. }) => {
+                    status |= IN_TRANS | if read_only { IN_TRANS_RO } else { 0 };
+                }
+                StatementClass::Transaction(TransactionKind::Commit { .. }) => {}
+                StatementClass::Transaction(TransactionKind::SetAutocommit(on)) => {
+                    status = if on { AUTOCOMMIT } else { 0 };
+                }
+                _ if w.session.trx.active || status & AUTOCOMMIT == 0 => {
+                    status |= IN_TRANS | if w.session.trx.read_only { IN_TRANS_RO } else { 0 };
+                }
+                _ => {}
+            }
+            if plan.new_sticky {
+                w.session.sticky[plan.server.cluster] = Some(plan.server);
+            }
+            w.session.after(&c, plan.server, Some(status), true);
+        }
+    }
+}
