@@ -20,6 +20,7 @@ fn bench(c: &mut Criterion) {
         ("multi_statement", MULTI),
         ("comment_prefixed", COMMENTED),
     ] {
+        eprintln!("{name}: {} bytes", sql.len());
         g.throughput(Throughput::Bytes(sql.len() as u64));
         g.bench_function(name, |b| b.iter(|| classify(black_box(sql), &opts)));
     }

@@ -108,7 +108,7 @@ pub enum TransactionKind {
     Xa(XaKind),
     /// `SET autocommit = 0|1` (any scope spelling) as the only assignment of a SET.
     SetAutocommit(bool),
-    /// `SET [SESSION] TRANSACTION ...`, or a SET of only `transaction_isolation`,
+    /// `SET [SESSION | GLOBAL] TRANSACTION ...`, or a SET of only `transaction_isolation`,
     /// `transaction_read_only` (and their `tx_` aliases).
     SetTransaction {
         /// Next transaction only, or the whole session.
@@ -125,6 +125,9 @@ pub enum TxScope {
     Next,
     /// `SET SESSION|LOCAL TRANSACTION ...` or `SET @@session.transaction_* = ...`.
     Session,
+    /// `SET GLOBAL TRANSACTION ...`: the server default for new sessions; nothing for the
+    /// router to track, but it must run on the server it is meant for (the primary).
+    Global,
 }
 
 /// `XA` statement kinds.
@@ -286,6 +289,7 @@ impl fmt::Display for StatementClass<'_> {
                     f.write_str(match scope {
                         TxScope::Next => "tx:set_transaction(next",
                         TxScope::Session => "tx:set_transaction(session",
+                        TxScope::Global => "tx:set_transaction(global",
                     })?;
                     f.write_str(match read_only {
                         None => ")",

@@ -35,6 +35,11 @@ pub(crate) fn set_statement<'a>(cur: &mut Cursor<'a>, depth: u8) -> StatementCla
             }
         },
         Kw::Transaction => return set_transaction(cur, TxScope::Next),
+        Kw::Global if cur.peek_kw() == Kw::Transaction => {
+            cur.next();
+            return set_transaction(cur, TxScope::Global);
+        }
+        // SET GLOBAL|PERSIST var = ...: server configuration, not session state
         Kw::Global | Kw::Persist | Kw::PersistOnly => return C::Write,
         Kw::Session | Kw::Local if cur.peek_kw() == Kw::Transaction => {
             cur.next();
