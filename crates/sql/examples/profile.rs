@@ -13,6 +13,7 @@ fn main() {
     let sql = match which.as_str() {
         "point" => "SELECT c FROM sbtest1 WHERE id=4242",
         "insert" => "INSERT INTO `users` (`name`, `email`, `created_at`) VALUES ('Ann O''Neil', 'ann@example.com', '2024-01-02 03:04:05')",
+        "join" => "SELECT `o`.`id`, `o`.`created_at`, `c`.`name`, SUM(`i`.`qty` * `i`.`price`) AS `total` FROM `orders` `o` JOIN `customers` `c` ON `c`.`id` = `o`.`customer_id` LEFT JOIN `order_items` `i` ON `i`.`order_id` = `o`.`id` WHERE `o`.`status` = 'paid' GROUP BY `o`.`id`",
         _ => "SELECT 1",
     };
     let opts = LexOptions::default();

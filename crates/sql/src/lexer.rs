@@ -328,6 +328,18 @@ impl<'a> Lexer<'a> {
                         start: pos,
                     });
                 }
+                _ if b[pos] == b'`' => {
+                    self.pos = pos;
+                    return Some(self.quoted(b'`', TokenKind::QuotedIdent, false));
+                }
+                _ if b[pos] == b'\'' => {
+                    self.pos = pos;
+                    return Some(self.quoted(
+                        b'\'',
+                        TokenKind::String,
+                        !self.opts.no_backslash_escapes,
+                    ));
+                }
                 _ => {}
             }
         }
@@ -444,15 +456,24 @@ impl<'a> Lexer<'a> {
             if i >= b.len() {
                 return None;
             }
-            let rest = &b[i..];
-            let off = if backslash {
-                memchr2(q, b'\\', rest)?
-            } else {
-                memchr(q, rest)?
-            };
-            let j = i + off;
+            // Short literals and identifiers are the common case: a plain loop over the
+            // first 16 bytes beats a memchr call; longer ones go to memchr.
+            let stop = (i + 16).min(b.len());
+            let mut j = i;
+            while j < stop && b[j] != q && !(backslash && b[j] == b'\\') {
+                j += 1;
+            }
+            if j == stop {
+                let rest = &b[stop..];
+                j = stop
+                    + if backslash {
+                        memchr2(q, b'\\', rest)?
+                    } else {
+                        memchr(q, rest)?
+                    };
+            }
             // a backslash escape, or a doubled quote
-            if b[j] == b'\\' || (j + 1 < b.len() && b[j + 1] == q) {
+            if (backslash && b[j] == b'\\') || (j + 1 < b.len() && b[j + 1] == q) {
                 i = j + 2;
             } else {
                 return Some(j);
