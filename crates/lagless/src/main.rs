@@ -1,9 +1,10 @@
 //! The `lagless` binary: command line, configuration loading, signals, and wiring of the parts.
 //!
 //! Subcommands: `run` (the default with `--config`), `demo` (the default without), `sandbox`,
-//! `passwd`.
+//! `passwd`, `explain`.
 
 mod demo;
+mod explain;
 mod passwd;
 mod run;
 
@@ -39,6 +40,8 @@ enum Command {
     Sandbox(lagless_sandbox::cli::SandboxCommand),
     /// Print the password hashes to paste into a [[users]] entry.
     Passwd(passwd::PasswdArgs),
+    /// Where a statement would be routed, and why (with --config, or the demo's topology).
+    Explain(explain::ExplainArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Sandbox(cmd)) => lagless_sandbox::cli::run(cmd),
         Some(Command::Passwd(args)) => passwd::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Explain(args)) => explain::run(&args, cli.config.as_deref()),
         Some(Command::Run) | None => match &cli.config {
             Some(path) => run::run_with_config_file(path),
             None => demo::run(&demo::DemoArgs::default()),

@@ -8,21 +8,31 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use lagless_backend::{login, LoginOptions};
-use lagless_config::Cluster;
+use lagless_config::{Config, Role};
 use lagless_protocol::consts::*;
+use lagless_protocol::response::Expect;
+use lagless_routing::ServerRef;
 use tokio::net::TcpStream;
 
 use crate::error::SessionError;
 
 /// One logged-in server connection.
 pub struct BackendConn {
+    pub server: ServerRef,
     pub server_name: String,
+    pub is_primary: bool,
     pub stream: TcpStream,
     /// Bytes read from the server and not yet relayed.
     pub buf: BytesMut,
     pub capabilities: u64,
     pub server_version: String,
     pub connection_id: u32,
+    /// Version of the session's tracked state this connection has (see `engine::state`).
+    pub synced_version: u64,
+    /// The schema this connection is in.
+    pub schema: Option<String>,
+    /// A GTID list this server was seen to have applied (reads after a write check it).
+    pub seen_gtids: Option<String>,
 }
 
 /// What every backend connection of a session is opened with.
@@ -64,38 +74,59 @@ pub fn backend_capabilities(client: u64, local_infile: bool) -> u64 {
     base | (client & mirrored)
 }
 
-/// The session's connections, indexed like the cluster's servers.
+/// The session's connections, indexed like the configuration's clusters and servers.
 pub struct SessionBackends {
-    conns: Vec<Option<BackendConn>>,
+    conns: Vec<Vec<Option<BackendConn>>>,
     pub settings: BackendSettings,
 }
 
+/// Makes a server report every session variable a statement changes, so that Lagless can
+/// replay them on the session's other connections.
+const TRACK_ALL: &[u8] = b"\x03SET SESSION session_track_system_variables = '*'";
+
 impl SessionBackends {
-    pub fn new(cluster: &Cluster, settings: BackendSettings) -> Self {
+    pub fn new(config: &Config, settings: BackendSettings) -> Self {
         SessionBackends {
-            conns: cluster.servers.iter().map(|_| None).collect(),
+            conns: config
+                .clusters
+                .iter()
+                .map(|c| c.servers.iter().map(|_| None).collect())
+                .collect(),
             settings,
         }
     }
 
-    /// The connection to server `index` of `cluster`, logging in first if there is none.
+    /// The connection to server `r`, logging in first if there is none.
     ///
     /// # Errors
     /// The server is unreachable or refused the login (e.g. unknown database).
     pub async fn get(
         &mut self,
-        cluster: &Cluster,
-        index: usize,
+        config: &Config,
+        r: ServerRef,
     ) -> Result<&mut BackendConn, SessionError> {
-        if self.conns[index].is_none() {
-            let conn = self.connect(cluster, index).await?;
-            self.conns[index] = Some(conn);
+        if self.conns[r.cluster][r.server].is_none() {
+            let conn = self.connect(config, r).await?;
+            self.conns[r.cluster][r.server] = Some(conn);
         }
-        Ok(self.conns[index].as_mut().expect("connected above"))
+        Ok(self.conns[r.cluster][r.server]
+            .as_mut()
+            .expect("connected above"))
     }
 
-    async fn connect(&self, cluster: &Cluster, index: usize) -> Result<BackendConn, SessionError> {
-        let server = &cluster.servers[index];
+    /// The connection to `r` if one is open.
+    pub fn existing(&mut self, r: ServerRef) -> Option<&mut BackendConn> {
+        self.conns[r.cluster][r.server].as_mut()
+    }
+
+    /// Every open connection.
+    pub fn open_conns(&mut self) -> impl Iterator<Item = &mut BackendConn> {
+        self.conns.iter_mut().flatten().flatten()
+    }
+
+    async fn connect(&self, config: &Config, r: ServerRef) -> Result<BackendConn, SessionError> {
+        let cluster = &config.clusters[r.cluster];
+        let server = &cluster.servers[r.server];
         let opts = LoginOptions {
             addr: server.address.clone(),
             user: cluster.backend_user.clone(),
@@ -111,22 +142,32 @@ impl SessionBackends {
             server: server.name.clone(),
             source,
         })?;
-        Ok(BackendConn {
+        let mut conn = BackendConn {
+            server: r,
             server_name: server.name.clone(),
+            is_primary: server.role == Role::Primary,
             stream: login.stream,
             buf: login.read_buf,
             capabilities: login.capabilities,
             server_version: login.server_version,
             connection_id: login.connection_id,
-        })
+            synced_version: 0,
+            schema: self.settings.database.clone(),
+            seen_gtids: None,
+        };
+        let reply = crate::relay::command(&mut conn, TRACK_ALL, Expect::Query).await?;
+        if let Some(err) = reply.error {
+            tracing::warn!(server = %server.name, code = err.code, "cannot enable session tracking: {}", err.message);
+        }
+        Ok(conn)
     }
 
     /// Forgets a connection (after an error, or to reopen it with new settings).
-    pub fn drop_conn(&mut self, index: usize) {
-        self.conns[index] = None;
+    pub fn drop_conn(&mut self, r: ServerRef) {
+        self.conns[r.cluster][r.server] = None;
     }
 
     pub fn drop_all(&mut self) {
-        self.conns.iter_mut().for_each(|c| *c = None);
+        self.conns.iter_mut().flatten().for_each(|c| *c = None);
     }
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use lagless_config::Config;
 use lagless_protocol::auth::RsaKeyPair;
 
+use crate::cluster_state::ClusterState;
+
 /// Shared, read-mostly state of a running proxy.
 pub struct ProxyContext {
     pub config: Arc<Config>,
@@ -19,6 +21,8 @@ pub struct ProxyContext {
     /// MySQL server, Lagless lets them use the fast path afterwards.
     sha2_cache: Mutex<HashSet<String>>,
     pub stats: Stats,
+    /// Health, load and counters of the servers; the routing snapshot.
+    pub cluster: ClusterState,
 }
 
 /// Counters visible to tests and, later, to the admin interface.
@@ -29,6 +33,14 @@ pub struct Stats {
     pub auth_failures: AtomicU64,
     pub commands: AtomicU64,
     pub backend_errors: AtomicU64,
+    /// Statements the classifier did not understand (sent to the primary).
+    pub unknown_statements: AtomicU64,
+    /// Routing hints that could not be followed (inside a transaction, a write to a replica).
+    pub hints_ignored: AtomicU64,
+    /// Reads retried on another server after a replica failed before answering.
+    pub read_retries: AtomicU64,
+    /// Reads sent to the primary because the replica had not applied the session's last write.
+    pub reads_behind: AtomicU64,
 }
 
 impl ProxyContext {
@@ -38,6 +50,7 @@ impl ProxyContext {
         config: Arc<Config>,
         server_version: String,
     ) -> Result<Self, lagless_protocol::ProtocolError> {
+        let cluster = ClusterState::new(&config, tokio::time::Instant::now());
         Ok(ProxyContext {
             config,
             server_version,
@@ -45,6 +58,7 @@ impl ProxyContext {
             next_connection_id: AtomicU32::new(1),
             sha2_cache: Mutex::new(HashSet::new()),
             stats: Stats::default(),
+            cluster,
         })
     }
 

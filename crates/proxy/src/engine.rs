@@ -1,29 +1,47 @@
-//! One client command at a time: intercept what Lagless answers itself, choose the backend,
-//! execute there and relay the response.
+//! One client command at a time: intercept what Lagless answers itself, classify, route (a pure
+//! decision from `lagless-routing`), execute on the chosen server, then record the outcome.
 //!
-//! Parts: [`change_user`] (COM_CHANGE_USER, answered by Lagless), [`route`] (the routing seam).
+//! Parts: [`state`] (session variables and schema replayed across servers), [`prepared`]
+//! (statement ids mapped per server), [`intercept`] (`SHOW LAGLESS ...`), [`change_user`].
 
 mod change_user;
-mod route;
+mod commands;
+mod intercept;
+mod prepared;
+mod state;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use lagless_config::{Cluster, Config};
+use lagless_config::{Config, UserRoute};
 use lagless_protocol::consts::{self, Command};
-use lagless_protocol::ok_err::{session_changes, OkPacket, SessionChange};
+use lagless_protocol::ok_err::OkPacket;
 use lagless_protocol::packet::{encode_packet, Packet};
 use lagless_protocol::response::Expect;
+use lagless_routing::{
+    route, Reason, RouteInput, RoutePlan, ServerRef, SessionRouting, TargetKind,
+};
+use lagless_sql::{classify, Classification, StatementClass};
 use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 use tracing::debug;
 
 use crate::backends::{backend_capabilities, BackendSettings, SessionBackends};
 use crate::client::ClientConn;
+use crate::cluster_state::Counted;
 use crate::context::ProxyContext;
 use crate::error::{err_packet, SessionError};
 use crate::handshake::ClientIdentity;
-use crate::relay::relay_response;
+use crate::relay::{command, relay_response, Relayed};
+use prepared::Statements;
+use state::TrackedState;
+
+/// How long a server that failed is left out of the read pool before it is tried again.
+const DOWN_PERIOD: Duration = Duration::from_secs(2);
 
 /// Whether the session goes on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +52,36 @@ pub enum Flow {
 
 /// A client session after authentication.
 pub struct Engine {
-    ctx: Arc<ProxyContext>,
+    pub(crate) ctx: Arc<ProxyContext>,
     /// The configuration snapshot this session started with.
-    config: Arc<Config>,
-    cluster: usize,
+    pub(crate) config: Arc<Config>,
     pub client: ClientConn,
     identity: ClientIdentity,
     peer: SocketAddr,
     backends: SessionBackends,
+    pub(crate) routing: SessionRouting,
+    tracked: TrackedState,
+    stmts: Statements,
+}
+
+/// What to send once the server is known.
+enum Outgoing<'p> {
+    /// The client's packet as it is.
+    Packet(&'p Packet),
+    /// COM_STMT_EXECUTE of a client statement id: prepared on the server first if needed.
+    Execute(u32, &'p [u8]),
+}
+
+/// Why one attempt failed.
+enum Attempt {
+    /// Nothing reached the client: another server may answer.
+    Retryable(SessionError),
+    /// The server answered with an error packet of its own that must reach the client as is.
+    ServerError(lagless_protocol::ok_err::ErrPacket),
+    /// The replica has not applied the session's last write: the read goes to the primary.
+    Behind,
+    /// The session cannot go on.
+    Fatal(SessionError),
 }
 
 impl Engine {
@@ -52,30 +92,46 @@ impl Engine {
         peer: SocketAddr,
     ) -> Self {
         let config = ctx.config.clone();
+        let user = config.user(&identity.user);
         let cluster = config
             .clusters
             .iter()
-            .position(|c| {
-                config
-                    .user(&identity.user)
-                    .is_some_and(|u| u.cluster == c.name)
-            })
+            .position(|c| user.is_some_and(|u| u.cluster == c.name))
             .unwrap_or(0);
+        let primary_only = user.is_some_and(|u| u.route == UserRoute::Primary);
         let settings = backend_settings(&ctx, &client, &identity);
-        let backends = SessionBackends::new(&config.clusters[cluster], settings);
+        let backends = SessionBackends::new(&config, settings);
+        let routing = SessionRouting::new(
+            cluster,
+            config.clusters.len(),
+            &identity.user,
+            identity.database.clone(),
+            primary_only,
+        );
+        let tracked = TrackedState::new(identity.database.clone());
         Engine {
             ctx,
             config,
-            cluster,
             client,
             identity,
             peer,
             backends,
+            routing,
+            tracked,
+            stmts: Statements::default(),
         }
     }
 
-    fn cluster(&self) -> &Cluster {
-        &self.config.clusters[self.cluster]
+    fn primary_plan(&self) -> RoutePlan {
+        let view = self.ctx.cluster.view(Instant::now());
+        RoutePlan {
+            server: view.primary(self.routing.cluster),
+            kind: TargetKind::Primary,
+            reason: Reason::Class("proxy command"),
+            new_sticky: false,
+            hint_ignored: false,
+            commit_first: None,
+        }
     }
 
     /// Finishes the handshake: the primary connection is opened now so that an unknown database
@@ -86,9 +142,8 @@ impl Engine {
     /// Client I/O errors.
     pub async fn open(&mut self) -> Result<bool, SessionError> {
         let seq = self.identity.next_seq;
-        let primary = route::primary_index(self.cluster());
-        let cluster = self.config.clusters[self.cluster].clone();
-        match self.backends.get(&cluster, primary).await {
+        let primary = self.primary_plan().server;
+        match self.backends.get(&self.config, primary).await {
             Ok(conn) => {
                 debug!(backend = %conn.server_name, backend_id = conn.connection_id, "client authenticated");
                 let ok = OkPacket {
@@ -117,26 +172,27 @@ impl Engine {
             self.client.flush().await?;
             return Ok(Flow::Continue);
         };
-        let expect = match Command::from_u8(code) {
-            Some(Command::Quit) => return Ok(Flow::Close),
-            Some(Command::ChangeUser) => return self.change_user(packet).await,
-            Some(Command::Query | Command::StmtExecute | Command::ProcessInfo) => {
-                Some(Expect::Query)
-            }
-            Some(Command::StmtPrepare) => Some(Expect::Prepare),
-            Some(Command::StmtFetch) => Some(Expect::Fetch),
-            Some(Command::FieldList) => Some(Expect::FieldList),
+        match Command::from_u8(code) {
+            Some(Command::Quit) => Ok(Flow::Close),
+            Some(Command::ChangeUser) => self.change_user(packet).await,
+            Some(Command::Query) => self.query(&packet).await,
+            Some(Command::StmtPrepare) => self.prepare(&packet).await,
+            Some(Command::StmtExecute) => self.execute_statement(&packet).await,
+            Some(Command::StmtSendLongData) => self.long_data(&packet),
+            Some(Command::StmtClose) => self.close_statement(&packet).await,
+            Some(Command::StmtReset) => self.reset_statement(&packet).await,
+            Some(Command::StmtFetch) => self.fetch(&packet).await,
+            Some(Command::ResetConnection) => self.reset_connection(&packet).await,
+            Some(Command::SetOption) => self.set_option(&packet).await,
+            Some(Command::ProcessInfo) => self.on_primary(&packet, Expect::Query).await,
+            Some(Command::FieldList) => self.on_primary(&packet, Expect::FieldList).await,
             Some(
                 Command::Ping
                 | Command::InitDb
                 | Command::Statistics
-                | Command::SetOption
-                | Command::StmtReset
-                | Command::ResetConnection
                 | Command::Refresh
                 | Command::Debug,
-            ) => Some(Expect::Single),
-            Some(Command::StmtSendLongData | Command::StmtClose) => None,
+            ) => self.on_primary(&packet, Expect::Single).await,
             other => {
                 let name = other.map_or("unknown", |c| c.name());
                 let err = err_packet(
@@ -145,70 +201,250 @@ impl Engine {
                 );
                 self.client.queue_err(packet.last_seq.wrapping_add(1), &err);
                 self.client.flush().await?;
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
-        };
-        self.execute(packet, expect).await
+        }
     }
 
-    /// Sends the command to the routed backend and relays its response.
-    async fn execute(
+    /// COM_QUERY: intercept, classify, route, run.
+    async fn query(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let text = sql_text(&packet.payload[1..]);
+        if let Some(cmd) = intercept::intercept(&text) {
+            return self.answer_intercepted(cmd).await;
+        }
+        let c = classify(&text, &self.tracked.lex);
+        if c.class == StatementClass::Unknown {
+            self.ctx
+                .stats
+                .unknown_statements
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let plan = self.plan(&c);
+        self.run(&c, plan, Outgoing::Packet(packet), Some(Expect::Query))
+            .await
+    }
+
+    fn plan(&self, c: &Classification<'_>) -> RoutePlan {
+        let view = self.ctx.cluster.view(Instant::now());
+        let plan = route(&RouteInput {
+            stmt: c,
+            session: &self.routing,
+            view: &view,
+            config: &self.config,
+            draw: self.ctx.cluster.draw(),
+        });
+        if plan.hint_ignored {
+            self.ctx.stats.hints_ignored.fetch_add(1, Ordering::Relaxed);
+        }
+        plan
+    }
+
+    /// Commands that always go to the session's primary.
+    async fn on_primary(&mut self, packet: &Packet, expect: Expect) -> Result<Flow, SessionError> {
+        let c = classify("", &self.tracked.lex);
+        let plan = self.primary_plan();
+        self.run(&c, plan, Outgoing::Packet(packet), Some(expect))
+            .await
+    }
+
+    /// Runs a routed command, retrying a read elsewhere when its replica fails before the
+    /// client saw anything.
+    async fn run(
         &mut self,
-        packet: Packet,
+        c: &Classification<'_>,
+        mut plan: RoutePlan,
+        out: Outgoing<'_>,
         expect: Option<Expect>,
     ) -> Result<Flow, SessionError> {
-        let target = route::route(self.cluster(), &packet);
-        let reply_seq = packet.last_seq.wrapping_add(1);
-        let cluster = self.config.clusters[self.cluster].clone();
-        let conn = match self.backends.get(&cluster, target).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.send_error(reply_seq, &e).await?;
-                return Ok(Flow::Continue);
+        let reply_seq = match &out {
+            Outgoing::Packet(p) => p.last_seq.wrapping_add(1),
+            Outgoing::Execute(..) => 1,
+        };
+        loop {
+            self.adopt(&plan).await;
+            let server = plan.server;
+            match self.attempt(server, &out, expect).await {
+                Ok(relayed) => {
+                    self.record(c, &plan, relayed);
+                    return Ok(Flow::Continue);
+                }
+                Err(Attempt::Retryable(e))
+                    if plan.kind == TargetKind::Replica && !self.routing.trx.active =>
+                {
+                    debug!(server = %self.server_name(server), error = %e, "read failed before any byte reached the client; retrying");
+                    self.ctx
+                        .cluster
+                        .mark_down(server, DOWN_PERIOD, Instant::now());
+                    self.ctx.stats.read_retries.fetch_add(1, Ordering::Relaxed);
+                    plan = self.plan(c);
+                }
+                Err(Attempt::Retryable(e)) => {
+                    if matches!(
+                        e,
+                        SessionError::Backend { .. } | SessionError::BackendLost { .. }
+                    ) && plan.kind != TargetKind::Primary
+                    {
+                        self.ctx
+                            .cluster
+                            .mark_down(server, DOWN_PERIOD, Instant::now());
+                    }
+                    self.ctx
+                        .stats
+                        .backend_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.send_error(reply_seq, &e).await?;
+                    return Ok(Flow::Continue);
+                }
+                Err(Attempt::Behind) => {
+                    self.ctx.stats.reads_behind.fetch_add(1, Ordering::Relaxed);
+                    plan = RoutePlan {
+                        reason: Reason::Class("replica behind the session's last write"),
+                        ..self.primary_plan()
+                    };
+                }
+                Err(Attempt::ServerError(err)) => {
+                    self.client.queue_err(reply_seq, &err);
+                    self.client.flush().await?;
+                    return Ok(Flow::Continue);
+                }
+                Err(Attempt::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Applies what the plan asks of the session before running it: a new sticky replica, or
+    /// ending a read-only transaction on another server.
+    async fn adopt(&mut self, plan: &RoutePlan) {
+        if plan.new_sticky {
+            let cluster = plan.server.cluster;
+            if let Some(old) = self.routing.sticky[cluster].replace(plan.server) {
+                self.ctx.cluster.sticky(old, false);
+            }
+            self.ctx.cluster.sticky(plan.server, true);
+        }
+        if let Some(r) = plan.commit_first {
+            if let Some(conn) = self.backends.existing(r) {
+                let status = command(conn, b"\x03COMMIT", Expect::Query)
+                    .await
+                    .ok()
+                    .and_then(|reply| reply.status);
+                self.routing
+                    .observe_status(status.or(Some(consts::SERVER_STATUS_AUTOCOMMIT)), r);
+            }
+        }
+    }
+
+    /// One try on one server.
+    async fn attempt(
+        &mut self,
+        server: ServerRef,
+        out: &Outgoing<'_>,
+        expect: Option<Expect>,
+    ) -> Result<Relayed, Attempt> {
+        let Engine {
+            backends,
+            config,
+            tracked,
+            client,
+            stmts,
+            routing,
+            ..
+        } = self;
+        let conn = backends
+            .get(config, server)
+            .await
+            .map_err(Attempt::Retryable)?;
+        if let Err(e) = tracked.sync(conn).await {
+            backends.drop_conn(server);
+            return Err(Attempt::Retryable(e));
+        }
+        // Read your writes: a replica serves this session only once it has applied the
+        // session's last write. MASTER_GTID_WAIT with a zero timeout checks without waiting.
+        if !conn.is_primary && !routing.trx.active {
+            if let Some(barrier) = tracked
+                .read_barrier()
+                .filter(|b| conn.seen_gtids.as_ref() != Some(b))
+            {
+                match has_applied(conn, &barrier).await {
+                    Ok(true) => conn.seen_gtids = Some(barrier),
+                    Ok(false) => return Err(Attempt::Behind),
+                    Err(e) => {
+                        backends.drop_conn(server);
+                        return Err(Attempt::Retryable(e));
+                    }
+                }
+            }
+        }
+        let payload: Cow<'_, [u8]> = match out {
+            Outgoing::Packet(p) => Cow::Borrowed(&p.payload[..]),
+            Outgoing::Execute(id, payload) => {
+                match prepared_execute(stmts, *id, payload, conn).await {
+                    Ok(p) => Cow::Owned(p),
+                    Err(a) => {
+                        if matches!(a, Attempt::Retryable(_)) {
+                            backends.drop_conn(server);
+                        }
+                        return Err(a);
+                    }
+                }
             }
         };
-        let mut framed = BytesMut::with_capacity(packet.payload.len() + 4);
-        encode_packet(packet.seq, &packet.payload, &mut framed);
+        let seq = match out {
+            Outgoing::Packet(p) => p.seq,
+            Outgoing::Execute(..) => 0,
+        };
+        let mut framed = BytesMut::with_capacity(payload.len() + 4);
+        encode_packet(seq, &payload, &mut framed);
         if conn.stream.write_all(&framed).await.is_err() {
             let e = SessionError::BackendLost {
                 server: conn.server_name.clone(),
             };
-            self.backends.drop_conn(target);
-            self.send_error(reply_seq, &e).await?;
-            return Ok(Flow::Continue);
+            backends.drop_conn(server);
+            return Err(Attempt::Retryable(e));
         }
         let Some(expect) = expect else {
-            return Ok(Flow::Continue);
+            return Ok(Relayed::default());
         };
-        let mut new_schema: Option<String> = None;
-        let backend_caps = conn.capabilities;
-        let relayed = relay_response(conn, &mut self.client, expect, |ok| {
-            if let Some(schema) = schema_change(ok, backend_caps) {
-                new_schema = Some(schema);
+        let caps = conn.capabilities;
+        match relay_response(conn, client, expect, |ok| tracked.learn(ok, caps)).await {
+            Ok(relayed) => {
+                tracked.mark_synced(conn);
+                Ok(relayed)
             }
-        })
-        .await;
-        if let Some(schema) = new_schema {
-            // New backend connections of this session must open in the schema it switched to.
-            self.backends.settings.database = Some(schema);
-        }
-        match relayed {
-            Ok(_) => Ok(Flow::Continue),
             Err(r) => {
-                self.ctx
-                    .stats
-                    .backend_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.backends.drop_conn(target);
+                backends.drop_conn(server);
                 if r.client_saw_bytes || matches!(r.error, SessionError::ClientIo(_)) {
-                    // Part of the result already reached the client: the only honest signal left
-                    // is closing the connection, as a server that died would.
-                    return Err(r.error);
+                    // Part of the result already reached the client: the only honest signal
+                    // left is closing the connection, as a server that died would.
+                    Err(Attempt::Fatal(r.error))
+                } else {
+                    Err(Attempt::Retryable(r.error))
                 }
-                self.send_error(reply_seq, &r.error).await?;
-                Ok(Flow::Continue)
             }
         }
+    }
+
+    /// Updates routing state and counters after a statement ran.
+    fn record(&mut self, c: &Classification<'_>, plan: &RoutePlan, relayed: Relayed) {
+        self.routing
+            .after(c, plan.server, relayed.status, !relayed.was_error);
+        let counted = match c.class {
+            StatementClass::Read
+            | StatementClass::ReadPrimaryOnly
+            | StatementClass::LockingRead
+            | StatementClass::Meta(_) => Counted::Read,
+            StatementClass::Write | StatementClass::Call => Counted::Write,
+            _ => Counted::Other,
+        };
+        self.ctx.cluster.count(plan.server, counted);
+        if let Some(schema) = &self.tracked.schema {
+            self.routing.schema = Some(schema.clone());
+            self.backends.settings.database = Some(schema.clone());
+        }
+    }
+
+    fn server_name(&self, r: ServerRef) -> &str {
+        &self.config.clusters[r.cluster].servers[r.server].name
     }
 
     async fn send_error(&mut self, seq: u8, e: &SessionError) -> Result<(), SessionError> {
@@ -218,14 +454,112 @@ impl Engine {
         }
         self.client.flush().await
     }
+
+    /// Forgets the session's server-side state (COM_RESET_CONNECTION, COM_CHANGE_USER).
+    fn reset_state(&mut self, schema: Option<String>) {
+        self.routing.reset();
+        self.routing.schema.clone_from(&schema);
+        self.tracked = TrackedState::new(schema);
+        self.stmts.clear();
+        for conn in self.backends.open_conns() {
+            conn.synced_version = 0;
+        }
+    }
 }
 
-/// The schema an OK packet reports the session switched to (USE, COM_INIT_DB, DROP DATABASE).
-fn schema_change(ok_payload: &[u8], capabilities: u64) -> Option<String> {
-    let ok = OkPacket::parse(ok_payload, capabilities).ok()?;
-    session_changes(&ok.session_state).find_map(|c| match c {
-        Ok(SessionChange::Schema(name)) => Some(String::from_utf8_lossy(name).into_owned()),
-        _ => None,
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for r in self.routing.sticky.iter().flatten() {
+            self.ctx.cluster.sticky(*r, false);
+        }
+    }
+}
+
+/// Whether a replica has applied a GTID list, asked without waiting.
+async fn has_applied(
+    conn: &mut crate::backends::BackendConn,
+    gtids: &str,
+) -> Result<bool, SessionError> {
+    let sql = format!("\x03SELECT MASTER_GTID_WAIT('{gtids}', 0)");
+    let reply = command(conn, sql.as_bytes(), Expect::Query).await?;
+    if reply.error.is_some() {
+        return Ok(false);
+    }
+    // Column count, definition, [EOF], the row, EOF/OK: the row is the packet before the last.
+    let row = reply
+        .packets
+        .len()
+        .checked_sub(2)
+        .map(|i| &reply.packets[i].payload[..]);
+    Ok(row == Some(&[1, b'0'][..]))
+}
+
+/// The SQL text of a COM_QUERY: UTF-8 borrowed as is; anything else made valid for the
+/// classifier (the bytes sent to the server are the original ones).
+fn sql_text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// The execute payload for `conn`, preparing the statement there first if needed and sending
+/// the long data buffered for it.
+async fn prepared_execute(
+    stmts: &mut Statements,
+    id: u32,
+    payload: &[u8],
+    conn: &mut crate::backends::BackendConn,
+) -> Result<Vec<u8>, Attempt> {
+    let server = conn.server;
+    let Some(stmt) = stmts.map.get_mut(&id) else {
+        let err = err_packet(
+            consts::ER_UNKNOWN_STMT_HANDLER,
+            format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute"),
+        );
+        return Err(Attempt::ServerError(err));
+    };
+    let backend_id = match stmt.backend_id(server) {
+        Some(b) => b,
+        None => {
+            let mut prep = vec![Command::StmtPrepare as u8];
+            prep.extend_from_slice(stmt.sql.as_bytes());
+            let reply = command(conn, &prep, Expect::Prepare)
+                .await
+                .map_err(Attempt::Retryable)?;
+            if let Some(err) = reply.error {
+                return Err(Attempt::ServerError(err));
+            }
+            let b = reply
+                .packets
+                .first()
+                .and_then(|p| prepared::statement_id(&p.payload))
+                .ok_or_else(|| {
+                    Attempt::Fatal(SessionError::BackendProtocol {
+                        server: conn.server_name.clone(),
+                        source: lagless_protocol::ProtocolError::Malformed("prepare reply"),
+                    })
+                })?;
+            stmt.on.push((server, b));
+            b
+        }
+    };
+    for (param, data) in std::mem::take(&mut stmt.long_data) {
+        let mut p = vec![Command::StmtSendLongData as u8];
+        p.extend_from_slice(&backend_id.to_le_bytes());
+        p.extend_from_slice(&param.to_le_bytes());
+        p.extend_from_slice(&data);
+        let mut framed = BytesMut::with_capacity(p.len() + 8);
+        encode_packet(0, &p, &mut framed);
+        conn.stream.write_all(&framed).await.map_err(|_| {
+            Attempt::Retryable(SessionError::BackendLost {
+                server: conn.server_name.clone(),
+            })
+        })?;
+    }
+    stmt.last = Some(server);
+    prepared::rewrite_execute(payload, stmt, server, backend_id).map_err(|e| {
+        Attempt::ServerError(err_packet(
+            consts::ER_NET_READ_ERROR,
+            format!("Malformed COM_STMT_EXECUTE: {e}"),
+        ))
     })
 }
 

@@ -237,10 +237,13 @@ pub async fn authenticate(
             let Some(stored) = user.caching_sha2_password else {
                 return Ok(None);
             };
-            let (verified, next) = caching_sha2(
-                client, ctx, user, &stored, &scramble, &response, seq, start.peer,
-            )
-            .await?;
+            let answer = Sha2Answer {
+                scramble: &scramble,
+                response: &response,
+                seq,
+                peer: start.peer,
+            };
+            let (verified, next) = caching_sha2(client, ctx, user, &stored, answer).await?;
             seq = next;
             verified
         }
@@ -271,6 +274,14 @@ fn choose_method(user: &User, requested: Option<&str>) -> Method {
     }
 }
 
+/// The client's scrambled caching_sha2_password answer and where the exchange stands.
+struct Sha2Answer<'a> {
+    scramble: &'a [u8],
+    response: &'a [u8],
+    seq: u8,
+    peer: SocketAddr,
+}
+
 /// caching_sha2_password after the client's scrambled answer. Returns whether the password is
 /// right and the sequence id of the server's next packet.
 async fn caching_sha2(
@@ -278,11 +289,14 @@ async fn caching_sha2(
     ctx: &ProxyContext,
     user: &User,
     stored: &[u8; 32],
-    scramble: &[u8],
-    response: &[u8],
-    seq: u8,
-    peer: SocketAddr,
+    answer: Sha2Answer<'_>,
 ) -> Result<(bool, u8), SessionError> {
+    let Sha2Answer {
+        scramble,
+        response,
+        seq,
+        peer,
+    } = answer;
     if response.is_empty() || response == [0] {
         return Ok((auth::verify_cleartext_caching_sha2(stored, b""), seq));
     }

@@ -10,12 +10,14 @@
 //! - [`backends`]: the session's backend connections, opened lazily with the session's settings.
 //! - [`relay`]: streams a backend's response to the client, packet-aware but without buffering.
 //! - [`context`]: what all sessions share (config snapshot, RSA key, counters); passed explicitly.
+//! - [`cluster_state`]: server health, load and counters; publishes the routing snapshot.
 //! - [`error`]: the one place internal errors become client ERR packets.
 
 #![forbid(unsafe_code)]
 
 pub mod backends;
 pub mod client;
+pub mod cluster_state;
 pub mod context;
 pub mod engine;
 pub mod error;

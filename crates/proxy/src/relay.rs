@@ -238,3 +238,75 @@ fn protocol_error_from(
         source,
     }
 }
+
+/// A whole (small) response read by the proxy for itself.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub packets: Vec<lagless_protocol::packet::Packet>,
+    /// The ERR packet that ended it, if any.
+    pub error: Option<lagless_protocol::ok_err::ErrPacket>,
+    /// Status flags of the last OK/EOF.
+    pub status: Option<u16>,
+}
+
+/// Sends a command the proxy issues itself (session replay, on-demand prepare) and reads its
+/// whole response. For small responses only: everything is kept in memory.
+///
+/// # Errors
+/// I/O or protocol errors; the connection must then be dropped.
+pub async fn command(
+    backend: &mut BackendConn,
+    payload: &[u8],
+    expect: Expect,
+) -> Result<Reply, SessionError> {
+    let mut framed = bytes::BytesMut::with_capacity(payload.len() + HEADER_LEN);
+    lagless_protocol::packet::encode_packet(0, payload, &mut framed);
+    let lost = |b: &BackendConn| SessionError::BackendLost {
+        server: b.server_name.clone(),
+    };
+    backend
+        .stream
+        .write_all(&framed)
+        .await
+        .map_err(|_| lost(backend))?;
+    read_reply(backend, expect).await
+}
+
+/// Reads a whole response to a command already sent.
+///
+/// # Errors
+/// I/O or protocol errors; the connection must then be dropped.
+pub async fn read_reply(backend: &mut BackendConn, expect: Expect) -> Result<Reply, SessionError> {
+    let mut tracker =
+        ResponseTracker::new(expect, backend.capabilities & CLIENT_DEPRECATE_EOF != 0);
+    let mut reply = Reply::default();
+    loop {
+        while let Some(p) = lagless_protocol::packet::decode_packet(&mut backend.buf, 1 << 30)
+            .map_err(|e| protocol_error_from(backend, e))?
+        {
+            let ev = tracker
+                .on_packet(&p.payload, p.payload.len())
+                .map_err(|e| protocol_error_from(backend, e))?;
+            match ev.kind {
+                PacketKind::Err => {
+                    reply.error = lagless_protocol::ok_err::ErrPacket::parse(&p.payload).ok()
+                }
+                PacketKind::Ok | PacketKind::Eof => reply.status = ev.status.or(reply.status),
+                _ => {}
+            }
+            reply.packets.push(p);
+            if ev.done {
+                return Ok(reply);
+            }
+        }
+        backend.buf.reserve(READ_CHUNK);
+        match backend.stream.read_buf(&mut backend.buf).await {
+            Ok(n) if n > 0 => {}
+            _ => {
+                return Err(SessionError::BackendLost {
+                    server: backend.server_name.clone(),
+                })
+            }
+        }
+    }
+}

@@ -96,8 +96,28 @@ impl Engine {
             self.identity.charset = cs;
         }
         self.backends.drop_all();
-        self.backends.settings.database = change.database;
+        self.backends.settings.database = change.database.clone();
         self.backends.settings.charset = self.identity.charset;
+        // A new user may have another cluster and route: start the routing state afresh.
+        for r in self.routing.sticky.iter().flatten() {
+            self.ctx.cluster.sticky(*r, false);
+        }
+        let user = self.config.user(&self.identity.user);
+        let cluster = self
+            .config
+            .clusters
+            .iter()
+            .position(|c| user.is_some_and(|u| u.cluster == c.name))
+            .unwrap_or(0);
+        let primary_only = user.is_some_and(|u| u.route == lagless_config::UserRoute::Primary);
+        self.routing = lagless_routing::SessionRouting::new(
+            cluster,
+            self.config.clusters.len(),
+            &self.identity.user,
+            change.database.clone(),
+            primary_only,
+        );
+        self.reset_state(change.database);
         Ok(if self.open().await? {
             Flow::Continue
         } else {

@@ -1,0 +1,354 @@
+//! The commands that are more than "route and relay": prepared statements, session reset,
+//! COM_SET_OPTION and the statements Lagless answers itself.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use lagless_protocol::consts;
+use lagless_protocol::ok_err::OkPacket;
+use lagless_protocol::packet::{encode_packet, Packet};
+use lagless_protocol::response::Expect;
+use lagless_routing::{route, RouteInput};
+use lagless_sql::classify;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::intercept::{self, Intercepted, TextResult};
+use super::prepared::{statement_id, with_id};
+use super::{Engine, Flow, Outgoing};
+use crate::error::{err_packet, SessionError};
+use crate::relay::{command, relay_response};
+
+impl Engine {
+    /// COM_STMT_PREPARE: prepared where the statement would run now; the client gets Lagless's
+    /// own statement id.
+    pub(super) async fn prepare(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&packet.payload[1..]).as_ref());
+        let c = classify(&sql, &self.tracked.lex);
+        let plan = self.plan(&c);
+        self.adopt(&plan).await;
+        let server = plan.server;
+        let conn = match self.backends.get(&self.config, server).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.send_error(1, &e).await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let synced = self.tracked.sync(conn).await;
+        let reply = match synced {
+            Ok(()) => command(conn, &packet.payload, Expect::Prepare).await,
+            Err(e) => Err(e),
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                self.backends.drop_conn(server);
+                self.send_error(1, &e).await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        if reply.error.is_some() {
+            for p in &reply.packets {
+                self.client.queue(p.seq, &p.payload);
+            }
+            self.client.flush().await?;
+            return Ok(Flow::Continue);
+        }
+        let first = &reply.packets[0].payload;
+        let backend_id = statement_id(first).unwrap_or(0);
+        let params = first
+            .get(7..9)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+        let client_id = self
+            .stmts
+            .add(Box::from(sql.as_ref()), params, server, backend_id);
+        for (i, p) in reply.packets.iter().enumerate() {
+            if i == 0 {
+                self.client.queue(p.seq, &with_id(&p.payload, client_id));
+            } else {
+                self.client.queue(p.seq, &p.payload);
+            }
+        }
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    /// COM_STMT_EXECUTE: routed by the statement's class, like the same text as a query.
+    pub(super) async fn execute_statement(
+        &mut self,
+        packet: &Packet,
+    ) -> Result<Flow, SessionError> {
+        let Some(id) = statement_id(&packet.payload) else {
+            return self
+                .reply_error(consts::ER_NET_READ_ERROR, "Malformed COM_STMT_EXECUTE")
+                .await;
+        };
+        let Some(sql) = self
+            .stmts
+            .map
+            .get(&id)
+            .map(|s| Arc::<str>::from(s.sql.as_ref()))
+        else {
+            return self.unknown_statement(id).await;
+        };
+        let c = classify(&sql, &self.tracked.lex);
+        let plan = self.plan(&c);
+        self.run(
+            &c,
+            plan,
+            Outgoing::Execute(id, &packet.payload),
+            Some(Expect::Query),
+        )
+        .await
+    }
+
+    /// COM_STMT_SEND_LONG_DATA: kept until the execution, whose server is not known yet.
+    pub(super) fn long_data(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let p = &packet.payload;
+        if let (Some(id), Some(param)) = (statement_id(p), p.get(5..7)) {
+            if let Some(stmt) = self.stmts.map.get_mut(&id) {
+                let param = u16::from_le_bytes([param[0], param[1]]);
+                stmt.long_data.push((param, p[7..].to_vec()));
+            }
+        }
+        // No response, by protocol.
+        Ok(Flow::Continue)
+    }
+
+    /// COM_STMT_CLOSE: closed on every server that has it (no response).
+    pub(super) async fn close_statement(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let Some(stmt) = statement_id(&packet.payload).and_then(|id| self.stmts.map.remove(&id))
+        else {
+            return Ok(Flow::Continue);
+        };
+        for (server, backend_id) in stmt.on {
+            if let Some(conn) = self.backends.existing(server) {
+                let mut framed = BytesMut::new();
+                encode_packet(0, &with_id(&packet.payload, backend_id), &mut framed);
+                if conn.stream.write_all(&framed).await.is_err() {
+                    self.backends.drop_conn(server);
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// COM_STMT_RESET: on every server that has the statement; one answer to the client.
+    pub(super) async fn reset_statement(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let Some(id) = statement_id(&packet.payload) else {
+            return self
+                .reply_error(consts::ER_NET_READ_ERROR, "Malformed COM_STMT_RESET")
+                .await;
+        };
+        let Some(stmt) = self.stmts.map.get_mut(&id) else {
+            return self.unknown_statement(id).await;
+        };
+        stmt.long_data.clear();
+        let targets = stmt.on.clone();
+        let mut first_error = None;
+        for (server, backend_id) in targets {
+            if let Some(conn) = self.backends.existing(server) {
+                match command(conn, &with_id(&packet.payload, backend_id), Expect::Single).await {
+                    Ok(reply) => first_error = first_error.or(reply.error),
+                    Err(_) => self.backends.drop_conn(server),
+                }
+            }
+        }
+        match first_error {
+            Some(err) => self.client.queue_err(1, &err),
+            None => self.client.queue_ok(
+                1,
+                &OkPacket {
+                    status: self.status_flags(),
+                    ..OkPacket::default()
+                },
+            ),
+        };
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    /// COM_STMT_FETCH: to the server where the statement last ran, which holds its cursor.
+    pub(super) async fn fetch(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let stmt = statement_id(&packet.payload)
+            .and_then(|id| self.stmts.map.get(&id).map(|s| (id, s.last)));
+        let Some((id, Some(server))) = stmt else {
+            let id = statement_id(&packet.payload).unwrap_or(0);
+            return self.unknown_statement(id).await;
+        };
+        let backend_id = self.stmts.map[&id].backend_id(server).unwrap_or(0);
+        let Some(conn) = self.backends.existing(server) else {
+            return self
+                .reply_error(
+                    consts::CR_SERVER_LOST,
+                    "The cursor's backend connection is gone",
+                )
+                .await;
+        };
+        let mut framed = BytesMut::new();
+        encode_packet(0, &with_id(&packet.payload, backend_id), &mut framed);
+        if conn.stream.write_all(&framed).await.is_err() {
+            self.backends.drop_conn(server);
+            return self
+                .reply_error(consts::CR_SERVER_LOST, "Lost connection to backend server")
+                .await;
+        }
+        let caps = conn.capabilities;
+        let Engine {
+            backends,
+            client,
+            tracked,
+            ..
+        } = self;
+        let conn = backends.existing(server).expect("present above");
+        match relay_response(conn, client, Expect::Fetch, |ok| tracked.learn(ok, caps)).await {
+            Ok(_) => Ok(Flow::Continue),
+            Err(r) => {
+                backends.drop_conn(server);
+                if r.client_saw_bytes {
+                    return Err(r.error);
+                }
+                self.send_error(1, &r.error).await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    /// COM_RESET_CONNECTION: every open backend connection is reset; so is the session's state.
+    pub(super) async fn reset_connection(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let mut first_error = None;
+        let mut lost = Vec::new();
+        for conn in self.backends.open_conns() {
+            match command(conn, &packet.payload, Expect::Single).await {
+                Ok(reply) => first_error = first_error.or(reply.error),
+                Err(_) => lost.push(conn.server),
+            }
+        }
+        for r in lost {
+            self.backends.drop_conn(r);
+        }
+        let schema = self.tracked.schema.clone();
+        self.reset_state(schema);
+        match first_error {
+            Some(err) => self.client.queue_err(1, &err),
+            None => self.client.queue_ok(
+                1,
+                &OkPacket {
+                    status: consts::SERVER_STATUS_AUTOCOMMIT,
+                    ..OkPacket::default()
+                },
+            ),
+        };
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    /// COM_SET_OPTION (multi-statements on/off): applied to every open connection, and to the
+    /// connections the session opens later.
+    pub(super) async fn set_option(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
+        let on = packet.payload.get(1..3) == Some(&[0, 0]);
+        let mut answer = None;
+        let mut lost = Vec::new();
+        for conn in self.backends.open_conns() {
+            match command(conn, &packet.payload, Expect::Single).await {
+                Ok(reply) => {
+                    answer.get_or_insert(reply);
+                }
+                Err(_) => lost.push(conn.server),
+            }
+        }
+        for r in lost {
+            self.backends.drop_conn(r);
+        }
+        let caps = &mut self.backends.settings.capabilities;
+        if on {
+            *caps |= consts::CLIENT_MULTI_STATEMENTS;
+        } else {
+            *caps &= !consts::CLIENT_MULTI_STATEMENTS;
+        }
+        match answer {
+            Some(reply) => {
+                for p in &reply.packets {
+                    self.client.queue(p.seq, &p.payload);
+                }
+            }
+            None => {
+                self.client.queue_ok(
+                    1,
+                    &OkPacket {
+                        header: 0xfe,
+                        status: self.status_flags(),
+                        ..OkPacket::default()
+                    },
+                );
+            }
+        }
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn answer_intercepted(
+        &mut self,
+        cmd: Intercepted<'_>,
+    ) -> Result<Flow, SessionError> {
+        let result = match cmd {
+            Intercepted::Backends => intercept::backends(self, Instant::now()),
+            Intercepted::Status => intercept::status(self),
+            Intercepted::Explain(sql) => self.explain(sql),
+        };
+        result.queue(&mut self.client);
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    /// `SHOW LAGLESS EXPLAIN <sql>`: the decision for this session now, without running it.
+    fn explain(&self, sql: &str) -> TextResult {
+        let c = classify(sql, &self.tracked.lex);
+        let view = self.ctx.cluster.view(Instant::now());
+        let plan = route(&RouteInput {
+            stmt: &c,
+            session: &self.routing,
+            view: &view,
+            config: &self.config,
+            draw: self.ctx.cluster.draw(),
+        });
+        let server = &self.config.clusters[plan.server.cluster].servers[plan.server.server];
+        TextResult {
+            columns: vec!["class", "target", "server", "reason"],
+            rows: vec![vec![
+                Some(c.class.to_string()),
+                Some(plan.target_label(&view, self.routing.cluster)),
+                Some(server.name.clone()),
+                Some(plan.reason.to_string()),
+            ]],
+        }
+    }
+
+    fn status_flags(&self) -> u16 {
+        let mut s = 0;
+        if self.routing.trx.autocommit {
+            s |= consts::SERVER_STATUS_AUTOCOMMIT;
+        }
+        if self.routing.trx.active {
+            s |= consts::SERVER_STATUS_IN_TRANS;
+        }
+        s
+    }
+
+    async fn reply_error(
+        &mut self,
+        code: consts::ErrorCode,
+        message: &str,
+    ) -> Result<Flow, SessionError> {
+        self.client.queue_err(1, &err_packet(code, message));
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn unknown_statement(&mut self, id: u32) -> Result<Flow, SessionError> {
+        let msg = format!("Unknown prepared statement handler ({id}) given to Lagless");
+        self.reply_error(consts::ER_UNKNOWN_STMT_HANDLER, &msg)
+            .await
+    }
+}

@@ -1,0 +1,203 @@
+//! Statements Lagless answers itself: `SHOW LAGLESS BACKENDS`, `SHOW LAGLESS STATUS` and
+//! `SHOW LAGLESS EXPLAIN <statement>`. They are valid SQL for every driver, never forwarded.
+
+use std::sync::atomic::Ordering;
+
+use lagless_protocol::consts::{CLIENT_DEPRECATE_EOF, SERVER_STATUS_AUTOCOMMIT};
+use lagless_protocol::lenenc::{put_lenenc_bytes, put_lenenc_int};
+use lagless_protocol::ok_err::{EofPacket, OkPacket};
+use lagless_routing::ServerRef;
+
+use crate::client::ClientConn;
+
+/// A command for Lagless itself, recognised from the statement text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Intercepted<'a> {
+    Backends,
+    Status,
+    Explain(&'a str),
+}
+
+/// Recognises `SHOW LAGLESS ...` (case-insensitive, after leading whitespace).
+pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
+    let rest = strip_word(sql.trim_start(), "show")?;
+    let rest = strip_word(rest.trim_start(), "lagless")?.trim_start();
+    let (word, tail) = rest
+        .split_once(|c: char| c.is_whitespace())
+        .unwrap_or((rest, ""));
+    match word.trim_end_matches(';').to_ascii_lowercase().as_str() {
+        "backends" => Some(Intercepted::Backends),
+        "status" => Some(Intercepted::Status),
+        "explain" => Some(Intercepted::Explain(tail.trim().trim_end_matches(';'))),
+        _ => None,
+    }
+}
+
+fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let head = s.get(..word.len())?;
+    let next = s[word.len()..].chars().next();
+    (head.eq_ignore_ascii_case(word) && next.is_none_or(char::is_whitespace))
+        .then(|| &s[word.len()..])
+}
+
+/// A text result set built by Lagless (all columns strings).
+pub struct TextResult {
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl TextResult {
+    /// Queues the result set as a response to a command (sequence ids from 1).
+    pub fn queue(&self, client: &mut ClientConn) {
+        let deprecate_eof = client.capabilities & CLIENT_DEPRECATE_EOF != 0;
+        let mut seq = 1u8;
+        let mut buf = Vec::new();
+        put_lenenc_int(&mut buf, self.columns.len() as u64);
+        seq = client.queue(seq, &buf);
+        for name in &self.columns {
+            buf.clear();
+            for part in [&b"def"[..], b"", b"", b""] {
+                put_lenenc_bytes(&mut buf, part);
+            }
+            put_lenenc_bytes(&mut buf, name.as_bytes());
+            put_lenenc_bytes(&mut buf, name.as_bytes());
+            buf.push(0x0c);
+            buf.extend_from_slice(&45u16.to_le_bytes()); // utf8mb4_general_ci
+            buf.extend_from_slice(&1024u32.to_le_bytes());
+            buf.push(0xfd); // VAR_STRING
+            buf.extend_from_slice(&0u16.to_le_bytes());
+            buf.push(0);
+            buf.extend_from_slice(&[0, 0]);
+            seq = client.queue(seq, &buf);
+        }
+        let eof = EofPacket {
+            warnings: 0,
+            status: SERVER_STATUS_AUTOCOMMIT,
+        };
+        if !deprecate_eof {
+            seq = client.queue(seq, &eof.encode());
+        }
+        for row in &self.rows {
+            buf.clear();
+            for cell in row {
+                match cell {
+                    Some(v) => put_lenenc_bytes(&mut buf, v.as_bytes()),
+                    None => buf.push(0xfb),
+                }
+            }
+            seq = client.queue(seq, &buf);
+        }
+        if deprecate_eof {
+            let ok = OkPacket {
+                header: 0xfe,
+                status: SERVER_STATUS_AUTOCOMMIT,
+                ..OkPacket::default()
+            };
+            client.queue_ok(seq, &ok);
+        } else {
+            client.queue(seq, &eof.encode());
+        }
+    }
+}
+
+/// `SHOW LAGLESS BACKENDS`: one row per server with what routing knows and counted.
+pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult {
+    let view = engine.ctx.cluster.view(now);
+    let mut rows = Vec::new();
+    for (ci, c) in engine.config.clusters.iter().enumerate() {
+        for (si, s) in c.servers.iter().enumerate() {
+            let r = ServerRef {
+                cluster: ci,
+                server: si,
+            };
+            let stats = engine.ctx.cluster.stats(r);
+            let n = |a: &std::sync::atomic::AtomicU64| Some(a.load(Ordering::Relaxed).to_string());
+            rows.push(vec![
+                Some(c.name.clone()),
+                Some(s.name.clone()),
+                Some(s.address.clone()),
+                Some(format!("{:?}", s.role).to_lowercase()),
+                Some(if view.is_usable(r) { "up" } else { "down" }.to_string()),
+                Some(stats.sessions.load(Ordering::Relaxed).to_string()),
+                n(&stats.reads),
+                n(&stats.writes),
+                n(&stats.other),
+                n(&stats.failures),
+            ]);
+        }
+    }
+    TextResult {
+        columns: vec![
+            "cluster", "server", "address", "role", "health", "sessions", "reads", "writes",
+            "other", "failures",
+        ],
+        rows,
+    }
+}
+
+/// `SHOW LAGLESS STATUS`: proxy-wide counters and this session's routing state.
+pub fn status(engine: &super::Engine) -> TextResult {
+    let st = &engine.ctx.stats;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
+    let s = &engine.routing;
+    let pairs = [
+        ("connections_active", n(&st.connections_active)),
+        ("connections_accepted", n(&st.connections_accepted)),
+        ("commands", n(&st.commands)),
+        ("unknown_statements", n(&st.unknown_statements)),
+        ("hints_ignored", n(&st.hints_ignored)),
+        ("read_retries", n(&st.read_retries)),
+        ("reads_behind_to_primary", n(&st.reads_behind)),
+        ("session_in_transaction", s.trx.active.to_string()),
+        ("session_autocommit", s.trx.autocommit.to_string()),
+        (
+            "session_pinned",
+            s.pins.describe().unwrap_or_else(|| "no".into()),
+        ),
+        (
+            "session_replica",
+            s.sticky
+                .get(s.cluster)
+                .copied()
+                .flatten()
+                .map(|r| {
+                    engine.config.clusters[r.cluster].servers[r.server]
+                        .name
+                        .clone()
+                })
+                .unwrap_or_else(|| "none".into()),
+        ),
+    ];
+    TextResult {
+        columns: vec!["variable", "value"],
+        rows: pairs
+            .into_iter()
+            .map(|(k, v)| vec![Some(k.to_string()), Some(v)])
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_show_lagless() {
+        assert_eq!(
+            intercept("SHOW LAGLESS BACKENDS"),
+            Some(Intercepted::Backends)
+        );
+        assert_eq!(
+            intercept("  show lagless status;"),
+            Some(Intercepted::Status)
+        );
+        assert_eq!(
+            intercept("SHOW LAGLESS EXPLAIN SELECT * FROM t;"),
+            Some(Intercepted::Explain("SELECT * FROM t"))
+        );
+        assert_eq!(intercept("SHOW TABLES"), None);
+        assert_eq!(intercept("SHOW LAGLESSX BACKENDS"), None);
+        assert_eq!(intercept("SELECT 1"), None);
+        assert_eq!(intercept("SHOW LAGLESS NONSENSE"), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! Session state the client set (system variables, schema), learned from the servers' session
+//! tracking and replayed on each backend connection before its next statement there, so that a
+//! statement sees the same session whatever server runs it.
+
+use lagless_protocol::consts::{Command, SERVER_SESSION_STATE_CHANGED};
+use lagless_protocol::ok_err::{session_changes, OkPacket, SessionChange};
+use lagless_protocol::response::Expect;
+use lagless_sql::LexOptions;
+
+use crate::backends::BackendConn;
+use crate::error::SessionError;
+use crate::relay::command;
+
+/// Variables never replayed: read-only, or owned by Lagless.
+const NOT_REPLAYED: &[&str] = &[
+    "last_gtid",
+    "session_track_system_variables",
+    "in_transaction",
+];
+
+/// The session's tracked state, with a version that each backend connection compares with its
+/// own `synced_version`.
+#[derive(Debug, Default, Clone)]
+pub struct TrackedState {
+    /// Variables the client changed, in the order first seen, with their current values.
+    vars: Vec<(String, String)>,
+    pub schema: Option<String>,
+    pub version: u64,
+    /// Lexer options that follow sql_mode (ANSI_QUOTES, NO_BACKSLASH_ESCAPES).
+    pub lex: LexOptions,
+    /// The GTID of the session's last write in each replication domain, from `last_gtid`
+    /// (MariaDB `domain-server-seq`); reads must see them. Joined with commas it is a GTID list.
+    pub write_gtids: Vec<String>,
+}
+
+impl TrackedState {
+    pub fn new(schema: Option<String>) -> Self {
+        TrackedState {
+            schema,
+            ..Default::default()
+        }
+    }
+
+    /// Learns from an OK packet of a connection that was in sync before its statement (Lagless
+    /// syncs every connection before using it); call [`Self::mark_synced`] on it afterwards.
+    pub fn learn(&mut self, ok_payload: &[u8], capabilities: u64) {
+        if !status_changed(ok_payload) {
+            return;
+        }
+        let Ok(ok) = OkPacket::parse(ok_payload, capabilities) else {
+            return;
+        };
+        let mut changed = false;
+        for change in session_changes(&ok.session_state).flatten() {
+            match change {
+                SessionChange::SystemVariable { name, value } => {
+                    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+                    let value = String::from_utf8_lossy(value).into_owned();
+                    if name == "last_gtid" {
+                        self.remember_write(&value);
+                        continue;
+                    }
+                    if NOT_REPLAYED.contains(&name.as_str()) {
+                        continue;
+                    }
+                    if name == "sql_mode" {
+                        let upper = value.to_ascii_uppercase();
+                        self.lex.ansi_quotes = upper.contains("ANSI_QUOTES");
+                        self.lex.no_backslash_escapes = upper.contains("NO_BACKSLASH_ESCAPES");
+                    }
+                    match self.vars.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, v)) if *v == value => continue,
+                        Some((_, v)) => *v = value,
+                        None => self.vars.push((name, value)),
+                    }
+                    changed = true;
+                }
+                SessionChange::Schema(db) => {
+                    let db = String::from_utf8_lossy(db).into_owned();
+                    if self.schema.as_deref() != Some(&db) {
+                        self.schema = Some(db);
+                        changed = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if changed {
+            self.version += 1;
+        }
+    }
+
+    /// Keeps the newest GTID per domain (`domain-server-seq`).
+    fn remember_write(&mut self, gtid: &str) {
+        if !gtid.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return;
+        }
+        let Some(domain) = gtid.split('-').next().filter(|d| !d.is_empty()) else {
+            return;
+        };
+        let prefix = format!("{domain}-");
+        match self.write_gtids.iter_mut().find(|g| g.starts_with(&prefix)) {
+            Some(g) => *g = gtid.to_string(),
+            None => self.write_gtids.push(gtid.to_string()),
+        }
+    }
+
+    /// The GTID list the session's reads must see, if it has written.
+    pub fn read_barrier(&self) -> Option<String> {
+        (!self.write_gtids.is_empty()).then(|| self.write_gtids.join(","))
+    }
+
+    /// `conn` ran a statement after being synced: it has the current state.
+    pub fn mark_synced(&self, conn: &mut BackendConn) {
+        conn.synced_version = self.version;
+        conn.schema.clone_from(&self.schema);
+    }
+
+    /// Brings `conn` up to date before it runs a client statement.
+    ///
+    /// # Errors
+    /// The connection broke; a server refusing a replayed value is logged, not fatal.
+    pub async fn sync(&self, conn: &mut BackendConn) -> Result<(), SessionError> {
+        if conn.synced_version == self.version {
+            return Ok(());
+        }
+        if let Some(set) = self.replay_statement(conn.is_primary) {
+            let reply = command(conn, set.as_bytes(), Expect::Query).await?;
+            if let Some(err) = reply.error {
+                tracing::warn!(server = %conn.server_name, code = err.code, "session replay refused: {}", err.message);
+            }
+        }
+        if let Some(db) = &self.schema {
+            if conn.schema.as_deref() != Some(db) {
+                let mut payload = vec![Command::InitDb as u8];
+                payload.extend_from_slice(db.as_bytes());
+                let reply = command(conn, &payload, Expect::Single).await?;
+                if reply.error.is_none() {
+                    conn.schema = Some(db.clone());
+                }
+            }
+        }
+        conn.synced_version = self.version;
+        Ok(())
+    }
+
+    /// `SET SESSION a = 1, b = 'x'` (as a COM_QUERY payload) for every tracked variable.
+    /// autocommit is replayed only on primaries: a replica connection serves autocommit reads.
+    fn replay_statement(&self, primary: bool) -> Option<String> {
+        let mut sql = String::from("\x03SET SESSION ");
+        let mut any = false;
+        for (name, value) in &self.vars {
+            if name == "autocommit" && !primary {
+                continue;
+            }
+            if any {
+                sql.push_str(", ");
+            }
+            any = true;
+            sql.push_str(name);
+            sql.push_str(" = ");
+            push_value(&mut sql, value);
+        }
+        any.then_some(sql)
+    }
+}
+
+fn status_changed(ok: &[u8]) -> bool {
+    // Only OK packets whose status says "state changed" carry anything to learn; checking the
+    // flag first keeps the common OK free of parsing.
+    let mut r = lagless_protocol::lenenc::Reader::new(ok);
+    let status = r
+        .u8()
+        .and_then(|_| r.lenenc_int())
+        .and_then(|_| r.lenenc_int())
+        .and_then(|_| r.u16());
+    status.is_ok_and(|s| s & SERVER_SESSION_STATE_CHANGED != 0)
+}
+
+/// Numbers go as they are (numeric variables refuse strings); everything else quoted.
+fn push_value(sql: &mut String, value: &str) {
+    let numeric = value
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        && value.parse::<f64>().is_ok();
+    if numeric {
+        sql.push_str(value);
+        return;
+    }
+    sql.push('\'');
+    for ch in value.chars() {
+        match ch {
+            '\'' => sql.push_str("''"),
+            '\\' => sql.push_str("\\\\"),
+            c => sql.push(c),
+        }
+    }
+    sql.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_unless_numeric() {
+        let mut s = String::new();
+        push_value(&mut s, "100");
+        push_value(&mut s, " ");
+        push_value(&mut s, "STRICT_TRANS_TABLES,ANSI_QUOTES");
+        push_value(&mut s, "it's\\");
+        push_value(&mut s, "-1.5");
+        push_value(&mut s, "2024-01-01");
+        assert_eq!(
+            s,
+            "100' ''STRICT_TRANS_TABLES,ANSI_QUOTES''it''s\\\\'-1.5'2024-01-01'"
+        );
+    }
+
+    #[test]
+    fn write_gtids_keep_the_newest_per_domain() {
+        let mut t = TrackedState::default();
+        assert_eq!(t.read_barrier(), None);
+        t.remember_write("0-1-5");
+        t.remember_write("1-1-2");
+        t.remember_write("0-1-9");
+        assert_eq!(t.read_barrier().as_deref(), Some("0-1-9,1-1-2"));
+        t.remember_write("");
+        assert_eq!(t.write_gtids.len(), 2);
+    }
+
+    #[test]
+    fn replay_skips_autocommit_on_replicas() {
+        let mut t = TrackedState::default();
+        t.vars.push(("autocommit".into(), "OFF".into()));
+        t.vars.push(("time_zone".into(), "+02:00".into()));
+        assert_eq!(
+            t.replay_statement(true).unwrap(),
+            "\x03SET SESSION autocommit = 'OFF', time_zone = '+02:00'"
+        );
+        assert_eq!(
+            t.replay_statement(false).unwrap(),
+            "\x03SET SESSION time_zone = '+02:00'"
+        );
+    }
+}
