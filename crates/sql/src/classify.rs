@@ -2,7 +2,8 @@
 
 use crate::class::{MetaKind, SessionKind, StatementClass, TransactionKind, XaKind};
 use crate::cursor::{
-    Cursor, DML, INTO, LOCKING, PRIMARY_FN, SQL_MODE, UNTERMINATED, USER_VAR, UV_ASSIGN,
+    Cursor, DML, GET_LOCK, INTO, LOCKING, PRIMARY_FN, RELEASE_ALL_LOCKS, SQL_MODE, UNTERMINATED,
+    USER_VAR, UV_ASSIGN,
 };
 use crate::hints::{self, RoutingHint};
 use crate::keywords::Kw;
@@ -35,6 +36,11 @@ pub struct Classification<'a> {
     /// (`GET_LOCK()`, `LAST_INSERT_ID()`, `NEXTVAL()`, `FOUND_ROWS()`, `@@identity`, ...),
     /// whatever its class (e.g. `SET @id = LAST_INSERT_ID()`).
     pub primary_only_functions: bool,
+    /// Some statement calls `GET_LOCK()`: the session now may hold a named lock, which
+    /// lives on the connection that took it.
+    pub takes_named_lock: bool,
+    /// Some statement calls `RELEASE_ALL_LOCKS()`.
+    pub releases_all_named_locks: bool,
     /// `SET autocommit = ...` seen (any spelling, also inside a SET of several variables);
     /// the last value wins.
     pub autocommit: Option<bool>,
@@ -57,6 +63,8 @@ impl<'a> Classification<'a> {
             uses_user_variables: false,
             assigns_user_variables: false,
             primary_only_functions: false,
+            takes_named_lock: false,
+            releases_all_named_locks: false,
             autocommit: None,
             sets_sql_mode: false,
             text,
@@ -64,7 +72,7 @@ impl<'a> Classification<'a> {
         }
     }
 
-    /// Tables named by the text, lazily extracted (see [`crate::tables`]).
+    /// Tables named by the text, lazily extracted (see [`mod@crate::tables`]).
     pub fn tables(&self) -> Tables<'a> {
         Tables::new(self.text, self.opts)
     }
@@ -81,6 +89,8 @@ impl<'a> Classification<'a> {
         self.uses_user_variables |= s.facts & (USER_VAR | UV_ASSIGN) != 0;
         self.assigns_user_variables |= s.facts & UV_ASSIGN != 0;
         self.primary_only_functions |= s.facts & PRIMARY_FN != 0;
+        self.takes_named_lock |= s.facts & GET_LOCK != 0;
+        self.releases_all_named_locks |= s.facts & RELEASE_ALL_LOCKS != 0;
         self.sets_sql_mode |= s.facts & SQL_MODE != 0;
         if s.autocommit.is_some() {
             self.autocommit = s.autocommit;

@@ -20,6 +20,10 @@ pub(crate) const DML: u16 = 1 << 5;
 pub(crate) const UNTERMINATED: u16 = 1 << 6;
 /// `SET sql_mode = ...` (any scope spelling).
 pub(crate) const SQL_MODE: u16 = 1 << 7;
+/// `GET_LOCK(`
+pub(crate) const GET_LOCK: u16 = 1 << 8;
+/// `RELEASE_ALL_LOCKS(`
+pub(crate) const RELEASE_ALL_LOCKS: u16 = 1 << 9;
 
 pub(crate) struct Cursor<'a> {
     pub(crate) lx: Lexer<'a>,
@@ -234,6 +238,11 @@ impl<'a> Cursor<'a> {
                         )
                     {
                         self.facts |= PRIMARY_FN;
+                        match self.prev_kw {
+                            Kw::GetLock => self.facts |= GET_LOCK,
+                            Kw::ReleaseAllLocks => self.facts |= RELEASE_ALL_LOCKS,
+                            _ => {}
+                        }
                     }
                 }
                 b')' => {

@@ -1,5 +1,5 @@
 //! SQL statement classifier for MySQL/MariaDB routing: text in, class and routing
-//! facts out. No I/O, no heap allocation on the hot path, no `unsafe`.
+//! facts out. No I/O, no heap allocation, no `unsafe`, linear time, never panics.
 //!
 //! Parts:
 //! * [`lexer`]: a hand-written zero-copy lexer over `&str` (comments, executable
@@ -7,13 +7,20 @@
 //!   backslash escapes, backtick and ANSI-quoted identifiers, variables, `;`), driven by
 //!   [`LexOptions`] (`ANSI_QUOTES`, `NO_BACKSLASH_ESCAPES`).
 //! * [`hints`]: routing hints in the first comment (`/* lagless:primary */`,
-//!   `lagless:replica`, `lagless:backend=NAME`).
-//! * `classify` / `set` / `cursor` (private): the single-pass statement classifier behind
-//!   [`classify`] and [`statements`].
+//!   `lagless:replica`, `lagless:backend=NAME`, also inside `/*+ ... */`).
+//! * `classify`, `set`, `cursor`, `keywords` (private): the single-pass statement
+//!   classifier behind [`classify`] and [`statements`], with a compile-time keyword table.
 //! * [`class`]: the result types, [`StatementClass`] and its sub-kinds, with the
-//!   restrictiveness order used for multi-statement text.
-//! * [`tables`]: lazy, allocation-free extraction of table names ([`tables()`],
-//!   [`Classification::tables`]), kept out of `classify` so classification stays fast.
+//!   restrictiveness order ([`StatementClass::rank`]) used for multi-statement text.
+//! * [`tables`](mod@tables): lazy, allocation-free extraction of table names
+//!   ([`tables()`], [`Classification::tables`]). It re-lexes on demand rather than
+//!   filling an array inside `classify`, so callers that never ask pay nothing.
+//!
+//! [`classify`] returns a [`Classification`]: the class, the hint, `first_keyword`,
+//! `statement_count`/`multi`, and facts the router needs whatever the class:
+//! `uses_user_variables`, `assigns_user_variables`, `primary_only_functions`,
+//! `autocommit` (from any `SET autocommit`), `sets_sql_mode`. Unparseable or malformed
+//! text is [`StatementClass::Unknown`]: send it to the primary.
 //!
 //! ```
 //! use lagless_sql::{classify, LexOptions, StatementClass};

@@ -173,32 +173,36 @@ fn ws() -> impl Strategy<Value = &'static str> {
 
 fn string_lit() -> impl Strategy<Value = String> {
     let frag = prop_oneof![
-        Just(";"),
-        Just("/*"),
-        Just("*/"),
-        Just("-- "),
-        Just("#"),
-        Just("`"),
-        Just("\\'"),
-        Just("''"),
-        Just("\\\\"),
-        Just("FOR UPDATE"),
-        Just("; DELETE FROM t"),
-        Just("@x"),
-        "[a-z ]{1,5}".prop_map(|s| Box::leak(s.into_boxed_str()) as &str),
+        prop::sample::select(vec![
+            ";",
+            "/*",
+            "*/",
+            "-- ",
+            "#",
+            "`",
+            "\\'",
+            "''",
+            "\\\\",
+            "FOR UPDATE",
+            "; DELETE FROM t",
+            "@x",
+        ])
+        .prop_map(str::to_string),
+        "[a-z ]{1,5}",
     ];
     prop::collection::vec(frag, 0..6).prop_flat_map(|parts| {
-        let body: String = parts.concat();
-        prop_oneof![
-            Just(format!("'{body}'")),
-            // the same content in double quotes: swap the quote characters' roles
-            Just(format!(
-                "\"{}\"",
-                body.replace("\\'", "\\\"")
-                    .replace("''", "\"\"")
-                    .replace('\'', "\\'")
-            )),
-        ]
+        let single: String = parts.concat();
+        // the same content in double quotes: the quote characters swap roles, fragment
+        // by fragment (replacing in the joined text could match across fragments)
+        let double: String = parts
+            .iter()
+            .map(|p| match p.as_str() {
+                "\\'" => "\\\"",
+                "''" => "\"\"",
+                other => other,
+            })
+            .collect();
+        prop_oneof![Just(format!("'{single}'")), Just(format!("\"{double}\""))]
     })
 }
 
