@@ -161,6 +161,9 @@ pub(crate) struct Stmt<'a> {
 }
 
 fn next_statement<'a>(cur: &mut Cursor<'a>) -> Option<Stmt<'a>> {
+    if cur.eof {
+        return None;
+    }
     let first = loop {
         cur.begin_statement();
         match cur.next() {

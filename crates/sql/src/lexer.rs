@@ -314,6 +314,10 @@ impl<'a> Lexer<'a> {
         while pos < b.len() && b[pos] == b' ' {
             pos += 1;
         }
+        if pos >= b.len() && !self.in_exec {
+            self.pos = pos;
+            return None;
+        }
         if pos < b.len() {
             match CLASSES[b[pos] as usize] {
                 WORD => {
