@@ -8,4 +8,5 @@ export LAGLESS_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
-scripts/fuzz.sh 30
+# The stable-toolchain libFuzzer build is the quicker one; nightly adds AddressSanitizer.
+FUZZ_PATH=${FUZZ_PATH:-stable} scripts/fuzz.sh 30

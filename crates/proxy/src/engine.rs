@@ -142,23 +142,52 @@ impl Engine {
     /// Client I/O errors.
     pub async fn open(&mut self) -> Result<bool, SessionError> {
         let seq = self.identity.next_seq;
-        let primary = self.primary_plan().server;
-        match self.backends.get(&self.config, primary).await {
-            Ok(conn) => {
-                debug!(backend = %conn.server_name, backend_id = conn.connection_id, "client authenticated");
-                let ok = OkPacket {
-                    status: consts::SERVER_STATUS_AUTOCOMMIT,
-                    ..OkPacket::default()
-                };
-                self.client.queue_ok(seq, &ok);
-                self.client.flush().await?;
-                Ok(true)
-            }
-            Err(e) => {
-                self.send_error(seq, &e).await?;
-                Ok(false)
+        let view = self.ctx.cluster.view(Instant::now());
+        let cluster = self.routing.cluster;
+        let primary = view.primary(cluster);
+        // The primary first; if it cannot be reached, any replica can vouch for the schema so
+        // that reads go on while the primary is away.
+        let mut candidates = vec![primary];
+        candidates.extend(
+            (0..view.clusters[cluster].servers.len())
+                .map(|server| ServerRef { cluster, server })
+                .filter(|r| *r != primary && view.is_usable(*r)),
+        );
+        let mut last_error = None;
+        for r in candidates {
+            match self.backends.get(&self.config, r).await {
+                Ok(conn) => {
+                    debug!(backend = %conn.server_name, backend_id = conn.connection_id, "client authenticated");
+                    let ok = OkPacket {
+                        status: consts::SERVER_STATUS_AUTOCOMMIT,
+                        ..OkPacket::default()
+                    };
+                    self.client.queue_ok(seq, &ok);
+                    self.client.flush().await?;
+                    return Ok(true);
+                }
+                // The server answered (unknown database, access denied): that is the answer.
+                Err(
+                    e @ SessionError::Backend {
+                        source: lagless_backend::BackendError::Server { .. },
+                        ..
+                    },
+                ) => {
+                    last_error = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    if r != primary {
+                        self.ctx.cluster.mark_down(r, DOWN_PERIOD, Instant::now());
+                    }
+                    last_error = Some(e);
+                }
             }
         }
+        if let Some(e) = last_error {
+            self.send_error(seq, &e).await?;
+        }
+        Ok(false)
     }
 
     /// Executes one command packet from the client.

@@ -205,13 +205,10 @@ impl SessionRouting {
             },
             _ => {}
         }
-        if c.primary_only_functions {
-            let lower = c.text.to_ascii_lowercase();
-            if lower.contains("release_all_locks") {
-                self.pins.named_locks = false;
-            } else if lower.contains("get_lock") {
-                self.pins.named_locks = true;
-            }
+        if c.releases_all_named_locks {
+            self.pins.named_locks = false;
+        } else if c.takes_named_lock {
+            self.pins.named_locks = true;
         }
     }
 }

@@ -58,7 +58,14 @@ impl OkPacket {
                 ok.session_state = r.lenenc_bytes()?.to_vec();
             }
         } else {
-            ok.info = r.rest().to_vec();
+            // The protocol documents string<EOF> here, but MariaDB and MySQL servers write the
+            // message length-encoded (net_store_data); accept both.
+            let rest = r.rest();
+            let mut lenenc = Reader::new(rest);
+            ok.info = match lenenc.lenenc_bytes() {
+                Ok(msg) if lenenc.is_empty() => msg.to_vec(),
+                _ => rest.to_vec(),
+            };
         }
         Ok(ok)
     }
@@ -82,8 +89,9 @@ impl OkPacket {
             if state_changed {
                 put_lenenc_bytes(&mut out, &self.session_state);
             }
-        } else {
-            out.extend_from_slice(&self.info);
+        } else if !self.info.is_empty() {
+            // Length-encoded, as servers send it and as drivers (mysql_common) parse it.
+            put_lenenc_bytes(&mut out, &self.info);
         }
         out
     }
@@ -95,8 +103,8 @@ impl OkPacket {
 }
 
 /// Rewrites an OK packet from a backend connection that negotiated CLIENT_SESSION_TRACK for a
-/// client that did not: drops the session state, clears SERVER_SESSION_STATE_CHANGED and turns
-/// the info into an EOF-terminated string. `capabilities` supplies the other flags (PROTOCOL_41,
+/// client that did not: drops the session state and clears SERVER_SESSION_STATE_CHANGED; the info
+/// stays length-encoded, as servers send it. `capabilities` supplies the other flags (PROTOCOL_41,
 /// TRANSACTIONS); SESSION_TRACK in it is ignored. `None` when the packet needs no change or is
 /// not an OK packet.
 pub fn strip_session_state(payload: &[u8], capabilities: u64) -> Option<Vec<u8>> {

@@ -99,7 +99,8 @@ fn ok_ending_after_warnings() {
 #[test]
 fn ok_without_session_track() {
     let caps = CLIENT_PROTOCOL_41;
-    let p = b"\x00\x03\xfc\x00\x01\x22\x00\x01\x00Rows matched: 3";
+    // What servers send: the message length-encoded (net_store_data), which drivers expect.
+    let p = b"\x00\x03\xfc\x00\x01\x22\x00\x01\x00\x0fRows matched: 3";
     let ok = OkPacket::parse(p, caps).unwrap();
     assert_eq!(
         (ok.affected_rows, ok.last_insert_id, ok.warnings),
@@ -107,6 +108,12 @@ fn ok_without_session_track() {
     );
     assert_eq!(ok.info, b"Rows matched: 3");
     assert_eq!(ok.encode(caps), p);
+    // The documented string<EOF> form is accepted too.
+    let plain = b"\x00\x03\xfc\x00\x01\x22\x00\x01\x00Rows matched: 3";
+    assert_eq!(
+        OkPacket::parse(plain, caps).unwrap().info,
+        b"Rows matched: 3"
+    );
     let term = OkPacket { header: 0xfe, ..ok };
     assert!(is_ok_terminator(&term.encode(caps)));
 }
