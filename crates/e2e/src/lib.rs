@@ -32,6 +32,8 @@ pub struct EnvOptions {
     pub listener_extra: String,
     /// Extra TOML appended to the `[timeouts]` table (e.g. `handshake_ms = 1000`).
     pub timeouts_extra: String,
+    /// TOML appended at the end (e.g. `[routing]` or `[[rules]]` tables).
+    pub extra: String,
 }
 
 impl Default for EnvOptions {
@@ -40,6 +42,7 @@ impl Default for EnvOptions {
             replicas: 2,
             listener_extra: String::new(),
             timeouts_extra: String::new(),
+            extra: String::new(),
         }
     }
 }
@@ -161,6 +164,8 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
             s.name, s.host, s.port
         );
     }
+    t += "\n";
+    t += &opts.extra;
     t
 }
 

@@ -284,3 +284,84 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
         );
     }
 }
+
+#[test]
+fn a_dead_replica_is_skipped_and_reads_are_retried_without_client_errors() {
+    let env = start(EnvOptions::default());
+    rt().block_on(async {
+        // Sessions stuck to each replica.
+        let mut sessions = Vec::new();
+        for _ in 0..12 {
+            let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+            let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+            sessions.push((c, sid));
+        }
+        assert!(sessions.iter().any(|(_, s)| *s == 2) && sessions.iter().any(|(_, s)| *s == 3));
+        env.sandbox.replica(1).kill().unwrap(); // server_id 2
+        for (c, was) in &mut sessions {
+            for _ in 0..3 {
+                let sid: u32 = c
+                    .query_first("SELECT @@server_id")
+                    .await
+                    .expect("no client-visible error")
+                    .unwrap();
+                assert_ne!(sid, 2, "a read reached the dead replica");
+                if *was == 3 {
+                    assert_eq!(sid, 3, "sessions on the live replica stay there");
+                }
+            }
+        }
+        // New sessions avoid it too.
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        assert_ne!(sid, 2);
+    });
+}
+
+#[test]
+fn rules_from_the_config_route_by_table_and_class() {
+    let env = start(EnvOptions {
+        extra: "[[rules]]\nname = \"audit reads on the primary\"\ntable = \"audit_*\"\nclass = \"read\"\ntarget = \"primary\"\n\n\
+                [[rules]]\nname = \"reports on replica2\"\ntable_regex = \"^report_\"\ntarget = \"backend:replica2\"\n"
+            .into(),
+        ..EnvOptions::default()
+    });
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("CREATE TABLE audit_log (a INT)")
+            .await
+            .unwrap();
+        c.query_drop("CREATE TABLE report_daily (a INT)")
+            .await
+            .unwrap();
+        c.query_drop("INSERT INTO report_daily VALUES (1)")
+            .await
+            .unwrap();
+        // Let replication settle so the routed reads find the tables.
+        env.sandbox
+            .wait_caught_up(1, Duration::from_secs(10))
+            .unwrap();
+        env.sandbox
+            .wait_caught_up(2, Duration::from_secs(10))
+            .unwrap();
+        let (_, sid): (Option<i32>, u32) = c
+            .query_first("SELECT MAX(a), @@server_id FROM audit_log")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sid, 1, "rule: audit reads on the primary");
+        for _ in 0..5 {
+            let (_, sid): (Option<i32>, u32) = c
+                .query_first("SELECT MAX(a), @@server_id FROM report_daily")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(sid, 3, "rule: report tables on replica2");
+        }
+        let e: Vec<(String, String, String, String)> = c
+            .query("SHOW LAGLESS EXPLAIN SELECT * FROM audit_log")
+            .await
+            .unwrap();
+        assert!(e[0].3.contains("audit reads on the primary"), "{e:?}");
+    });
+}
