@@ -212,8 +212,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json):
         f"{p['rounds']} round(s), targets in the order {' → '.join(p['targets'])}"
     )
     md.append(
-        "- targets: direct = the sandbox primary; lagless = the proxy (every statement to the "
-        "primary in this release); haproxy = HAProxy in TCP mode in front of the primary. "
+        "- targets: direct = the sandbox primary; lagless = the proxy (reads on the two replicas, "
+        "writes on the primary); haproxy = HAProxy in TCP mode in front of the primary. "
         "Everything (servers, proxy, sysbench) shares this machine's cores."
     )
     md.append(
