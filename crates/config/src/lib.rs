@@ -3,6 +3,7 @@
 //! Parts:
 //! - [`schema`]: serde types mirroring the TOML file (`deny_unknown_fields`, so a typo is an error
 //!   naming the key).
+//! - [`consistency`]: the consistency modes, parsed from and printed as strings.
 //! - [`validate`]: checks that cannot be expressed in types (addresses, one primary per cluster,
 //!   unique names, well-formed password hashes) and produces a [`Config`] that the rest of the
 //!   program can trust.
@@ -11,13 +12,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod consistency;
 pub mod schema;
 pub mod validate;
 
+pub use consistency::{Consistency, ModeError};
 pub use schema::*;
 pub use validate::{
-    Cluster, Config, ConfigError, Listener, Routing, Rule, RuleTarget, Server, TableMatch,
-    Timeouts, User,
+    Cluster, Config, ConfigError, ConsistencyConfig, Listener, Routing, Rule, RuleTarget, Server,
+    TableMatch, Timeouts, User,
 };
 
 /// Parses and validates a TOML document.

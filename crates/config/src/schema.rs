@@ -18,6 +18,28 @@ pub struct RawConfig {
     pub routing: RawRouting,
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    #[serde(default)]
+    pub consistency: RawConsistency,
+}
+
+/// `[consistency]`: how fresh reads are by default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsistency {
+    /// The mode of every session unless its user or the session says otherwise.
+    pub default: String,
+    /// Replicas lagging more than this (Seconds_Behind_Master or heartbeat) serve no reads, in
+    /// any mode. 0: no bound.
+    pub max_replica_lag_s: u64,
+}
+
+impl Default for RawConsistency {
+    fn default() -> Self {
+        RawConsistency {
+            default: "gtid".into(),
+            max_replica_lag_s: 0,
+        }
+    }
 }
 
 /// `[routing]`: how reads are spread.
@@ -161,6 +183,8 @@ pub struct RawUser {
     /// "auto" (read/write splitting, the default) or "primary" (everything to the primary).
     #[serde(default)]
     pub route: UserRoute,
+    /// This user's consistency mode (default: `[consistency] default`).
+    pub consistency: Option<String>,
 }
 
 /// `[[clusters]]`: a primary and its replicas.

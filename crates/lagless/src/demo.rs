@@ -95,6 +95,7 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
         caching_sha2_password: Some(sha2),
         cluster: None,
         route: Default::default(),
+        consistency: None,
     });
     raw.clusters.push(RawCluster {
         name: "sandbox".into(),

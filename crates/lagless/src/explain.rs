@@ -86,11 +86,15 @@ fn explain(config: &Config, args: &ExplainArgs) -> Explanation {
         args.schema.clone(),
         primary_only,
     );
+    session.consistency = user
+        .and_then(|u| u.consistency)
+        .unwrap_or(config.consistency.default);
     if args.in_transaction {
         session.trx.active = true;
         session.trx.server = Some(view.primary(cluster));
     }
     let c = classify(&args.sql, &LexOptions::default());
+    let global = lagless_routing::gtid::MariaPos::default();
     let plan = route(&RouteInput {
         stmt: &c,
         session: &session,
@@ -100,6 +104,8 @@ fn explain(config: &Config, args: &ExplainArgs) -> Explanation {
             entropy: 0,
             turn: 0,
         },
+        global: &global,
+        now_ms: 0,
     });
     Explanation {
         class: c.class.to_string(),

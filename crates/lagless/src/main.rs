@@ -3,6 +3,7 @@
 //! Subcommands: `run` (the default with `--config`), `demo` (the default without), `sandbox`,
 //! `passwd`, `explain`.
 
+mod check; // TEMP-CHECK
 mod demo;
 mod explain;
 mod passwd;
@@ -42,6 +43,8 @@ enum Command {
     Passwd(passwd::PasswdArgs),
     /// Where a statement would be routed, and why (with --config, or the demo's topology).
     Explain(explain::ExplainArgs),
+    /// TEMP-CHECK
+    CheckStaleness(check::CheckArgs), // TEMP-CHECK
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Passwd(args)) => passwd::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Explain(args)) => explain::run(&args, cli.config.as_deref()),
+        Some(Command::CheckStaleness(args)) => check::run(&args), // TEMP-CHECK
         Some(Command::Run) | None => match &cli.config {
             Some(path) => run::run_with_config_file(path),
             None => demo::run(&demo::DemoArgs::default()),

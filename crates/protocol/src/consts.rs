@@ -241,6 +241,7 @@ pub const ER_NOT_SUPPORTED_AUTH_MODE: ErrorCode = ec(1251, b"08004");
 pub const ER_OPTION_PREVENTS_STATEMENT: ErrorCode = ec(1290, b"HY000");
 pub const ER_QUERY_INTERRUPTED: ErrorCode = ec(1317, b"70100");
 pub const ER_UNKNOWN_ERROR: ErrorCode = ec(1105, b"HY000");
+pub const ER_WRONG_VALUE_FOR_VAR: ErrorCode = ec(1231, b"42000");
 pub const ER_NOT_SUPPORTED_YET: ErrorCode = ec(1235, b"42000");
 /// MariaDB: max_statement_time exceeded.
 pub const ER_STATEMENT_TIMEOUT: ErrorCode = ec(1969, b"70100");

@@ -31,8 +31,6 @@ pub struct BackendConn {
     pub synced_version: u64,
     /// The schema this connection is in.
     pub schema: Option<String>,
-    /// A GTID list this server was seen to have applied (reads after a write check it).
-    pub seen_gtids: Option<String>,
 }
 
 /// What every backend connection of a session is opened with.
@@ -153,7 +151,6 @@ impl SessionBackends {
             connection_id: login.connection_id,
             synced_version: 0,
             schema: self.settings.database.clone(),
-            seen_gtids: None,
         };
         let reply = crate::relay::command(&mut conn, TRACK_ALL, Expect::Query).await?;
         if let Some(err) = reply.error {

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use lagless_config::Config;
 use lagless_protocol::auth::RsaKeyPair;
 
+use lagless_routing::gtid::MariaPos;
+
 use crate::cluster_state::ClusterState;
 
 /// Shared, read-mostly state of a running proxy.
@@ -23,6 +25,9 @@ pub struct ProxyContext {
     pub stats: Stats,
     /// Health, load and counters of the servers; the routing snapshot.
     pub cluster: ClusterState,
+    /// The newest GTIDs any session committed through this proxy (for `global` reads).
+    global_gtids: Mutex<MariaPos>,
+    started: tokio::time::Instant,
 }
 
 /// Counters visible to tests and, later, to the admin interface.
@@ -59,7 +64,29 @@ impl ProxyContext {
             sha2_cache: Mutex::new(HashSet::new()),
             stats: Stats::default(),
             cluster,
+            global_gtids: Mutex::new(MariaPos::default()),
+            started: tokio::time::Instant::now(),
         })
+    }
+
+    /// The proxy's clock for routing decisions: milliseconds since start.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Records a write's GTID for `global` reads.
+    pub fn committed(&self, gtid: &lagless_routing::gtid::MariaGtid) {
+        if let Ok(mut g) = self.global_gtids.lock() {
+            g.insert(*gtid);
+        }
+    }
+
+    /// The newest GTIDs committed through the proxy.
+    pub fn global_gtids(&self) -> MariaPos {
+        self.global_gtids
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     pub fn next_connection_id(&self) -> u32 {

@@ -22,6 +22,8 @@ use lagless_protocol::consts::{self, Command};
 use lagless_protocol::ok_err::OkPacket;
 use lagless_protocol::packet::{encode_packet, Packet};
 use lagless_protocol::response::Expect;
+use lagless_routing::consistency::{BinlogPos, ReplicaCheck};
+use lagless_routing::gtid::MariaPos;
 use lagless_routing::{
     route, Reason, RouteInput, RoutePlan, ServerRef, SessionRouting, TargetKind,
 };
@@ -80,6 +82,8 @@ enum Attempt {
     ServerError(lagless_protocol::ok_err::ErrPacket),
     /// The replica has not applied the session's last write: the read goes to the primary.
     Behind,
+    /// The primary's binlog position after the session's write must be learned first.
+    NeedPosition,
     /// The session cannot go on.
     Fatal(SessionError),
 }
@@ -99,6 +103,9 @@ impl Engine {
             .position(|c| user.is_some_and(|u| u.cluster == c.name))
             .unwrap_or(0);
         let primary_only = user.is_some_and(|u| u.route == UserRoute::Primary);
+        let consistency = user
+            .and_then(|u| u.consistency)
+            .unwrap_or(config.consistency.default);
         let settings = backend_settings(&ctx, &client, &identity);
         let backends = SessionBackends::new(&config, settings);
         let routing = SessionRouting::new(
@@ -108,6 +115,8 @@ impl Engine {
             identity.database.clone(),
             primary_only,
         );
+        let mut routing = routing;
+        routing.consistency = consistency;
         let tracked = TrackedState::new(identity.database.clone());
         Engine {
             ctx,
@@ -131,6 +140,7 @@ impl Engine {
             new_sticky: false,
             hint_ignored: false,
             commit_first: None,
+            check: ReplicaCheck::None,
         }
     }
 
@@ -255,12 +265,15 @@ impl Engine {
 
     fn plan(&self, c: &Classification<'_>) -> RoutePlan {
         let view = self.ctx.cluster.view(Instant::now());
+        let global = self.global_for_routing();
         let plan = route(&RouteInput {
             stmt: c,
             session: &self.routing,
             view: &view,
             config: &self.config,
             draw: self.ctx.cluster.draw(),
+            global: &global,
+            now_ms: self.ctx.now_ms(),
         });
         if plan.hint_ignored {
             self.ctx.stats.hints_ignored.fetch_add(1, Ordering::Relaxed);
@@ -292,7 +305,7 @@ impl Engine {
         loop {
             self.adopt(&plan).await;
             let server = plan.server;
-            match self.attempt(server, &out, expect).await {
+            match self.attempt(&plan, &out, expect).await {
                 Ok(relayed) => {
                     self.record(c, &plan, relayed);
                     return Ok(Flow::Continue);
@@ -327,9 +340,13 @@ impl Engine {
                 Err(Attempt::Behind) => {
                     self.ctx.stats.reads_behind.fetch_add(1, Ordering::Relaxed);
                     plan = RoutePlan {
-                        reason: Reason::Class("replica behind the session's last write"),
+                        reason: Reason::ReplicasBehind(self.routing.consistency.to_string()),
                         ..self.primary_plan()
                     };
+                }
+                Err(Attempt::NeedPosition) => {
+                    self.learn_write_position().await?;
+                    plan = self.plan(c);
                 }
                 Err(Attempt::ServerError(err)) => {
                     self.client.queue_err(reply_seq, &err);
@@ -366,10 +383,11 @@ impl Engine {
     /// One try on one server.
     async fn attempt(
         &mut self,
-        server: ServerRef,
+        plan: &RoutePlan,
         out: &Outgoing<'_>,
         expect: Option<Expect>,
     ) -> Result<Relayed, Attempt> {
+        let server = plan.server;
         let Engine {
             backends,
             config,
@@ -377,6 +395,7 @@ impl Engine {
             client,
             stmts,
             routing,
+            ctx,
             ..
         } = self;
         let conn = backends
@@ -387,20 +406,16 @@ impl Engine {
             backends.drop_conn(server);
             return Err(Attempt::Retryable(e));
         }
-        // Read your writes: a replica serves this session only once it has applied the
-        // session's last write. MASTER_GTID_WAIT with a zero timeout checks without waiting.
+        // The consistency mode's condition for reading on this replica.
         if !conn.is_primary && !routing.trx.active {
-            if let Some(barrier) = tracked
-                .read_barrier()
-                .filter(|b| conn.seen_gtids.as_ref() != Some(b))
-            {
-                match has_applied(conn, &barrier).await {
-                    Ok(true) => conn.seen_gtids = Some(barrier),
-                    Ok(false) => return Err(Attempt::Behind),
-                    Err(e) => {
-                        backends.drop_conn(server);
-                        return Err(Attempt::Retryable(e));
-                    }
+            match check_replica(conn, &plan.check, ctx.now_ms()).await {
+                Ok(CheckOutcome::Pass(Some(applied))) => routing.saw(server, &applied),
+                Ok(CheckOutcome::Pass(None)) => {}
+                Ok(CheckOutcome::Behind) => return Err(Attempt::Behind),
+                Ok(CheckOutcome::NeedPosition) => return Err(Attempt::NeedPosition),
+                Err(e) => {
+                    backends.drop_conn(server);
+                    return Err(Attempt::Retryable(e));
                 }
             }
         }
@@ -453,8 +468,41 @@ impl Engine {
         }
     }
 
+    /// The proxy-wide GTIDs, read only for sessions in `global` mode (it takes a lock).
+    pub(crate) fn global_for_routing(&self) -> MariaPos {
+        if self.routing.consistency == lagless_config::Consistency::Global {
+            self.ctx.global_gtids()
+        } else {
+            MariaPos::default()
+        }
+    }
+
+    /// Position mode after a write: the primary's binlog position now is at or past the write.
+    async fn learn_write_position(&mut self) -> Result<(), SessionError> {
+        let primary = self.primary_plan().server;
+        let pos = match self.backends.get(&self.config, primary).await {
+            Ok(conn) => {
+                let reply = command(conn, b"\x03SHOW MASTER STATUS", Expect::Query).await;
+                reply.ok().and_then(|r| master_status(&r))
+            }
+            Err(_) => None,
+        };
+        // Unknown position: an impossible one, so position mode reads from the primary.
+        self.routing.write.binlog = Some(pos.unwrap_or(BinlogPos {
+            file: "~".into(),
+            pos: u64::MAX,
+        }));
+        Ok(())
+    }
+
     /// Updates routing state and counters after a statement ran.
     fn record(&mut self, c: &Classification<'_>, plan: &RoutePlan, relayed: Relayed) {
+        if let Some(gtid) = self.tracked.take_last_gtid() {
+            self.routing.record_write(&gtid, self.ctx.now_ms());
+            if let Ok(g) = gtid.parse() {
+                self.ctx.committed(&g);
+            }
+        }
         self.routing
             .after(c, plan.server, relayed.status, !relayed.was_error);
         let counted = match c.class {
@@ -504,23 +552,98 @@ impl Drop for Engine {
     }
 }
 
-/// Whether a replica has applied a GTID list, asked without waiting.
-async fn has_applied(
+/// What a consistency check on a replica found.
+enum CheckOutcome {
+    /// Read there; with the GTIDs it was seen to have applied, if the check learned them.
+    Pass(Option<MariaPos>),
+    Behind,
+    NeedPosition,
+}
+
+/// Runs the plan's consistency check on a replica connection.
+async fn check_replica(
     conn: &mut crate::backends::BackendConn,
-    gtids: &str,
-) -> Result<bool, SessionError> {
-    let sql = format!("\x03SELECT MASTER_GTID_WAIT('{gtids}', 0)");
+    check: &ReplicaCheck,
+    now_ms: u64,
+) -> Result<CheckOutcome, SessionError> {
+    match check {
+        ReplicaCheck::None => Ok(CheckOutcome::Pass(None)),
+        ReplicaCheck::LearnPosition => Ok(CheckOutcome::NeedPosition),
+        ReplicaCheck::HoldUntil(t) => {
+            tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms))).await;
+            Ok(CheckOutcome::Pass(None))
+        }
+        ReplicaCheck::GtidWait { gtids, timeout } => {
+            // A zero timeout answers at once: "already applied?" without waiting.
+            let sql = format!(
+                "\x03SELECT MASTER_GTID_WAIT('{gtids}', {:.3})",
+                timeout.as_secs_f64()
+            );
+            let value = scalar(conn, &sql).await?;
+            Ok(if value.as_deref() == Some("0") {
+                CheckOutcome::Pass(gtids.parse().ok())
+            } else {
+                CheckOutcome::Behind
+            })
+        }
+        ReplicaCheck::PosWait { pos, timeout } => {
+            // MASTER_POS_WAIT takes whole seconds and treats 0 as "forever": at least 1 s.
+            let secs = timeout.as_secs().max(1);
+            let file = pos.file.replace('\'', "");
+            let sql = format!("\x03SELECT MASTER_POS_WAIT('{file}', {}, {secs})", pos.pos);
+            let value = scalar(conn, &sql).await?;
+            let reached = value
+                .as_deref()
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|n| n >= 0);
+            Ok(if reached {
+                CheckOutcome::Pass(None)
+            } else {
+                CheckOutcome::Behind
+            })
+        }
+    }
+}
+
+/// The first column of the single row a control query returns (None for NULL or an error).
+async fn scalar(
+    conn: &mut crate::backends::BackendConn,
+    sql: &str,
+) -> Result<Option<String>, SessionError> {
     let reply = command(conn, sql.as_bytes(), Expect::Query).await?;
     if reply.error.is_some() {
-        return Ok(false);
+        return Ok(None);
     }
     // Column count, definition, [EOF], the row, EOF/OK: the row is the packet before the last.
+    let Some(row) = reply
+        .packets
+        .len()
+        .checked_sub(2)
+        .map(|i| &reply.packets[i].payload[..])
+    else {
+        return Ok(None);
+    };
+    let mut r = lagless_protocol::lenenc::Reader::new(row);
+    Ok(r.lenenc_bytes_or_null()
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(b).into_owned()))
+}
+
+/// File and Position from a SHOW MASTER STATUS reply.
+fn master_status(reply: &crate::relay::Reply) -> Option<BinlogPos> {
     let row = reply
         .packets
         .len()
         .checked_sub(2)
-        .map(|i| &reply.packets[i].payload[..]);
-    Ok(row == Some(&[1, b'0'][..]))
+        .map(|i| &reply.packets[i].payload[..])?;
+    let mut r = lagless_protocol::lenenc::Reader::new(row);
+    let file = String::from_utf8_lossy(r.lenenc_bytes().ok()?).into_owned();
+    let pos = std::str::from_utf8(r.lenenc_bytes().ok()?)
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(BinlogPos { file, pos })
 }
 
 /// The SQL text of a COM_QUERY: UTF-8 borrowed as is; anything else made valid for the

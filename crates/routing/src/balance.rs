@@ -84,6 +84,7 @@ mod tests {
                         weight,
                         healthy,
                         sessions,
+                        replica: None,
                     })
                     .collect(),
             }],

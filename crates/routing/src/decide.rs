@@ -7,6 +7,8 @@ use lagless_config::{Config, Role, RouteTo, RuleClass, RuleTarget};
 use lagless_sql::{Classification, MetaKind, RoutingHint, StatementClass, TransactionKind};
 
 use crate::balance::{choose_replica, Draw};
+use crate::consistency::{Eligibility, Freshness, ReplicaCheck};
+use crate::gtid::MariaPos;
 use crate::session::SessionRouting;
 use crate::view::{ClusterView, ServerRef};
 
@@ -17,6 +19,10 @@ pub struct RouteInput<'a> {
     pub view: &'a ClusterView,
     pub config: &'a Config,
     pub draw: Draw,
+    /// The newest GTIDs committed through the proxy by any session (for `global`).
+    pub global: &'a MariaPos,
+    /// The proxy's clock, in milliseconds.
+    pub now_ms: u64,
 }
 
 /// What kind of server was asked for.
@@ -57,6 +63,10 @@ pub enum Reason {
     Call,
     /// No healthy replica: the read goes to the primary.
     NoReplicaAvailable,
+    /// The session's consistency mode sends its reads to the primary now.
+    ConsistencyPrimary(String),
+    /// No replica is known to be fresh enough for the session's consistency mode.
+    ReplicasBehind(String),
 }
 
 impl fmt::Display for Reason {
@@ -85,6 +95,15 @@ impl fmt::Display for Reason {
             }
             Reason::Call => f.write_str("CALL: routing.call"),
             Reason::NoReplicaAvailable => f.write_str("read, but no healthy replica: primary"),
+            Reason::ConsistencyPrimary(mode) => {
+                write!(f, "consistency {mode}: read on the primary")
+            }
+            Reason::ReplicasBehind(mode) => {
+                write!(
+                    f,
+                    "consistency {mode}: no replica has the session's writes yet: primary"
+                )
+            }
         }
     }
 }
@@ -104,6 +123,9 @@ pub struct RoutePlan {
     /// Before running the statement, end the read-only transaction open on this server with a
     /// COMMIT: a read-write BEGIN inside it would have committed it on a single server.
     pub commit_first: Option<ServerRef>,
+    /// What must happen on the replica before the read (consistency check, wait or hold); if it
+    /// fails the read goes to the primary.
+    pub check: ReplicaCheck,
 }
 
 impl RoutePlan {
@@ -133,14 +155,24 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
         view,
         config,
         draw,
+        global,
+        now_ms,
     } = *input;
     let home = s.cluster;
+    let freshness = Freshness {
+        mode: s.consistency,
+        write: &s.write,
+        global,
+        now_ms,
+        cluster_max_lag: config.consistency.max_replica_lag,
+    };
     let d = Decider {
         s,
         view,
         config,
         draw,
         hinted: c.hint.is_some(),
+        freshness,
     };
 
     let is_begin = matches!(
@@ -188,6 +220,7 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
                 new_sticky: false,
                 hint_ignored: d.hinted,
                 commit_first: None,
+                check: ReplicaCheck::None,
             };
         }
     }
@@ -265,6 +298,7 @@ struct Decider<'a> {
     config: &'a Config,
     draw: Draw,
     hinted: bool,
+    freshness: Freshness<'a>,
 }
 
 impl Decider<'_> {
@@ -276,6 +310,7 @@ impl Decider<'_> {
             new_sticky: false,
             hint_ignored: false,
             commit_first: None,
+            check: ReplicaCheck::None,
         }
     }
 
@@ -285,35 +320,76 @@ impl Decider<'_> {
         p
     }
 
-    /// The session's replica in `cluster` (chosen now if it has none usable), else the primary.
+    /// A read server in `cluster` that the session's consistency mode allows: the session's
+    /// replica if it is known fresh enough, else another replica known fresh enough (routing
+    /// around lag), else the session's replica after a check, else the primary.
     fn read(&self, cluster: usize, reason: Reason) -> RoutePlan {
-        if let Some(r) = self
+        let mode = self.s.consistency;
+        if self.freshness.primary_only() {
+            return self.primary(cluster, Reason::ConsistencyPrimary(mode.to_string()));
+        }
+        let sticky = self
             .s
             .sticky
             .get(cluster)
             .copied()
             .flatten()
-            .filter(|r| self.view.is_usable(*r))
-        {
-            return self.fixed(r, TargetKind::Replica, reason);
+            .filter(|r| self.view.is_usable(*r));
+        let (home, new_sticky) = match sticky {
+            Some(r) => (Some(r), false),
+            None => {
+                let routing = self.config.routing;
+                (
+                    choose_replica(
+                        self.view,
+                        cluster,
+                        routing.balance,
+                        routing.primary_in_read_pool,
+                        self.draw,
+                    ),
+                    true,
+                )
+            }
+        };
+        let Some(home) = home else {
+            return self.primary(cluster, Reason::NoReplicaAvailable);
+        };
+        let verdict = |r: ServerRef| {
+            if self.view.server(r).role == Role::Primary {
+                return Eligibility::Yes(ReplicaCheck::None); // the primary in the read pool
+            }
+            self.freshness
+                .eligible(self.view.server(r).replica.as_ref(), self.s.seen_on(r))
+        };
+        let plan = |r: ServerRef, check: ReplicaCheck, sticky_now: bool| RoutePlan {
+            server: r,
+            kind: TargetKind::Replica,
+            reason: reason.clone(),
+            new_sticky: sticky_now,
+            hint_ignored: false,
+            commit_first: None,
+            check,
+        };
+        let home_verdict = verdict(home);
+        if home_verdict == Eligibility::Yes(ReplicaCheck::None) {
+            return plan(home, ReplicaCheck::None, new_sticky);
         }
-        let routing = self.config.routing;
-        match choose_replica(
-            self.view,
-            cluster,
-            routing.balance,
-            routing.primary_in_read_pool,
-            self.draw,
-        ) {
-            Some(r) => RoutePlan {
-                server: r,
-                kind: TargetKind::Replica,
-                reason,
-                new_sticky: true,
-                hint_ignored: false,
-                commit_first: None,
-            },
-            None => self.primary(cluster, Reason::NoReplicaAvailable),
+        // Route around lag: another healthy replica already known to be fresh enough serves this
+        // read; the session keeps its own replica for later reads.
+        let servers = &self.view.clusters[cluster].servers;
+        for (i, s) in servers.iter().enumerate() {
+            let r = ServerRef { cluster, server: i };
+            if i != home.server
+                && s.healthy
+                && s.role == Role::Replica
+                && verdict(r) == Eligibility::Yes(ReplicaCheck::None)
+            {
+                return plan(r, ReplicaCheck::None, false);
+            }
+        }
+        match home_verdict {
+            Eligibility::Yes(check) => plan(home, check, new_sticky),
+            Eligibility::No => self.primary(cluster, Reason::ReplicasBehind(mode.to_string())),
         }
     }
 

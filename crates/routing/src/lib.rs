@@ -8,12 +8,16 @@
 //! - [`session`]: [`SessionRouting`], what routing remembers about one client session
 //!   (transaction, pins, sticky replica) and how statement outcomes update it.
 //! - [`balance`]: the replica choice policies.
+//! - [`gtid`]: GTID positions and sets (MariaDB and MySQL) with containment.
+//! - [`consistency`]: the consistency modes' conditions for reading on a replica.
 //! - [`decide`]: [`route`], the decision itself, returning a [`RoutePlan`] with a [`Reason`].
 
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod consistency;
 pub mod decide;
+pub mod gtid;
 pub mod session;
 pub mod view;
 

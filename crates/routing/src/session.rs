@@ -4,6 +4,8 @@
 
 use lagless_sql::{Classification, SessionKind, StatementClass, TransactionKind, TxScope, XaKind};
 
+use crate::consistency::{Consistency, WriteState};
+use crate::gtid::{MariaGtid, MariaPos};
 use crate::view::ServerRef;
 
 const SERVER_STATUS_IN_TRANS: u16 = 0x0001;
@@ -99,6 +101,12 @@ pub struct SessionRouting {
     pub sticky: Vec<Option<ServerRef>>,
     /// Where the previous statement ran (SHOW WARNINGS goes there).
     pub last: Option<ServerRef>,
+    /// How fresh this session's reads must be.
+    pub consistency: Consistency,
+    /// What the session wrote (and causal tokens it was given).
+    pub write: WriteState,
+    /// GTIDs each replica was seen to have applied (by a check on the session's connection).
+    pub seen: Vec<(ServerRef, MariaPos)>,
 }
 
 impl SessionRouting {
@@ -118,7 +126,37 @@ impl SessionRouting {
             pins: Pins::default(),
             sticky: vec![None; clusters],
             last: None,
+            consistency: Consistency::default(),
+            write: WriteState::default(),
+            seen: Vec::new(),
         }
+    }
+
+    /// A write committed with this GTID (from the OK packet's `last_gtid`) at `now_ms`.
+    pub fn record_write(&mut self, gtid: &str, now_ms: u64) {
+        if let Ok(g) = gtid.parse::<MariaGtid>() {
+            self.write.gtids.insert(g);
+            self.write.at_ms = Some(now_ms);
+            // Its binlog position is learned again when a position mode needs it.
+            self.write.binlog = None;
+        }
+    }
+
+    /// Reads must also see these GTIDs (a causal token from another session).
+    pub fn require(&mut self, gtids: &MariaPos) {
+        self.write.gtids.merge_max(gtids);
+    }
+
+    /// What a check found `server` to have applied.
+    pub fn saw(&mut self, server: ServerRef, gtids: &MariaPos) {
+        match self.seen.iter_mut().find(|(r, _)| *r == server) {
+            Some((_, g)) => g.merge_max(gtids),
+            None => self.seen.push((server, gtids.clone())),
+        }
+    }
+
+    pub fn seen_on(&self, server: ServerRef) -> Option<&MariaPos> {
+        self.seen.iter().find(|(r, _)| *r == server).map(|(_, g)| g)
     }
 
     /// COM_RESET_CONNECTION / COM_CHANGE_USER: everything tied to the connection is gone.
@@ -126,6 +164,8 @@ impl SessionRouting {
         self.trx = TrxState::default();
         self.pins = Pins::default();
         self.last = None;
+        // The consistency mode and the write history are the client's, not the connection's:
+        // they survive a reset, so a reset never makes reads staler.
     }
 
     /// Records the outcome of a statement that ran on `server`: `status` is the server status

@@ -3,6 +3,8 @@
 
 use lagless_config::{Config, Role};
 
+use crate::consistency::ReplicaState;
+
 /// A server by position: `clusters[cluster].servers[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServerRef {
@@ -19,6 +21,8 @@ pub struct ServerState {
     pub healthy: bool,
     /// Sessions currently using it for reads (for least-connections).
     pub sessions: u32,
+    /// Replication progress from the monitor (replicas), when known.
+    pub replica: Option<ReplicaState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,7 @@ impl ClusterView {
                             weight: s.weight,
                             healthy: true,
                             sessions: 0,
+                            replica: None,
                         })
                         .collect(),
                 })

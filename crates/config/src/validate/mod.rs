@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::consistency::Consistency;
 use crate::schema::{
     Balance, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass, UserRoute,
 };
@@ -39,6 +40,14 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     pub routing: Routing,
     pub rules: Vec<Rule>,
+    pub consistency: ConsistencyConfig,
+}
+
+/// `[consistency]`, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsistencyConfig {
+    pub default: Consistency,
+    pub max_replica_lag: Option<Duration>,
 }
 
 /// `[routing]`, validated.
@@ -135,6 +144,7 @@ pub struct User {
     pub caching_sha2_password: Option<[u8; 32]>,
     pub cluster: String,
     pub route: UserRoute,
+    pub consistency: Option<Consistency>,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +263,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             call: raw.routing.call,
         },
         rules,
+        consistency: ConsistencyConfig {
+            default: raw
+                .consistency
+                .default
+                .parse()
+                .map_err(|e: crate::ModeError| invalid("consistency.default", e.to_string()))?,
+            max_replica_lag: (raw.consistency.max_replica_lag_s > 0)
+                .then(|| Duration::from_secs(raw.consistency.max_replica_lag_s)),
+        },
     })
 }
 
@@ -447,6 +466,15 @@ fn validate_user(i: usize, u: &RawUser, clusters: &[Cluster]) -> Result<User, Co
         caching_sha2_password,
         cluster,
         route: u.route,
+        consistency: u
+            .consistency
+            .as_deref()
+            .map(|m| {
+                m.parse().map_err(|e: crate::ModeError| {
+                    invalid(format!("{key}.consistency"), e.to_string())
+                })
+            })
+            .transpose()?,
     })
 }
 

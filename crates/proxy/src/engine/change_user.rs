@@ -117,6 +117,9 @@ impl Engine {
             change.database.clone(),
             primary_only,
         );
+        self.routing.consistency = user
+            .and_then(|u| u.consistency)
+            .unwrap_or(self.config.consistency.default);
         self.reset_state(change.database);
         Ok(if self.open().await? {
             Flow::Continue

@@ -13,6 +13,8 @@ use lagless_sql::classify;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use lagless_routing::gtid::MariaPos;
+
 use super::intercept::{self, Intercepted, TextResult};
 use super::prepared::{statement_id, with_id};
 use super::{Engine, Flow, Outgoing};
@@ -292,10 +294,42 @@ impl Engine {
         &mut self,
         cmd: Intercepted<'_>,
     ) -> Result<Flow, SessionError> {
+        let one = |name: &'static str, value: String| TextResult {
+            columns: vec![name],
+            rows: vec![vec![Some(value)]],
+        };
         let result = match cmd {
             Intercepted::Backends => intercept::backends(self, Instant::now()),
             Intercepted::Status => intercept::status(self),
             Intercepted::Explain(sql) => self.explain(sql),
+            Intercepted::GetConsistency => {
+                one("@lagless_consistency", self.routing.consistency.to_string())
+            }
+            Intercepted::GetToken => one("@lagless_token", token(&self.routing.write.gtids)),
+            Intercepted::SetConsistency(mode) => {
+                return match mode.parse() {
+                    Ok(mode) => {
+                        self.routing.consistency = mode;
+                        self.reply_ok().await
+                    }
+                    Err(e) => {
+                        let msg = format!("Variable 'lagless_consistency' can't be set to the value of '{mode}': {e}");
+                        self.reply_error(consts::ER_WRONG_VALUE_FOR_VAR, &msg).await
+                    }
+                };
+            }
+            Intercepted::SetToken(text) => {
+                return match parse_token(text) {
+                    Some(gtids) => {
+                        self.routing.require(&gtids);
+                        self.reply_ok().await
+                    }
+                    None => {
+                        let msg = format!("Variable 'lagless_token' can't be set to the value of '{text}': not a Lagless causal token");
+                        self.reply_error(consts::ER_WRONG_VALUE_FOR_VAR, &msg).await
+                    }
+                };
+            }
         };
         result.queue(&mut self.client);
         self.client.flush().await?;
@@ -306,12 +340,15 @@ impl Engine {
     fn explain(&self, sql: &str) -> TextResult {
         let c = classify(sql, &self.tracked.lex);
         let view = self.ctx.cluster.view(Instant::now());
+        let global = self.global_for_routing();
         let plan = route(&RouteInput {
             stmt: &c,
             session: &self.routing,
             view: &view,
             config: &self.config,
             draw: self.ctx.cluster.draw(),
+            global: &global,
+            now_ms: self.ctx.now_ms(),
         });
         let server = &self.config.clusters[plan.server.cluster].servers[plan.server.server];
         TextResult {
@@ -336,6 +373,18 @@ impl Engine {
         s
     }
 
+    async fn reply_ok(&mut self) -> Result<Flow, SessionError> {
+        self.client.queue_ok(
+            1,
+            &OkPacket {
+                status: self.status_flags(),
+                ..OkPacket::default()
+            },
+        );
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
     async fn reply_error(
         &mut self,
         code: consts::ErrorCode,
@@ -351,4 +400,13 @@ impl Engine {
         self.reply_error(consts::ER_UNKNOWN_STMT_HANDLER, &msg)
             .await
     }
+}
+
+/// A causal token: the GTIDs a session's reads must see, opaque to clients (`gtid:` + list).
+fn token(gtids: &MariaPos) -> String {
+    format!("gtid:{gtids}")
+}
+
+fn parse_token(text: &str) -> Option<MariaPos> {
+    text.strip_prefix("gtid:")?.parse().ok()
 }

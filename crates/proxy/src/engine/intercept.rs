@@ -1,5 +1,6 @@
-//! Statements Lagless answers itself: `SHOW LAGLESS BACKENDS`, `SHOW LAGLESS STATUS` and
-//! `SHOW LAGLESS EXPLAIN <statement>`. They are valid SQL for every driver, never forwarded.
+//! Statements Lagless answers itself: `SHOW LAGLESS BACKENDS`, `SHOW LAGLESS STATUS`,
+//! `SHOW LAGLESS EXPLAIN <statement>`, and the session variables `@lagless_consistency` and
+//! `@lagless_token` (SET and SELECT). They are valid SQL for every driver, never forwarded.
 
 use std::sync::atomic::Ordering;
 
@@ -16,11 +17,44 @@ pub enum Intercepted<'a> {
     Backends,
     Status,
     Explain(&'a str),
+    /// `SET @lagless_consistency = 'MODE'`
+    SetConsistency(&'a str),
+    /// `SELECT @lagless_consistency`
+    GetConsistency,
+    /// `SET @lagless_token = '...'`
+    SetToken(&'a str),
+    /// `SELECT @lagless_token`
+    GetToken,
 }
 
-/// Recognises `SHOW LAGLESS ...` (case-insensitive, after leading whitespace).
+/// Recognises the statements above (case-insensitive, after leading whitespace). Anything else,
+/// including other uses of these variables, is an ordinary statement.
 pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
-    let rest = strip_word(sql.trim_start(), "show")?;
+    let t = sql.trim_start();
+    if let Some(rest) = strip_word(t, "set") {
+        let rest = rest.trim_start();
+        let (var, value) = rest.split_once(['=']).map(|(a, b)| (a.trim(), b.trim()))?;
+        let value = unquote(value.trim_end_matches(';').trim_end())?;
+        return match var.to_ascii_lowercase().as_str() {
+            "@lagless_consistency" => Some(Intercepted::SetConsistency(value)),
+            "@lagless_token" => Some(Intercepted::SetToken(value)),
+            _ => None,
+        };
+    }
+    if let Some(rest) = strip_word(t, "select") {
+        return match rest
+            .trim()
+            .trim_end_matches(';')
+            .trim_end()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "@lagless_consistency" => Some(Intercepted::GetConsistency),
+            "@lagless_token" => Some(Intercepted::GetToken),
+            _ => None,
+        };
+    }
+    let rest = strip_word(t, "show")?;
     let rest = strip_word(rest.trim_start(), "lagless")?.trim_start();
     let (word, tail) = rest
         .split_once(|c: char| c.is_whitespace())
@@ -31,6 +65,13 @@ pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
         "explain" => Some(Intercepted::Explain(tail.trim().trim_end_matches(';'))),
         _ => None,
     }
+}
+
+/// `'text'` or `"text"` without escapes (modes and tokens need none).
+fn unquote(v: &str) -> Option<&str> {
+    let inner = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\''));
+    let inner = inner.or_else(|| v.strip_prefix('"').and_then(|x| x.strip_suffix('"')))?;
+    (!inner.contains(['\'', '"', '\\'])).then_some(inner)
 }
 
 fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
@@ -199,5 +240,30 @@ mod tests {
         assert_eq!(intercept("SHOW LAGLESSX BACKENDS"), None);
         assert_eq!(intercept("SELECT 1"), None);
         assert_eq!(intercept("SHOW LAGLESS NONSENSE"), None);
+    }
+
+    #[test]
+    fn recognises_lagless_variables() {
+        assert_eq!(
+            intercept("SET @lagless_consistency = 'gtid_wait(100)'"),
+            Some(Intercepted::SetConsistency("gtid_wait(100)"))
+        );
+        assert_eq!(
+            intercept("set @LAGLESS_TOKEN=\"gtid:0-1-5\";"),
+            Some(Intercepted::SetToken("gtid:0-1-5"))
+        );
+        assert_eq!(
+            intercept("SELECT @lagless_token"),
+            Some(Intercepted::GetToken)
+        );
+        assert_eq!(
+            intercept("select @lagless_consistency;"),
+            Some(Intercepted::GetConsistency)
+        );
+        // Other statements touching user variables are ordinary SQL.
+        assert_eq!(intercept("SET @lagless_token = 'a', @b = 1"), None);
+        assert_eq!(intercept("SET @other = 'x'"), None);
+        assert_eq!(intercept("SELECT @lagless_token, 1"), None);
+        assert_eq!(intercept("SETTINGS"), None);
     }
 }

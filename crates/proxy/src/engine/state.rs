@@ -28,9 +28,8 @@ pub struct TrackedState {
     pub version: u64,
     /// Lexer options that follow sql_mode (ANSI_QUOTES, NO_BACKSLASH_ESCAPES).
     pub lex: LexOptions,
-    /// The GTID of the session's last write in each replication domain, from `last_gtid`
-    /// (MariaDB `domain-server-seq`); reads must see them. Joined with commas it is a GTID list.
-    pub write_gtids: Vec<String>,
+    /// `last_gtid` reported by the last statement, not yet handed to routing.
+    last_gtid: Option<String>,
 }
 
 impl TrackedState {
@@ -57,7 +56,9 @@ impl TrackedState {
                     let name = String::from_utf8_lossy(name).to_ascii_lowercase();
                     let value = String::from_utf8_lossy(value).into_owned();
                     if name == "last_gtid" {
-                        self.remember_write(&value);
+                        if !value.is_empty() {
+                            self.last_gtid = Some(value);
+                        }
                         continue;
                     }
                     if NOT_REPLAYED.contains(&name.as_str()) {
@@ -90,24 +91,9 @@ impl TrackedState {
         }
     }
 
-    /// Keeps the newest GTID per domain (`domain-server-seq`).
-    fn remember_write(&mut self, gtid: &str) {
-        if !gtid.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-            return;
-        }
-        let Some(domain) = gtid.split('-').next().filter(|d| !d.is_empty()) else {
-            return;
-        };
-        let prefix = format!("{domain}-");
-        match self.write_gtids.iter_mut().find(|g| g.starts_with(&prefix)) {
-            Some(g) => *g = gtid.to_string(),
-            None => self.write_gtids.push(gtid.to_string()),
-        }
-    }
-
-    /// The GTID list the session's reads must see, if it has written.
-    pub fn read_barrier(&self) -> Option<String> {
-        (!self.write_gtids.is_empty()).then(|| self.write_gtids.join(","))
+    /// The GTID of the last write learned since the previous call (from `last_gtid`).
+    pub fn take_last_gtid(&mut self) -> Option<String> {
+        self.last_gtid.take()
     }
 
     /// `conn` ran a statement after being synced: it has the current state.
@@ -215,18 +201,6 @@ mod tests {
             s,
             "100' ''STRICT_TRANS_TABLES,ANSI_QUOTES''it''s\\\\'-1.5'2024-01-01'"
         );
-    }
-
-    #[test]
-    fn write_gtids_keep_the_newest_per_domain() {
-        let mut t = TrackedState::default();
-        assert_eq!(t.read_barrier(), None);
-        t.remember_write("0-1-5");
-        t.remember_write("1-1-2");
-        t.remember_write("0-1-9");
-        assert_eq!(t.read_barrier().as_deref(), Some("0-1-9,1-1-2"));
-        t.remember_write("");
-        assert_eq!(t.write_gtids.len(), 2);
     }
 
     #[test]

@@ -91,6 +91,8 @@ impl World {
                 entropy: 7,
                 turn: 3,
             },
+            global: &crate::gtid::MariaPos::default(),
+            now_ms: 0,
         })
     }
 

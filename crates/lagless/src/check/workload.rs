@@ -1,0 +1,299 @@
+//! One mode's run: writer sessions that write and read each write back in the three variants,
+//! and background readers that only add load.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Result};
+use mysql_async::Conn;
+use rand::Rng;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::conn::{close, query_drop, query_first, quote, Endpoint};
+use super::mode::{Mode, Variant};
+use super::stats::{ReadBack, Tally};
+use super::TABLE;
+
+/// What every mode's run shares.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub proxy: Endpoint,
+    /// `@@server_id` of the sandbox primary: reads it served are fallbacks.
+    pub primary_id: u64,
+    pub writers: u32,
+    pub readers: u32,
+    pub pairs: u64,
+    pub duration: Duration,
+}
+
+/// What one mode's run measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Why the mode could not be checked (fully or at all).
+    pub error: Option<String>,
+    /// Indexed like [`Variant::ALL`].
+    pub tallies: [Tally; 3],
+    pub background_reads: u64,
+    pub background_errors: u64,
+    pub elapsed: Duration,
+}
+
+pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Outcome {
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    // One session first, so that a refused mode gives one clear error, not W+R of them.
+    match plan.proxy.session(mode).await {
+        Ok(conn) => close(conn, plan.proxy.timeout).await,
+        Err(e) => {
+            out.error = Some(format!("{e:#}"));
+            return out;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + plan.duration;
+    let stop_readers = cancel.child_token();
+    let mut readers = JoinSet::new();
+    for _ in 0..plan.readers {
+        let (ep, stop, n) = (plan.proxy.clone(), stop_readers.clone(), plan.writers);
+        readers.spawn(async move { reader(ep, mode, n, stop).await });
+    }
+    let mut writers = JoinSet::new();
+    for id in 1..=plan.writers {
+        let (plan, cancel) = (plan.clone(), cancel.clone());
+        writers.spawn(async move { write_loop(plan, mode, id, deadline, cancel).await });
+    }
+    while let Some(joined) = writers.join_next().await {
+        match joined.map_err(anyhow::Error::from).and_then(|r| r) {
+            Ok(tallies) => {
+                for (total, t) in out.tallies.iter_mut().zip(tallies) {
+                    total.merge(t);
+                }
+            }
+            Err(e) => {
+                out.error
+                    .get_or_insert_with(|| format!("a writer stopped: {e:#}"));
+            }
+        }
+    }
+    stop_readers.cancel();
+    while let Some(joined) = readers.join_next().await {
+        if let Ok((reads, errors)) = joined {
+            out.background_reads += reads;
+            out.background_errors += errors;
+        }
+    }
+    out.elapsed = start.elapsed();
+    out
+}
+
+/// One writer: owns row `id`, runs `pairs` rounds of (A, B, C) or until the deadline.
+async fn write_loop(
+    plan: Plan,
+    mode: Mode,
+    id: u32,
+    deadline: tokio::time::Instant,
+    cancel: CancellationToken,
+) -> Result<[Tally; 3]> {
+    let mut w = Writer::open(&plan, mode, id).await?;
+    'rounds: for _ in 0..plan.pairs {
+        // Each variant gets its own write, read back at once: a read never profits from the
+        // time another variant's read spent waiting.
+        for (i, variant) in Variant::ALL.into_iter().enumerate() {
+            if cancel.is_cancelled() || tokio::time::Instant::now() >= deadline {
+                break 'rounds;
+            }
+            let result = tokio::select! {
+                r = w.pair(variant) => r,
+                _ = cancel.cancelled() => break 'rounds,
+            };
+            if let Err(e) = result {
+                w.tallies[i].error(&e);
+                // The failed connection's state is unknown (maybe mid-result): start over.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                w.reopen().await?;
+            }
+        }
+    }
+    Ok(w.close().await)
+}
+
+/// A writer's three sessions, all in the mode under test.
+struct Writer {
+    ep: Endpoint,
+    mode: Mode,
+    id: u32,
+    primary_id: u64,
+    last: i64,
+    /// Every value written this run, ascending (they are strictly increasing).
+    history: Vec<i64>,
+    /// Writes, and reads back in variant A.
+    own: Conn,
+    /// Another "process": takes the writer's token, then reads (variant B).
+    tokened: Conn,
+    /// Another "process" without a token (variant C). Separate from `tokened`, whose
+    /// session keeps the last token it was given.
+    plain: Conn,
+    tallies: [Tally; 3],
+}
+
+impl Writer {
+    async fn open(plan: &Plan, mode: Mode, id: u32) -> Result<Writer> {
+        let ep = plan.proxy.clone();
+        Ok(Writer {
+            own: ep.session(mode).await?,
+            tokened: ep.session(mode).await?,
+            plain: ep.session(mode).await?,
+            ep,
+            mode,
+            id,
+            primary_id: plan.primary_id,
+            last: 0,
+            history: Vec::new(),
+            tallies: Default::default(),
+        })
+    }
+
+    async fn reopen(&mut self) -> Result<()> {
+        let t = self.ep.timeout;
+        for conn in [&mut self.own, &mut self.tokened, &mut self.plain] {
+            let old = std::mem::replace(conn, self.ep.session(self.mode).await?);
+            close(old, t).await;
+        }
+        Ok(())
+    }
+
+    async fn close(self) -> [Tally; 3] {
+        for conn in [self.own, self.tokened, self.plain] {
+            close(conn, self.ep.timeout).await;
+        }
+        self.tallies
+    }
+
+    /// Values are wall-clock microseconds, kept strictly increasing: they grow across runs
+    /// too (a replica still holding an older run's value cannot pass for fresh), and the gap
+    /// between a value written and a value read says how old the read version was.
+    fn next_value(&mut self) -> i64 {
+        let now = Self::now_us();
+        self.last = now.max(self.last + 1);
+        self.history.push(self.last);
+        self.last
+    }
+
+    /// When the version `read` was overwritten: at the first write after it. Values are
+    /// write times, so that write's value is its time; a version older than this run was
+    /// overwritten by the run's first write.
+    fn superseded_at(&self, read: i64) -> Option<i64> {
+        let i = self.history.partition_point(|&v| v <= read);
+        self.history.get(i).copied()
+    }
+
+    fn now_us() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64)
+    }
+
+    async fn pair(&mut self, variant: Variant) -> Result<()> {
+        let t = self.ep.timeout;
+        let value = self.next_value();
+        let update = format!("UPDATE {TABLE} SET v = {value} WHERE id = {}", self.id);
+        query_drop(&mut self.own, &update, t).await?;
+        if self.own.affected_rows() != 1 {
+            bail!(
+                "`{update}` changed {} rows, not 1",
+                self.own.affected_rows()
+            );
+        }
+        let read = format!("SELECT v, @@server_id FROM {TABLE} WHERE id = {}", self.id);
+        let r = match variant {
+            Variant::SameConnection => read_back(&mut self.own, &read, t).await?,
+            Variant::Token => {
+                // Fetching the token is the writer's cost; the reader's is SET + SELECT.
+                let token =
+                    query_first::<(Option<String>,)>(&mut self.own, "SELECT @lagless_token", t)
+                        .await?
+                        .and_then(|(tok,)| tok)
+                        .filter(|tok| !tok.is_empty());
+                let start = Instant::now();
+                match token {
+                    Some(tok) => {
+                        let set = format!("SET @lagless_token = {}", quote(&tok));
+                        query_drop(&mut self.tokened, &set, t).await?;
+                    }
+                    // Still read, so the variant shows what a token-less reader gets.
+                    None => self.tallies[1].tokens_missing += 1,
+                }
+                let mut r = read_back(&mut self.tokened, &read, t).await?;
+                r.latency = start.elapsed();
+                r
+            }
+            Variant::NewConnection => read_back(&mut self.plain, &read, t).await?,
+        };
+        let i = Variant::ALL.iter().position(|&v| v == variant).unwrap_or(0);
+        let stale_for = r
+            .value
+            .and_then(|v| self.superseded_at(v))
+            .map_or(0, |at| (Self::now_us() - at).max(0));
+        self.tallies[i].record(value, r, self.primary_id, stale_for);
+        Ok(())
+    }
+}
+
+async fn read_back(conn: &mut Conn, sql: &str, t: Duration) -> Result<ReadBack> {
+    let start = Instant::now();
+    let row = query_first::<(Option<i64>, Option<u64>)>(conn, sql, t).await?;
+    let latency = start.elapsed();
+    let (value, server_id) = match row {
+        Some((v, Some(id))) => (v, id),
+        Some((_, None)) => return Err(anyhow!("`{sql}`: @@server_id is NULL")),
+        // No row: the replica has not even the row's insert. Where it ran is unknown, but
+        // it cannot be the primary, which has had the row since the set-up.
+        None => (None, 0),
+    };
+    Ok(ReadBack {
+        value,
+        server_id,
+        latency,
+    })
+}
+
+/// Random point reads until `stop`; returns (reads, errors).
+async fn reader(ep: Endpoint, mode: Mode, rows: u32, stop: CancellationToken) -> (u64, u64) {
+    let (mut reads, mut errors) = (0, 0);
+    let mut conn = None;
+    while !stop.is_cancelled() {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match tokio::select! {
+                r = ep.session(mode) => r,
+                _ = stop.cancelled() => break,
+            } {
+                Ok(c) => conn.insert(c),
+                Err(_) => {
+                    errors += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let id = rand::thread_rng().gen_range(1..=rows);
+        let sql = format!("SELECT v FROM {TABLE} WHERE id = {id}");
+        let r = tokio::select! {
+            r = query_first::<(i64,)>(c, &sql, ep.timeout) => r,
+            _ = stop.cancelled() => break,
+        };
+        match r {
+            Ok(_) => reads += 1,
+            Err(_) => {
+                errors += 1;
+                if let Some(c) = conn.take() {
+                    close(c, ep.timeout).await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    if let Some(c) = conn {
+        close(c, ep.timeout).await;
+    }
+    (reads, errors)
+}

@@ -1,0 +1,207 @@
+//! Consistency modes end to end, with real replication lag: the replicas' SQL threads are
+//! stopped, so a replica read after a write is stale unless the mode routes around it.
+
+use std::time::{Duration, Instant};
+
+use lagless_e2e::{Env, EnvOptions};
+use lagless_sandbox::LagAction;
+use mysql_async::prelude::*;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn conn(env: &Env, mode: &str) -> mysql_async::Conn {
+    let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+    c.query_drop(format!("SET @lagless_consistency = '{mode}'"))
+        .await
+        .unwrap();
+    c
+}
+
+/// Writes a new value, reads it back on `reader`; returns (value read, server id, read time).
+async fn write_then_read(
+    writer: &mut mysql_async::Conn,
+    reader: Option<&mut mysql_async::Conn>,
+    value: i64,
+) -> (i64, u32, Duration) {
+    writer
+        .exec_drop("UPDATE cons SET v = ? WHERE id = 1", (value,))
+        .await
+        .unwrap();
+    let reader = match reader {
+        Some(r) => r,
+        None => writer,
+    };
+    let start = Instant::now();
+    let (v, sid): (i64, u32) = reader
+        .query_first("SELECT v, @@server_id FROM cons WHERE id = 1")
+        .await
+        .unwrap()
+        .unwrap();
+    (v, sid, start.elapsed())
+}
+
+#[test]
+fn every_mode_under_real_lag() {
+    let env = Env::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        &EnvOptions::default(),
+    )
+    .unwrap();
+    rt().block_on(async {
+        let mut setup = conn(&env, "gtid").await;
+        setup
+            .query_drop("CREATE TABLE cons (id INT PRIMARY KEY, v BIGINT)")
+            .await
+            .unwrap();
+        setup
+            .query_drop("INSERT INTO cons VALUES (1, 0)")
+            .await
+            .unwrap();
+        env.sandbox
+            .wait_caught_up(1, Duration::from_secs(10))
+            .unwrap();
+        env.sandbox
+            .wait_caught_up(2, Duration::from_secs(10))
+            .unwrap();
+        let got: Option<String> = setup
+            .query_first("SELECT @lagless_consistency")
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some("gtid"), "the default mode");
+        let err = setup
+            .query_drop("SET @lagless_consistency = 'sometimes'")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, mysql_async::Error::Server(ref e) if e.code == 1231),
+            "{err:?}"
+        );
+    });
+    // Replication lag: the replicas receive but do not apply.
+    env.sandbox.lag(1, LagAction::StopSql).unwrap();
+    env.sandbox.lag(2, LagAction::StopSql).unwrap();
+    let mut value = 0i64;
+    let mut next = || {
+        value += 1;
+        value
+    };
+    rt().block_on(async {
+        // Read-your-writes modes: never stale, without waiting out the lag.
+        for mode in [
+            "gtid",
+            "primary",
+            "primary_after_write(5000)",
+            "position",
+            "global",
+        ] {
+            let mut c = conn(&env, mode).await;
+            for _ in 0..5 {
+                let v = next();
+                let (read, sid, took) = write_then_read(&mut c, None, v).await;
+                assert_eq!(read, v, "{mode}: stale read");
+                assert_eq!(
+                    sid, 1,
+                    "{mode}: the replicas are behind, so the primary answers"
+                );
+                assert!(took < Duration::from_millis(500), "{mode}: waited {took:?}");
+            }
+        }
+        // Waiting modes wait up to their timeout, then fall back to the primary.
+        for mode in ["gtid_wait(300)", "pos_wait(1000)"] {
+            let mut c = conn(&env, mode).await;
+            let v = next();
+            let (read, sid, _) = write_then_read(&mut c, None, v).await;
+            assert_eq!((read, sid), (v, 1), "{mode}");
+        }
+        let mut c = conn(&env, "gtid_wait(300)").await;
+        let v = next();
+        let (_, _, took) = write_then_read(&mut c, None, v).await;
+        assert!(
+            took >= Duration::from_millis(280),
+            "gtid_wait waited {took:?}"
+        );
+        // Modes that promise nothing show the lag.
+        for mode in ["eventual", "delay(200)"] {
+            let mut c = conn(&env, mode).await;
+            let v = next();
+            let (read, sid, _) = write_then_read(&mut c, None, v).await;
+            assert!(
+                read < v && sid != 1,
+                "{mode}: expected a stale replica read, got {read} from {sid}"
+            );
+        }
+        // max_lag: with the SQL thread stopped Seconds_Behind_Master is NULL, the lag unknown, so
+        // the replicas are excluded (and until the monitor reports, nothing is known).
+        let mut c = conn(&env, "max_lag(3600)").await;
+        let v = next();
+        let (read, sid, _) = write_then_read(&mut c, None, v).await;
+        assert_eq!(
+            (read, sid),
+            (v, 1),
+            "max_lag excludes replicas of unknown lag"
+        );
+        // Across connections: another session in gtid mode does not know the write...
+        let mut writer = conn(&env, "gtid").await;
+        let mut other = conn(&env, "gtid").await;
+        let v = next();
+        let (read, _, _) = write_then_read(&mut writer, Some(&mut other), v).await;
+        assert!(read < v, "a fresh session in gtid mode reads the replica");
+        // ...unless it is given the writer's causal token,
+        let v = next();
+        writer
+            .exec_drop("UPDATE cons SET v = ? WHERE id = 1", (v,))
+            .await
+            .unwrap();
+        let token: String = writer
+            .query_first("SELECT @lagless_token")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(token.starts_with("gtid:"), "{token}");
+        other
+            .query_drop(format!("SET @lagless_token = '{token}'"))
+            .await
+            .unwrap();
+        let (read, _): (i64, u32) = other
+            .query_first("SELECT v, @@server_id FROM cons WHERE id = 1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, v, "token carries read-your-writes across connections");
+        let bad = other
+            .query_drop("SET @lagless_token = 'nonsense'")
+            .await
+            .unwrap_err();
+        assert!(matches!(bad, mysql_async::Error::Server(ref e) if e.code == 1231));
+        // ...or reads in global mode, which sees every session's writes.
+        let mut global = conn(&env, "global").await;
+        let v = next();
+        let (read, _, _) = write_then_read(&mut writer, Some(&mut global), v).await;
+        assert_eq!(read, v, "global: read-your-writes across connections");
+    });
+    env.sandbox.lag(1, LagAction::Resume).unwrap();
+    env.sandbox.lag(2, LagAction::Resume).unwrap();
+    rt().block_on(async {
+        // Caught up: reads after writes are served by the replicas again.
+        let mut c = conn(&env, "gtid").await;
+        let mut on_replica = 0;
+        for _ in 0..10 {
+            let v = next();
+            let (read, sid, _) = write_then_read(&mut c, None, v).await;
+            assert_eq!(read, v);
+            if sid != 1 {
+                on_replica += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            on_replica >= 5,
+            "only {on_replica}/10 reads after a write on a replica"
+        );
+    });
+}
