@@ -135,6 +135,29 @@ fn every_mode_under_real_lag() {
                 "{mode}: expected a stale replica read, got {read} from {sid}"
             );
         }
+        // A hint changes the mode for one statement.
+        let mut c = conn(&env, "eventual").await;
+        let v = next();
+        c.exec_drop("UPDATE cons SET v = ? WHERE id = 1", (v,))
+            .await
+            .unwrap();
+        let (read, sid): (i64, u32) = c
+            .query_first(
+                "/* lagless:consistency=gtid */ SELECT v, @@server_id FROM cons WHERE id = 1",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((read, sid), (v, 1), "hinted statement reads its write");
+        let (read, _): (i64, u32) = c
+            .query_first("SELECT v, @@server_id FROM cons WHERE id = 1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            read < v,
+            "the session's own mode is back for the next statement"
+        );
         // max_lag: with the SQL thread stopped Seconds_Behind_Master is NULL, the lag unknown, so
         // the replicas are excluded (and until the monitor reports, nothing is known).
         let mut c = conn(&env, "max_lag(3600)").await;

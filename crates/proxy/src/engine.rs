@@ -258,9 +258,17 @@ impl Engine {
                 .unknown_statements
                 .fetch_add(1, Ordering::Relaxed);
         }
+        // A consistency hint in the first comment applies to this statement only.
+        let session_mode = self.routing.consistency;
+        if let Some(mode) = intercept::consistency_hint(&text) {
+            self.routing.consistency = mode;
+        }
         let plan = self.plan(&c);
-        self.run(&c, plan, Outgoing::Packet(packet), Some(Expect::Query))
-            .await
+        let result = self
+            .run(&c, plan, Outgoing::Packet(packet), Some(Expect::Query))
+            .await;
+        self.routing.consistency = session_mode;
+        result
     }
 
     fn plan(&self, c: &Classification<'_>) -> RoutePlan {

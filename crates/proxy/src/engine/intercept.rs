@@ -67,6 +67,19 @@ pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
     }
 }
 
+/// `/* lagless:consistency=MODE */` in the statement's first comment (also inside `/*+ */`).
+pub fn consistency_hint(sql: &str) -> Option<lagless_config::Consistency> {
+    const KEY: &str = "lagless:consistency=";
+    let t = sql.trim_start();
+    let body = t.strip_prefix("/*")?;
+    let comment = &body[..body.find("*/")?];
+    let at = comment.find(KEY)? + KEY.len();
+    let value = comment[at..]
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .next()?;
+    value.parse().ok()
+}
+
 /// `'text'` or `"text"` without escapes (modes and tokens need none).
 fn unquote(v: &str) -> Option<&str> {
     let inner = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\''));
@@ -240,6 +253,31 @@ mod tests {
         assert_eq!(intercept("SHOW LAGLESSX BACKENDS"), None);
         assert_eq!(intercept("SELECT 1"), None);
         assert_eq!(intercept("SHOW LAGLESS NONSENSE"), None);
+    }
+
+    #[test]
+    fn consistency_hints() {
+        use lagless_config::Consistency;
+        assert_eq!(
+            consistency_hint("/* lagless:consistency=primary */ SELECT 1"),
+            Some(Consistency::Primary)
+        );
+        assert_eq!(
+            consistency_hint("  /*+ lagless:consistency=gtid_wait(50) */ SELECT 1"),
+            Some(Consistency::GtidWait(std::time::Duration::from_millis(50)))
+        );
+        assert_eq!(
+            consistency_hint("SELECT 1 /* lagless:consistency=primary */"),
+            None
+        );
+        assert_eq!(
+            consistency_hint("/* lagless:consistency=bogus */ SELECT 1"),
+            None
+        );
+        assert_eq!(
+            consistency_hint("/* unterminated lagless:consistency=primary"),
+            None
+        );
     }
 
     #[test]
