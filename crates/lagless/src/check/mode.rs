@@ -25,6 +25,11 @@ impl Variant {
         Variant::NewConnection,
     ];
 
+    /// Its place in [`Variant::ALL`] (and in per-variant arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Variant::SameConnection => "A same conn",
@@ -253,6 +258,9 @@ mod tests {
         assert!("delay(5".parse::<Mode>().is_err());
         assert!("strong".parse::<Mode>().is_err());
         assert_eq!(Mode::all().len(), 10);
+        for (i, v) in Variant::ALL.into_iter().enumerate() {
+            assert_eq!(v.index(), i);
+        }
         for m in Mode::all() {
             assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
         }

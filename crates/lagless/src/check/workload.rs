@@ -62,16 +62,15 @@ pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Ou
         writers.spawn(async move { write_loop(plan, mode, id, deadline, cancel).await });
     }
     while let Some(joined) = writers.join_next().await {
-        match joined.map_err(anyhow::Error::from).and_then(|r| r) {
-            Ok(tallies) => {
-                for (total, t) in out.tallies.iter_mut().zip(tallies) {
-                    total.merge(t);
-                }
-            }
-            Err(e) => {
-                out.error
-                    .get_or_insert_with(|| format!("a writer stopped: {e:#}"));
-            }
+        let (tallies, stopped) = match joined {
+            Ok(r) => r,
+            Err(e) => (Default::default(), Some(format!("a writer failed: {e}"))),
+        };
+        for (total, t) in out.tallies.iter_mut().zip(tallies) {
+            total.merge(t);
+        }
+        if let Some(e) = stopped {
+            out.error.get_or_insert(e);
         }
     }
     stop_readers.cancel();
@@ -86,18 +85,23 @@ pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Ou
 }
 
 /// One writer: owns row `id`, runs `pairs` rounds of (A, B, C) or until the deadline.
+/// Returns what it measured, and why it stopped early if it could not go on.
 async fn write_loop(
     plan: Plan,
     mode: Mode,
     id: u32,
     deadline: tokio::time::Instant,
     cancel: CancellationToken,
-) -> Result<[Tally; 3]> {
-    let mut w = Writer::open(&plan, mode, id).await?;
+) -> ([Tally; 3], Option<String>) {
+    let mut w = match Writer::open(&plan, mode, id).await {
+        Ok(w) => w,
+        Err(e) => return (Default::default(), Some(format!("writer {id}: {e:#}"))),
+    };
+    let mut stopped = None;
     'rounds: for _ in 0..plan.pairs {
         // Each variant gets its own write, read back at once: a read never profits from the
         // time another variant's read spent waiting.
-        for (i, variant) in Variant::ALL.into_iter().enumerate() {
+        for variant in Variant::ALL {
             if cancel.is_cancelled() || tokio::time::Instant::now() >= deadline {
                 break 'rounds;
             }
@@ -106,14 +110,17 @@ async fn write_loop(
                 _ = cancel.cancelled() => break 'rounds,
             };
             if let Err(e) = result {
-                w.tallies[i].error(&e);
+                w.tallies[variant.index()].error(&e);
                 // The failed connection's state is unknown (maybe mid-result): start over.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                w.reopen().await?;
+                if let Err(e) = w.reopen().await {
+                    stopped = Some(format!("writer {id} cannot reconnect: {e:#}"));
+                    break 'rounds;
+                }
             }
         }
     }
-    Ok(w.close().await)
+    (w.close().await, stopped)
 }
 
 /// A writer's three sessions, all in the mode under test.
@@ -169,8 +176,8 @@ impl Writer {
     }
 
     /// Values are wall-clock microseconds, kept strictly increasing: they grow across runs
-    /// too (a replica still holding an older run's value cannot pass for fresh), and the gap
-    /// between a value written and a value read says how old the read version was.
+    /// too (a replica still holding an older run's value cannot pass for fresh), and each
+    /// value tells when it was written (see [`Writer::superseded_at`]).
     fn next_value(&mut self) -> i64 {
         let now = Self::now_us();
         self.last = now.max(self.last + 1);
@@ -220,7 +227,7 @@ impl Writer {
                         query_drop(&mut self.tokened, &set, t).await?;
                     }
                     // Still read, so the variant shows what a token-less reader gets.
-                    None => self.tallies[1].tokens_missing += 1,
+                    None => self.tallies[Variant::Token.index()].tokens_missing += 1,
                 }
                 let mut r = read_back(&mut self.tokened, &read, t).await?;
                 r.latency = start.elapsed();
@@ -228,12 +235,11 @@ impl Writer {
             }
             Variant::NewConnection => read_back(&mut self.plain, &read, t).await?,
         };
-        let i = Variant::ALL.iter().position(|&v| v == variant).unwrap_or(0);
         let stale_for = r
             .value
             .and_then(|v| self.superseded_at(v))
             .map_or(0, |at| (Self::now_us() - at).max(0));
-        self.tallies[i].record(value, r, self.primary_id, stale_for);
+        self.tallies[variant.index()].record(value, r, self.primary_id, stale_for);
         Ok(())
     }
 }
