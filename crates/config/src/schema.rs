@@ -20,6 +20,34 @@ pub struct RawConfig {
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub consistency: RawConsistency,
+    #[serde(default)]
+    pub monitor: RawMonitor,
+}
+
+/// `[monitor]`: the replication monitor.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMonitor {
+    pub enabled: bool,
+    /// How often every server is probed.
+    pub interval_ms: u64,
+    /// Bound on each probe: a server that does not answer within it is reported unreachable.
+    pub timeout_ms: u64,
+    /// Write a heartbeat row on the primary each interval and measure replica lag from it.
+    pub heartbeat: bool,
+    pub heartbeat_schema: String,
+}
+
+impl Default for RawMonitor {
+    fn default() -> Self {
+        RawMonitor {
+            enabled: true,
+            interval_ms: 250,
+            timeout_ms: 1000,
+            heartbeat: false,
+            heartbeat_schema: "lagless".into(),
+        }
+    }
 }
 
 /// `[consistency]`: how fresh reads are by default.
@@ -197,6 +225,10 @@ pub struct RawCluster {
     pub password: Option<String>,
     /// Name of an environment variable holding the password (instead of `password`).
     pub password_env: Option<String>,
+    /// The account the monitor uses (needs REPLICA MONITOR / REPLICATION CLIENT, BINLOG
+    /// MONITOR); defaults to `user`.
+    pub monitor_user: Option<String>,
+    pub monitor_password: Option<String>,
     pub servers: Vec<RawServer>,
 }
 

@@ -150,8 +150,8 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
     t += &user("sha2only", "sha2pass", false, true);
     t += &user("nativeonly", "nativepass", true, false);
     t += &format!(
-        "\n[[clusters]]\nname = \"main\"\nuser = \"{}\"\npassword = \"{}\"\n",
-        m.users.app.user, m.users.app.password
+        "\n[[clusters]]\nname = \"main\"\nuser = \"{}\"\npassword = \"{}\"\nmonitor_user = \"{}\"\nmonitor_password = \"{}\"\n",
+        m.users.app.user, m.users.app.password, m.users.admin.user, m.users.admin.password
     );
     for s in &m.servers {
         let role = if s.role == lagless_sandbox::Role::Primary {

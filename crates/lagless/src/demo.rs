@@ -102,6 +102,8 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
         user: manifest.users.app.user.clone(),
         password: Some(manifest.users.app.password.clone()),
         password_env: None,
+        monitor_user: Some(manifest.users.admin.user.clone()),
+        monitor_password: Some(manifest.users.admin.password.clone()),
         servers,
     });
     raw

@@ -41,6 +41,7 @@ pub async fn run_proxy(
     let version = announced_version(&config).await;
     let ctx =
         Arc::new(ProxyContext::new(Arc::new(config), version).context("cannot create an RSA key")?);
+    lagless_proxy::monitor_feed::start(ctx.clone(), signals.shutdown.clone());
     serve(listener, ctx, signals)
         .await
         .context("listener failed")

@@ -207,6 +207,48 @@ fn every_mode_under_real_lag() {
         let (read, _, _) = write_then_read(&mut writer, Some(&mut global), v).await;
         assert_eq!(read, v, "global: read-your-writes across connections");
     });
+    rt().block_on(async {
+        // The monitor's view: SQL threads stopped, Seconds_Behind_Master NULL.
+        let mut c = conn(&env, "gtid").await;
+        let rows: Vec<mysql_async::Row> = c.query("SHOW LAGLESS REPLICATION").await.unwrap();
+        assert_eq!(rows.len(), 3, "one row per server");
+        for r in &rows {
+            let name: String = r.get("server").unwrap();
+            let io_sql: Option<String> = r.get("io/sql").unwrap();
+            if name.starts_with("replica") {
+                assert_eq!(io_sql.as_deref(), Some("Yes/No"), "{name}");
+                let sbm: Option<String> = r.get("seconds_behind_master").unwrap();
+                assert_eq!(sbm, None, "{name}: NULL while the SQL thread is stopped");
+            }
+        }
+    });
+    env.sandbox.lag(1, LagAction::Resume).unwrap();
+    env.sandbox.lag(2, LagAction::Resume).unwrap();
+    // MASTER_DELAY: a delayed event has just arrived, Seconds_Behind_Master still reads 0, so
+    // max_lag lets a replica that lacks the write serve the read.
+    env.sandbox.lag(1, LagAction::Delay(3)).unwrap();
+    env.sandbox.lag(2, LagAction::Delay(3)).unwrap();
+    rt().block_on(async {
+        tokio::time::sleep(Duration::from_millis(600)).await; // monitor rounds after the change
+        let mut c = conn(&env, "max_lag(1)").await;
+        let mut stale = 0;
+        for _ in 0..3 {
+            let v = next();
+            let (read, _, _) = write_then_read(&mut c, None, v).await;
+            if read < v {
+                stale += 1;
+            }
+        }
+        assert!(
+            stale > 0,
+            "max_lag(1) never read stale under a 3 s MASTER_DELAY"
+        );
+        // gtid mode routes around the same lag.
+        let mut g = conn(&env, "gtid").await;
+        let v = next();
+        let (read, sid, _) = write_then_read(&mut g, None, v).await;
+        assert_eq!((read, sid), (v, 1));
+    });
     env.sandbox.lag(1, LagAction::Resume).unwrap();
     env.sandbox.lag(2, LagAction::Resume).unwrap();
     rt().block_on(async {

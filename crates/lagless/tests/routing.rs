@@ -215,6 +215,10 @@ fn prepared_statement_runs_1000_times_on_a_replica_and_moves_into_a_transaction(
         c.query_drop("REPLACE INTO ps_rt VALUES (1, 'one')")
             .await
             .unwrap();
+        // Let the replicas apply the write, so that read-your-writes lets them serve.
+        let wait = std::time::Duration::from_secs(10);
+        env().sandbox.wait_caught_up(1, wait).unwrap();
+        env().sandbox.wait_caught_up(2, wait).unwrap();
         let stmt = c
             .prep("SELECT v, @@server_id FROM ps_rt WHERE id = ?")
             .await

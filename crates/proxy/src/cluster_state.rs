@@ -10,6 +10,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use lagless_config::{Balance, Config};
 use lagless_routing::balance::Draw;
+use lagless_routing::consistency::{BinlogPos, ReplicaState};
+use lagless_routing::gtid::MariaPos;
 use lagless_routing::{ClusterView, ServerRef};
 use tokio::time::Instant;
 
@@ -26,6 +28,8 @@ pub enum Counted {
 pub struct ServerStats {
     /// Milliseconds since the proxy started until which the server is set aside (0: healthy).
     down_until_ms: AtomicU64,
+    /// The monitor's last probe found it unreachable.
+    monitor_down: AtomicBool,
     /// Sessions whose sticky replica this is.
     pub sessions: AtomicU32,
     pub reads: AtomicU64,
@@ -41,6 +45,8 @@ pub struct ClusterState {
     balance: Balance,
     any_down: AtomicBool,
     turn: AtomicU64,
+    /// The monitor's latest observation of every server, for SHOW LAGLESS REPLICATION.
+    observations: std::sync::Mutex<Vec<lagless_topology::ServerObservation>>,
     started: Instant,
 }
 
@@ -55,6 +61,7 @@ impl ClusterState {
                 .collect(),
             balance: config.routing.balance,
             any_down: AtomicBool::new(false),
+            observations: std::sync::Mutex::new(Vec::new()),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -101,7 +108,8 @@ impl ClusterState {
                 }
                 if until <= t {
                     s.down_until_ms.store(0, Ordering::Relaxed);
-                    self.publish(|v| v.clusters[ci].servers[si].healthy = true);
+                    let healthy = !s.monitor_down.load(Ordering::Relaxed);
+                    self.publish(|v| v.clusters[ci].servers[si].healthy = healthy);
                 } else {
                     still_down = true;
                 }
@@ -133,6 +141,47 @@ impl ClusterState {
         .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes in a monitor snapshot: reachability and each replica's replication progress.
+    pub fn apply_monitor(&self, snapshot: &lagless_topology::Snapshot) {
+        if snapshot.round == 0 {
+            return; // nothing probed yet
+        }
+        let mut updates = Vec::with_capacity(snapshot.servers.len());
+        for o in &snapshot.servers {
+            let Some(stats) = self.servers.get(o.cluster).and_then(|c| c.get(o.server)) else {
+                continue;
+            };
+            stats.monitor_down.store(!o.reachable, Ordering::Relaxed);
+            let healthy = o.reachable && stats.down_until_ms.load(Ordering::Relaxed) == 0;
+            updates.push((o.cluster, o.server, healthy, replica_state(o)));
+        }
+        if let Ok(mut obs) = self.observations.lock() {
+            obs.retain(|o| {
+                !snapshot
+                    .servers
+                    .iter()
+                    .any(|n| n.cluster == o.cluster && n.server == o.server)
+            });
+            obs.extend(snapshot.servers.iter().cloned());
+        }
+        self.publish(|v| {
+            for (ci, si, healthy, replica) in &updates {
+                if let Some(s) = v.clusters.get_mut(*ci).and_then(|c| c.servers.get_mut(*si)) {
+                    s.healthy = *healthy;
+                    s.replica.clone_from(replica);
+                }
+            }
+        });
+    }
+
+    /// The monitor's latest observations (empty before its first round).
+    pub fn observations(&self) -> Vec<lagless_topology::ServerObservation> {
+        self.observations
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default()
+    }
+
     pub fn is_down(&self, r: ServerRef) -> bool {
         self.stats(r).down_until_ms.load(Ordering::Relaxed) != 0
     }
@@ -148,6 +197,26 @@ impl ClusterState {
     fn millis(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.started).as_millis() as u64 + 1
     }
+}
+
+/// What routing needs from a replica's observation (None for servers that replicate from
+/// nobody, or that the probe could not read).
+fn replica_state(o: &lagless_topology::ServerObservation) -> Option<ReplicaState> {
+    let r = o.replication.as_ref().filter(|_| o.reachable)?;
+    let gtids = o
+        .gtid_current_pos
+        .as_deref()
+        .or(o.gtid_slave_pos.as_deref())
+        .and_then(|g| g.parse::<MariaPos>().ok());
+    Some(ReplicaState {
+        gtids,
+        exec: Some(BinlogPos {
+            file: r.relay_master_log_file.clone(),
+            pos: r.exec_master_log_pos,
+        }),
+        seconds_behind: r.seconds_behind_master,
+        heartbeat_lag_ms: o.heartbeat_lag.map(|d| d.as_millis() as u64),
+    })
 }
 
 #[cfg(test)]

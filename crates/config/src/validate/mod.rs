@@ -41,6 +41,17 @@ pub struct Config {
     pub routing: Routing,
     pub rules: Vec<Rule>,
     pub consistency: ConsistencyConfig,
+    pub monitor: Monitor,
+}
+
+/// `[monitor]`, validated.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// The heartbeat table's schema, when heartbeats are on.
+    pub heartbeat_schema: Option<String>,
 }
 
 /// `[consistency]`, validated.
@@ -152,6 +163,8 @@ pub struct Cluster {
     pub name: String,
     pub backend_user: String,
     pub backend_password: String,
+    pub monitor_user: String,
+    pub monitor_password: String,
     pub servers: Vec<Server>,
 }
 
@@ -263,6 +276,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             call: raw.routing.call,
         },
         rules,
+        monitor: Monitor {
+            enabled: raw.monitor.enabled,
+            interval: positive_ms("monitor.interval_ms", raw.monitor.interval_ms)?,
+            timeout: positive_ms("monitor.timeout_ms", raw.monitor.timeout_ms)?,
+            heartbeat_schema: raw
+                .monitor
+                .heartbeat
+                .then(|| raw.monitor.heartbeat_schema.clone()),
+        },
         consistency: ConsistencyConfig {
             default: raw
                 .consistency
@@ -273,6 +295,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 .then(|| Duration::from_secs(raw.consistency.max_replica_lag_s)),
         },
     })
+}
+
+fn positive_ms(key: &str, ms: u64) -> Result<Duration, ConfigError> {
+    if ms == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn validate_rule(i: usize, r: &RawRule, clusters: &[Cluster]) -> Result<Rule, ConfigError> {
@@ -409,6 +438,11 @@ fn validate_cluster(i: usize, c: &RawCluster) -> Result<Cluster, ConfigError> {
     Ok(Cluster {
         name: c.name.clone(),
         backend_user: c.user.clone(),
+        monitor_user: c.monitor_user.clone().unwrap_or_else(|| c.user.clone()),
+        monitor_password: c
+            .monitor_password
+            .clone()
+            .unwrap_or_else(|| backend_password.clone()),
         backend_password,
         servers,
     })

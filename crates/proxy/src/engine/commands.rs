@@ -300,6 +300,7 @@ impl Engine {
         };
         let result = match cmd {
             Intercepted::Backends => intercept::backends(self, Instant::now()),
+            Intercepted::Replication => intercept::replication(self),
             Intercepted::Status => intercept::status(self),
             Intercepted::Explain(sql) => self.explain(sql),
             Intercepted::GetConsistency => {

@@ -15,6 +15,8 @@ use crate::client::ClientConn;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Intercepted<'a> {
     Backends,
+    /// `SHOW LAGLESS REPLICATION`: the monitor's view.
+    Replication,
     Status,
     Explain(&'a str),
     /// `SET @lagless_consistency = 'MODE'`
@@ -61,6 +63,7 @@ pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
         .unwrap_or((rest, ""));
     match word.trim_end_matches(';').to_ascii_lowercase().as_str() {
         "backends" => Some(Intercepted::Backends),
+        "replication" => Some(Intercepted::Replication),
         "status" => Some(Intercepted::Status),
         "explain" => Some(Intercepted::Explain(tail.trim().trim_end_matches(';'))),
         _ => None,
@@ -184,6 +187,71 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
         columns: vec![
             "cluster", "server", "address", "role", "health", "sessions", "reads", "writes",
             "other", "failures",
+        ],
+        rows,
+    }
+}
+
+/// `SHOW LAGLESS REPLICATION`: per server, what the monitor saw last.
+pub fn replication(engine: &super::Engine) -> TextResult {
+    let text = |v: Option<String>| v;
+    let rows = engine
+        .ctx
+        .cluster
+        .observations()
+        .into_iter()
+        .map(|o| {
+            let r = o.replication.as_ref();
+            vec![
+                Some(o.name.clone()),
+                Some(
+                    if o.looks_like_primary() {
+                        "primary"
+                    } else if r.is_some() {
+                        "replica"
+                    } else {
+                        "unknown"
+                    }
+                    .into(),
+                ),
+                Some(if o.reachable { "up" } else { "down" }.into()),
+                o.read_only.map(|b| b.to_string()),
+                r.map(|r| format!("{:?}/{:?}", r.io_running, r.sql_running)),
+                r.and_then(|r| r.seconds_behind_master)
+                    .map(|s| s.to_string()),
+                o.heartbeat_lag.map(|d| d.as_millis().to_string()),
+                text(o.gtid_current_pos.clone()),
+                r.map(|r| r.gtid_io_pos.clone()),
+                r.map(|r| format!("{}:{}", r.master_log_file, r.read_master_log_pos)),
+                r.map(|r| format!("{}:{}", r.relay_master_log_file, r.exec_master_log_pos)),
+                o.binlog.as_ref().map(|b| format!("{}:{}", b.file, b.pos)),
+                o.semi_sync.master_status.map(|b| b.to_string()),
+                o.semi_sync.master_clients.map(|n| n.to_string()),
+                o.semi_sync.slave_status.map(|b| b.to_string()),
+                o.rtt.map(|d| d.as_micros().to_string()),
+                o.error.clone(),
+            ]
+        })
+        .collect();
+    TextResult {
+        columns: vec![
+            "server",
+            "role",
+            "health",
+            "read_only",
+            "io/sql",
+            "seconds_behind_master",
+            "heartbeat_lag_ms",
+            "gtid_current_pos",
+            "gtid_io_pos",
+            "read_master_pos",
+            "exec_master_pos",
+            "binlog_pos",
+            "semi_sync_master",
+            "semi_sync_clients",
+            "semi_sync_slave",
+            "rtt_us",
+            "error",
         ],
         rows,
     }
