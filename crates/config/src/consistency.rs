@@ -38,11 +38,16 @@ pub enum Consistency {
 }
 
 impl Consistency {
-    /// Whether the mode promises that a session reads its own writes.
+    /// Whether the mode promises that a session reads its own writes. `primary_after_write`
+    /// does only while replication lag stays under its window, and `delay` under its delay:
+    /// neither is a promise.
     pub fn read_your_writes(self) -> bool {
         !matches!(
             self,
-            Consistency::Eventual | Consistency::MaxLag(_) | Consistency::Delay(_)
+            Consistency::Eventual
+                | Consistency::MaxLag(_)
+                | Consistency::Delay(_)
+                | Consistency::PrimaryAfterWrite(_)
         )
     }
 }

@@ -376,3 +376,79 @@ proptest! {
         }
     }
 }
+
+/// A model of replication positions in one domain: the session wrote `written` (0: nothing),
+/// each replica applied `applied[i]` (None: the monitor does not know).
+fn view_with_positions(w: &mut World, applied: &[Option<u64>]) {
+    let mut i = 0;
+    for s in &mut w.view.clusters[0].servers {
+        if s.role == Role::Replica {
+            let a = applied[i % applied.len()];
+            i += 1;
+            s.replica = Some(crate::consistency::ReplicaState {
+                gtids: a.map(|seq| format!("0-1-{seq}").parse().unwrap()),
+                exec: None,
+                seconds_behind: Some(0),
+                heartbeat_lag_ms: None,
+            });
+        }
+    }
+}
+
+fn mode() -> impl Strategy<Value = lagless_config::Consistency> {
+    use lagless_config::Consistency as C;
+    use std::time::Duration;
+    prop_oneof![
+        Just(C::Eventual),
+        Just(C::Primary),
+        Just(C::PrimaryAfterWrite(Duration::from_millis(100))),
+        Just(C::Delay(Duration::from_millis(100))),
+        Just(C::MaxLag(Duration::from_secs(1))),
+        Just(C::Position),
+        Just(C::Gtid),
+        Just(C::PosWait(Duration::from_millis(100))),
+        Just(C::GtidWait(Duration::from_millis(100))),
+        Just(C::Global),
+    ]
+}
+
+proptest! {
+    /// For every mode that promises read-your-writes, a read planned on a replica without a
+    /// check goes only to a replica known to have applied the session's write; otherwise the
+    /// plan carries a check (which falls back to the primary) or goes to the primary.
+    #[test]
+    fn read_your_writes_modes_never_plan_an_unchecked_stale_replica(
+        m in mode(),
+        written in 0u64..5,
+        applied in proptest::collection::vec(proptest::option::of(0u64..6), 2),
+        seen in proptest::option::of(0u64..6),
+        now_ms in 0u64..300,
+    ) {
+        let mut w = world(false);
+        view_with_positions(&mut w, &applied);
+        w.session.consistency = m;
+        if written > 0 {
+            w.session.record_write(&format!("0-1-{written}"), 0);
+        }
+        let seen_replica = ServerRef { cluster: 0, server: 1 };
+        if let Some(seq) = seen {
+            w.session.saw(seen_replica, &format!("0-1-{seq}").parse().unwrap());
+        }
+        let global: crate::gtid::MariaPos = if written > 0 { format!("0-1-{written}").parse().unwrap() } else { Default::default() };
+        let c = classify("SELECT v FROM t WHERE id = 1", &LexOptions::default());
+        let plan = route(&RouteInput {
+            stmt: &c, session: &w.session, view: &w.view, config: &w.config,
+            draw: Draw { entropy: 1, turn: 1 }, global: &global, now_ms,
+        });
+        let on_replica = w.view.server(plan.server).role == Role::Replica;
+        if m.read_your_writes() && on_replica && plan.check == ReplicaCheck::None && written > 0 {
+            let known = w.view.server(plan.server).replica.as_ref().and_then(|r| r.gtids.as_ref()).and_then(|g| g.seq(0));
+            let seen_here = if plan.server == seen_replica { seen } else { None };
+            let best = known.max(seen_here).unwrap_or(0);
+            prop_assert!(best >= written, "{m}: planned an unchecked read on a replica at {best} < {written}");
+        }
+        if m == lagless_config::Consistency::Primary {
+            prop_assert!(!on_replica);
+        }
+    }
+}
