@@ -281,3 +281,11 @@ extern "C" fn stop_shared_env() {
         drop(unsafe { Box::from_raw(p) });
     }
 }
+
+/// A current-thread Tokio runtime for a test's async client code.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use lagless_e2e::{shared_env, Env};
+use lagless_e2e::{rt, shared_env, Env};
 use mysql_async::prelude::*;
 
 fn env() -> &'static Env {
@@ -156,13 +156,6 @@ fn sysbench_oltp_read_write_text_and_prepared() {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn conn() -> mysql_async::Conn {
     mysql_async::Conn::from_url(env().url())
         .await
@@ -171,7 +164,7 @@ async fn conn() -> mysql_async::Conn {
 
 #[test]
 fn prepared_statement_with_every_column_type() {
-    runtime().block_on(async {
+    rt().block_on(async {
         let mut c = conn().await;
         c.query_drop(
             "CREATE TABLE ps_types (
@@ -264,7 +257,7 @@ fn prepared_statement_with_every_column_type() {
 
 #[test]
 fn multi_statement_and_multi_results() {
-    runtime().block_on(async {
+    rt().block_on(async {
         let mut c = conn().await;
         let mut result = c
             .query_iter("SELECT 1 AS a; SELECT 'x' AS b, 'y' AS c; DO 1; SELECT 3")
@@ -291,7 +284,7 @@ fn multi_statement_and_multi_results() {
 
 #[test]
 fn rows_and_statements_over_16_mib() {
-    runtime().block_on(async {
+    rt().block_on(async {
         let mut c = conn().await;
         c.query_drop("CREATE TABLE big_rows (id INT PRIMARY KEY, b LONGBLOB)")
             .await
@@ -339,7 +332,7 @@ fn hex_encode(b: &[u8]) -> String {
 
 #[test]
 fn ping_reset_and_change_user() {
-    runtime().block_on(async {
+    rt().block_on(async {
         let mut c = conn().await;
         c.ping().await.unwrap(); // COM_PING
         c.query_drop("SET @marker = 42").await.unwrap();
@@ -362,7 +355,7 @@ fn ping_reset_and_change_user() {
 
 #[test]
 fn caching_sha2_user_with_a_rust_driver() {
-    runtime().block_on(async {
+    rt().block_on(async {
         let url = env().url_for("sha2only", "sha2pass");
         for _ in 0..2 {
             let mut c = mysql_async::Conn::from_url(&url).await.expect("sha2 login");

@@ -3,16 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use lagless_e2e::{Env, EnvOptions};
+use lagless_e2e::{rt, Env, EnvOptions};
 use lagless_sandbox::LagAction;
 use mysql_async::prelude::*;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn conn(env: &Env, mode: &str) -> mysql_async::Conn {
     let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();

@@ -5,17 +5,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lagless_e2e::{free_port, Env, EnvOptions};
+use lagless_e2e::{free_port, rt, Env, EnvOptions};
 use mysql_async::prelude::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lagless");
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn start(opts: EnvOptions) -> Env {
     Env::start_with(std::path::Path::new(BIN), &opts).expect("sandbox and proxy start")

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use lagless_e2e::raw::{is_end, ok_status, raw_login, recv, recv_until, send};
-use lagless_e2e::{shared_env_with, Env, EnvOptions};
+use lagless_e2e::{rt, shared_env_with, Env, EnvOptions};
 use lagless_protocol::consts::*;
 
 fn env() -> &'static Env {
@@ -17,13 +17,6 @@ fn env() -> &'static Env {
         timeouts_extra: "handshake_ms = 1000".into(),
         ..EnvOptions::default()
     })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn com(cmd: u8, body: &[u8]) -> Vec<u8> {

@@ -3,18 +3,11 @@
 
 use std::collections::HashSet;
 
-use lagless_e2e::{shared_env, Env};
+use lagless_e2e::{rt, shared_env, Env};
 use mysql_async::prelude::*;
 
 fn env() -> &'static Env {
     shared_env(env!("CARGO_BIN_EXE_lagless"))
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 async fn conn() -> mysql_async::Conn {

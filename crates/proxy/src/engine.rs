@@ -271,7 +271,11 @@ impl Engine {
         result
     }
 
-    fn plan(&self, c: &Classification<'_>) -> RoutePlan {
+    /// The routing decision for this session now, with the view it was made on.
+    pub(crate) fn decide(
+        &self,
+        c: &Classification<'_>,
+    ) -> (RoutePlan, Arc<lagless_routing::ClusterView>) {
         let view = self.ctx.cluster.view(Instant::now());
         let global = self.global_for_routing();
         let plan = route(&RouteInput {
@@ -283,6 +287,11 @@ impl Engine {
             global: &global,
             now_ms: self.ctx.now_ms(),
         });
+        (plan, view)
+    }
+
+    fn plan(&self, c: &Classification<'_>) -> RoutePlan {
+        let (plan, _) = self.decide(c);
         if plan.hint_ignored {
             self.ctx.stats.hints_ignored.fetch_add(1, Ordering::Relaxed);
         }

@@ -8,7 +8,6 @@ use lagless_protocol::consts;
 use lagless_protocol::ok_err::OkPacket;
 use lagless_protocol::packet::{encode_packet, Packet};
 use lagless_protocol::response::Expect;
-use lagless_routing::{route, RouteInput};
 use lagless_sql::classify;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -340,17 +339,7 @@ impl Engine {
     /// `SHOW LAGLESS EXPLAIN <sql>`: the decision for this session now, without running it.
     fn explain(&self, sql: &str) -> TextResult {
         let c = classify(sql, &self.tracked.lex);
-        let view = self.ctx.cluster.view(Instant::now());
-        let global = self.global_for_routing();
-        let plan = route(&RouteInput {
-            stmt: &c,
-            session: &self.routing,
-            view: &view,
-            config: &self.config,
-            draw: self.ctx.cluster.draw(),
-            global: &global,
-            now_ms: self.ctx.now_ms(),
-        });
+        let (plan, view) = self.decide(&c);
         let server = &self.config.clusters[plan.server.cluster].servers[plan.server.server];
         TextResult {
             columns: vec!["class", "target", "server", "reason"],
