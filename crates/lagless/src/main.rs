@@ -1,9 +1,9 @@
 //! The `lagless` binary: command line, configuration loading, signals, and wiring of the parts.
 //!
 //! Subcommands: `run` (the default with `--config`), `demo` (the default without), `sandbox`,
-//! `passwd`, `explain`.
+//! `passwd`, `explain`, `check-staleness`.
 
-mod check; // TEMP-CHECK
+mod check;
 mod demo;
 mod explain;
 mod passwd;
@@ -43,8 +43,8 @@ enum Command {
     Passwd(passwd::PasswdArgs),
     /// Where a statement would be routed, and why (with --config, or the demo's topology).
     Explain(explain::ExplainArgs),
-    /// TEMP-CHECK
-    CheckStaleness(check::CheckArgs), // TEMP-CHECK
+    /// Measure stale reads per consistency mode under injected replica lag (defaults: `lagless demo`).
+    CheckStaleness(check::CheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,7 +55,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Passwd(args)) => passwd::run(&args),
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Explain(args)) => explain::run(&args, cli.config.as_deref()),
-        Some(Command::CheckStaleness(args)) => check::run(&args), // TEMP-CHECK
+        Some(Command::CheckStaleness(args)) => check::run(&args),
         Some(Command::Run) | None => match &cli.config {
             Some(path) => run::run_with_config_file(path),
             None => demo::run(&demo::DemoArgs::default()),

@@ -46,6 +46,10 @@ pub enum Guarantee {
     None,
     #[serde(rename = "bounded by delay")]
     BoundedByDelay,
+    /// primary_after_write: the writer's own reads go to the primary for the window; a token
+    /// carries GTIDs, not the window, so other sessions are not covered.
+    #[serde(rename = "read-your-writes on the writer's connection within the window")]
+    WithinWindow,
     #[serde(rename = "read-your-writes")]
     ReadYourWrites,
     #[serde(rename = "read-your-writes across connections")]
@@ -57,6 +61,9 @@ impl Guarantee {
         match self {
             Guarantee::None => "none",
             Guarantee::BoundedByDelay => "bounded by delay",
+            Guarantee::WithinWindow => {
+                "read-your-writes on the writer's connection within the window"
+            }
             Guarantee::ReadYourWrites => "read-your-writes",
             Guarantee::AcrossConnections => "read-your-writes across connections",
         }
@@ -68,6 +75,7 @@ impl Guarantee {
     pub fn promises(self, variant: Variant) -> bool {
         match self {
             Guarantee::None | Guarantee::BoundedByDelay => false,
+            Guarantee::WithinWindow => variant == Variant::SameConnection,
             Guarantee::ReadYourWrites => variant != Variant::NewConnection,
             Guarantee::AcrossConnections => true,
         }
@@ -154,11 +162,10 @@ impl Mode {
         match self.kind {
             Kind::Eventual | Kind::MaxLag => Guarantee::None,
             Kind::Delay => Guarantee::BoundedByDelay,
-            Kind::PrimaryAfterWrite
-            | Kind::Position
-            | Kind::Gtid
-            | Kind::PosWait
-            | Kind::GtidWait => Guarantee::ReadYourWrites,
+            Kind::PrimaryAfterWrite => Guarantee::WithinWindow,
+            Kind::Position | Kind::Gtid | Kind::PosWait | Kind::GtidWait => {
+                Guarantee::ReadYourWrites
+            }
             Kind::Primary | Kind::Global => Guarantee::AcrossConnections,
         }
     }
@@ -275,13 +282,8 @@ mod tests {
         for m in ["eventual", "max_lag", "delay"] {
             assert_eq!(promised(m), [false, false, false], "{m}");
         }
-        for m in [
-            "primary_after_write",
-            "position",
-            "gtid",
-            "pos_wait",
-            "gtid_wait",
-        ] {
+        assert_eq!(promised("primary_after_write"), [true, false, false]);
+        for m in ["position", "gtid", "pos_wait", "gtid_wait"] {
             assert_eq!(promised(m), [true, true, false], "{m}");
         }
         for m in ["primary", "global"] {
