@@ -22,6 +22,25 @@ pub struct RawConfig {
     pub consistency: RawConsistency,
     #[serde(default)]
     pub monitor: RawMonitor,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// `[admin]`: the HTTP admin interface (read-only JSON, no authentication: keep it on loopback).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    pub enabled: bool,
+    pub address: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            enabled: true,
+            address: "127.0.0.1:6034".into(),
+        }
+    }
 }
 
 /// `[monitor]`: the replication monitor.

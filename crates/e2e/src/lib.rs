@@ -19,6 +19,8 @@ pub mod raw;
 
 /// A sandbox plus a running proxy; both stop when dropped.
 pub struct Env {
+    /// The HTTP admin interface's port.
+    pub admin_port: u16,
     pub proxy: ProxyProcess,
     pub sandbox: Sandbox,
     pub dir: tempfile::TempDir,
@@ -63,11 +65,18 @@ impl Env {
         up.stop_on_drop = true;
         let sandbox = lagless_sandbox::up(&up)?;
         let port = free_port()?;
-        let config = config_toml(&sandbox, port, opts);
+        let admin_port = free_port()?;
+        let mut opts = opts.clone();
+        opts.extra = format!(
+            "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
+            opts.extra
+        );
+        let config = config_toml(&sandbox, port, &opts);
         let config_path = dir.path().join("lagless.toml");
         std::fs::write(&config_path, config)?;
         let proxy = ProxyProcess::spawn(bin, &config_path, dir.path(), port)?;
         Ok(Env {
+            admin_port,
             proxy,
             sandbox,
             dir,

@@ -30,6 +30,9 @@ pub struct DemoArgs {
     /// Leave the sandbox running when the proxy stops.
     #[arg(long)]
     pub keep_sandbox: bool,
+    /// Where the HTTP admin interface listens.
+    #[arg(long, default_value = "127.0.0.1:6034")]
+    pub admin: String,
 }
 
 impl Default for DemoArgs {
@@ -40,6 +43,7 @@ impl Default for DemoArgs {
             base_port: 3310,
             replicas: 2,
             keep_sandbox: false,
+            admin: "127.0.0.1:6034".into(),
         }
     }
 }
@@ -50,7 +54,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     opts.replicas = args.replicas;
     let sandbox = lagless_sandbox::up(&opts).context("cannot start the sandbox")?;
     let manifest = sandbox.manifest().clone();
-    let raw = demo_config(&manifest, &args.listen);
+    let mut raw = demo_config(&manifest, &args.listen);
+    raw.admin.address.clone_from(&args.admin);
     let result = lagless_config::validate::validate(raw)
         .map_err(anyhow::Error::from)
         .and_then(|config| {

@@ -1,9 +1,7 @@
 //! `lagless explain "SQL"`: where a statement would go, and why, without running it.
 
 use lagless_config::Config;
-use lagless_routing::balance::Draw;
-use lagless_routing::{route, ClusterView, RouteInput, SessionRouting};
-use lagless_sql::{classify, LexOptions};
+use lagless_routing::ClusterView;
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
@@ -62,57 +60,12 @@ pub fn run(args: &ExplainArgs, config: Option<&std::path::Path>) -> anyhow::Resu
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct Explanation {
-    class: String,
-    target: String,
-    server: String,
-    reason: String,
-}
-
-fn explain(config: &Config, args: &ExplainArgs) -> Explanation {
-    let view = ClusterView::from_config(config);
-    let user = config.user(&args.user);
-    let cluster = config
-        .clusters
-        .iter()
-        .position(|c| user.is_some_and(|u| u.cluster == c.name))
-        .unwrap_or(0);
-    let primary_only = user.is_some_and(|u| u.route == lagless_config::UserRoute::Primary);
-    let mut session = SessionRouting::new(
-        cluster,
-        view.clusters.len(),
-        &args.user,
-        args.schema.clone(),
-        primary_only,
-    );
-    session.consistency = user
-        .and_then(|u| u.consistency)
-        .unwrap_or(config.consistency.default);
-    if args.in_transaction {
-        session.trx.active = true;
-        session.trx.server = Some(view.primary(cluster));
-    }
-    let c = classify(&args.sql, &LexOptions::default());
-    let global = lagless_routing::gtid::MariaPos::default();
-    let plan = route(&RouteInput {
-        stmt: &c,
-        session: &session,
-        view: &view,
-        config,
-        draw: Draw {
-            entropy: 0,
-            turn: 0,
-        },
-        global: &global,
-        now_ms: 0,
-    });
-    Explanation {
-        class: c.class.to_string(),
-        target: plan.target_label(&view, cluster),
-        server: config.clusters[plan.server.cluster].servers[plan.server.server]
-            .name
-            .clone(),
-        reason: plan.reason.to_string(),
-    }
+fn explain(config: &Config, args: &ExplainArgs) -> lagless_admin::explain::Explanation {
+    let req = lagless_admin::explain::ExplainRequest {
+        sql: args.sql.clone(),
+        in_transaction: args.in_transaction,
+        user: args.user.clone(),
+        schema: args.schema.clone(),
+    };
+    lagless_admin::explain::explain(config, &ClusterView::from_config(config), &req, 0)
 }

@@ -26,23 +26,53 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(config.listener.address)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listener.address))
+/// The proxy's listeners: clients, and the admin interface when enabled. Both are bound
+/// before anything else starts, so a busy port fails the start and clients never find one of
+/// them missing.
+pub struct Listeners {
+    pub clients: TcpListener,
+    pub admin: Option<TcpListener>,
 }
 
-/// Serves `listener` with `config` until `signals` fires.
+pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let clients = TcpListener::bind(config.listener.address)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listener.address))?;
+    let admin = match config.admin {
+        Some(address) => {
+            if !address.ip().is_loopback() {
+                warn!(%address, "the admin interface has no authentication and listens beyond loopback");
+            }
+            Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (admin interface)"))?,
+            )
+        }
+        None => None,
+    };
+    Ok(Listeners { clients, admin })
+}
+
+/// Serves the listeners with `config` until `signals` fires.
 pub async fn run_proxy(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     signals: ShutdownSignals,
 ) -> anyhow::Result<()> {
     let version = announced_version(&config).await;
     let ctx =
         Arc::new(ProxyContext::new(Arc::new(config), version).context("cannot create an RSA key")?);
+    if let Some(admin) = listeners.admin {
+        let (ctx, stop) = (ctx.clone(), signals.shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = lagless_admin::serve(admin, ctx, stop).await {
+                warn!(error = %e, "admin interface failed");
+            }
+        });
+    }
     lagless_proxy::monitor_feed::start(ctx.clone(), signals.shutdown.clone());
-    serve(listener, ctx, signals)
+    serve(listeners.clients, ctx, signals)
         .await
         .context("listener failed")
 }

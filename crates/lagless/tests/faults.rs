@@ -216,6 +216,8 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
             &format!("127.0.0.1:{port}"),
             "--base-port",
             &base.to_string(),
+            "--admin",
+            &format!("127.0.0.1:{}", free_port().unwrap()),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -363,3 +363,49 @@ fn backend_counts() -> std::collections::HashMap<String, [u64; 2]> {
             .collect()
     })
 }
+
+/// GET over HTTP/1.1 to the admin interface; returns (status, JSON body).
+fn admin_get(path: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", env().admin_port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn admin_interface_reports_backends_replication_and_explains() {
+    let (status, backends) = admin_get("/backends");
+    assert_eq!(status, 200);
+    let servers = backends["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3);
+    assert!(servers.iter().all(|s| s["health"] == "up"), "{backends}");
+    let (status, e) = admin_get("/explain?sql=SELECT%20*%20FROM%20t%20FOR%20UPDATE");
+    assert_eq!(status, 200);
+    assert_eq!(
+        (e["class"].as_str(), e["target"].as_str()),
+        (Some("locking_read"), Some("primary"))
+    );
+    // The monitor has reported within a few rounds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, r) = admin_get("/replication");
+        let servers = r["servers"].as_array().cloned().unwrap_or_default();
+        if servers.len() == 3 && servers.iter().filter(|s| s["role"] == "replica").count() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no monitor view: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(admin_get("/nowhere").0, 404);
+}

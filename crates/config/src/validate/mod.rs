@@ -42,6 +42,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub consistency: ConsistencyConfig,
     pub monitor: Monitor,
+    /// Where the HTTP admin interface listens, when enabled.
+    pub admin: Option<SocketAddr>,
 }
 
 /// `[monitor]`, validated.
@@ -276,6 +278,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             call: raw.routing.call,
         },
         rules,
+        admin: match raw.admin.enabled {
+            false => None,
+            true => Some(raw.admin.address.parse().map_err(|_| {
+                invalid(
+                    "admin.address",
+                    format!(
+                        "`{}` is not host:port with an IP address",
+                        raw.admin.address
+                    ),
+                )
+            })?),
+        },
         monitor: Monitor {
             enabled: raw.monitor.enabled,
             interval: positive_ms("monitor.interval_ms", raw.monitor.interval_ms)?,
