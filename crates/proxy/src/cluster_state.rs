@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use lagless_config::{Balance, Config};
 use lagless_routing::balance::Draw;
-use lagless_routing::consistency::{BinlogPos, ReplicaState};
+use lagless_routing::consistency::{BinlogAt, BinlogPos, ReplicaState};
 use lagless_routing::gtid::MariaPos;
 use lagless_routing::{ClusterView, ServerRef};
 use tokio::time::Instant;
@@ -153,7 +153,14 @@ impl ClusterState {
             };
             stats.monitor_down.store(!o.reachable, Ordering::Relaxed);
             let healthy = o.reachable && stats.down_until_ms.load(Ordering::Relaxed) == 0;
-            updates.push((o.cluster, o.server, healthy, replica_state(o)));
+            let binlog = o.binlog.as_ref().filter(|_| o.reachable).map(|b| BinlogAt {
+                pos: BinlogPos {
+                    file: b.file.clone(),
+                    pos: b.pos,
+                },
+                observed_ms: self.millis(o.observed_at),
+            });
+            updates.push((o.cluster, o.server, healthy, replica_state(o), binlog));
         }
         if let Ok(mut obs) = self.observations.lock() {
             obs.retain(|o| {
@@ -165,10 +172,11 @@ impl ClusterState {
             obs.extend(snapshot.servers.iter().cloned());
         }
         self.publish(|v| {
-            for (ci, si, healthy, replica) in &updates {
+            for (ci, si, healthy, replica, binlog) in &updates {
                 if let Some(s) = v.clusters.get_mut(*ci).and_then(|c| c.servers.get_mut(*si)) {
                     s.healthy = *healthy;
                     s.replica.clone_from(replica);
+                    s.binlog.clone_from(binlog);
                 }
             }
         });
@@ -192,6 +200,11 @@ impl ClusterState {
             change(&mut next);
             next
         });
+    }
+
+    /// The proxy's clock for routing: milliseconds since start.
+    pub fn now_ms(&self) -> u64 {
+        self.millis(Instant::now())
     }
 
     fn millis(&self, now: Instant) -> u64 {

@@ -27,7 +27,6 @@ pub struct ProxyContext {
     pub cluster: ClusterState,
     /// The newest GTIDs any session committed through this proxy (for `global` reads).
     global_gtids: Mutex<MariaPos>,
-    started: tokio::time::Instant,
 }
 
 /// Counters visible to tests and, later, to the admin interface.
@@ -65,13 +64,12 @@ impl ProxyContext {
             stats: Stats::default(),
             cluster,
             global_gtids: Mutex::new(MariaPos::default()),
-            started: tokio::time::Instant::now(),
         })
     }
 
     /// The proxy's clock for routing decisions: milliseconds since start.
     pub fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.cluster.now_ms()
     }
 
     /// Records a write's GTID for `global` reads.

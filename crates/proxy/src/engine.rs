@@ -22,7 +22,7 @@ use lagless_protocol::consts::{self, Command};
 use lagless_protocol::ok_err::OkPacket;
 use lagless_protocol::packet::{encode_packet, Packet};
 use lagless_protocol::response::Expect;
-use lagless_routing::consistency::{BinlogPos, ReplicaCheck};
+use lagless_routing::consistency::ReplicaCheck;
 use lagless_routing::gtid::MariaPos;
 use lagless_routing::{
     route, Reason, RouteInput, RoutePlan, ServerRef, SessionRouting, TargetKind,
@@ -82,8 +82,6 @@ enum Attempt {
     ServerError(lagless_protocol::ok_err::ErrPacket),
     /// The replica has not applied the session's last write: the read goes to the primary.
     Behind,
-    /// The primary's binlog position after the session's write must be learned first.
-    NeedPosition,
     /// The session cannot go on.
     Fatal(SessionError),
 }
@@ -361,10 +359,6 @@ impl Engine {
                         ..self.primary_plan()
                     };
                 }
-                Err(Attempt::NeedPosition) => {
-                    self.learn_write_position().await?;
-                    plan = self.plan(c);
-                }
                 Err(Attempt::ServerError(err)) => {
                     self.client.queue_err(reply_seq, &err);
                     self.client.flush().await?;
@@ -429,7 +423,6 @@ impl Engine {
                 Ok(CheckOutcome::Pass(Some(applied))) => routing.saw(server, &applied),
                 Ok(CheckOutcome::Pass(None)) => {}
                 Ok(CheckOutcome::Behind) => return Err(Attempt::Behind),
-                Ok(CheckOutcome::NeedPosition) => return Err(Attempt::NeedPosition),
                 Err(e) => {
                     backends.drop_conn(server);
                     return Err(Attempt::Retryable(e));
@@ -494,24 +487,6 @@ impl Engine {
         }
     }
 
-    /// Position mode after a write: the primary's binlog position now is at or past the write.
-    async fn learn_write_position(&mut self) -> Result<(), SessionError> {
-        let primary = self.primary_plan().server;
-        let pos = match self.backends.get(&self.config, primary).await {
-            Ok(conn) => {
-                let reply = command(conn, b"\x03SHOW MASTER STATUS", Expect::Query).await;
-                reply.ok().and_then(|r| master_status(&r))
-            }
-            Err(_) => None,
-        };
-        // Unknown position: an impossible one, so position mode reads from the primary.
-        self.routing.write.binlog = Some(pos.unwrap_or(BinlogPos {
-            file: "~".into(),
-            pos: u64::MAX,
-        }));
-        Ok(())
-    }
-
     /// Updates routing state and counters after a statement ran.
     fn record(&mut self, c: &Classification<'_>, plan: &RoutePlan, relayed: Relayed) {
         if let Some(gtid) = self.tracked.take_last_gtid() {
@@ -574,7 +549,6 @@ enum CheckOutcome {
     /// Read there; with the GTIDs it was seen to have applied, if the check learned them.
     Pass(Option<MariaPos>),
     Behind,
-    NeedPosition,
 }
 
 /// Runs the plan's consistency check on a replica connection.
@@ -585,7 +559,6 @@ async fn check_replica(
 ) -> Result<CheckOutcome, SessionError> {
     match check {
         ReplicaCheck::None => Ok(CheckOutcome::Pass(None)),
-        ReplicaCheck::LearnPosition => Ok(CheckOutcome::NeedPosition),
         ReplicaCheck::HoldUntil(t) => {
             tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms))).await;
             Ok(CheckOutcome::Pass(None))
@@ -645,22 +618,6 @@ async fn scalar(
         .ok()
         .flatten()
         .map(|b| String::from_utf8_lossy(b).into_owned()))
-}
-
-/// File and Position from a SHOW MASTER STATUS reply.
-fn master_status(reply: &crate::relay::Reply) -> Option<BinlogPos> {
-    let row = reply
-        .packets
-        .len()
-        .checked_sub(2)
-        .map(|i| &reply.packets[i].payload[..])?;
-    let mut r = lagless_protocol::lenenc::Reader::new(row);
-    let file = String::from_utf8_lossy(r.lenenc_bytes().ok()?).into_owned();
-    let pos = std::str::from_utf8(r.lenenc_bytes().ok()?)
-        .ok()?
-        .parse()
-        .ok()?;
-    Some(BinlogPos { file, pos })
 }
 
 /// The SQL text of a COM_QUERY: UTF-8 borrowed as is; anything else made valid for the

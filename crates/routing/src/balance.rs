@@ -85,6 +85,7 @@ mod tests {
                         healthy,
                         sessions,
                         replica: None,
+                        binlog: None,
                     })
                     .collect(),
             }],

@@ -24,6 +24,13 @@ impl BinlogPos {
     }
 }
 
+/// The primary's binlog position as the monitor saw it, and when (proxy clock, ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogAt {
+    pub pos: BinlogPos,
+    pub observed_ms: u64,
+}
+
 /// What the session wrote, as reads must see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteState {
@@ -31,7 +38,8 @@ pub struct WriteState {
     pub at_ms: Option<u64>,
     /// GTIDs of the session's writes (newest per domain), plus any causal token it was given.
     pub gtids: MariaPos,
-    /// The primary's binlog position after the last write, once learned.
+    /// The primary's binlog position at or after the last write: the first position the
+    /// monitor observed after the write (no round trip per write), once there is one.
     pub binlog: Option<BinlogPos>,
 }
 
@@ -57,8 +65,6 @@ pub enum ReplicaCheck {
     GtidWait { gtids: String, timeout: Duration },
     /// MASTER_POS_WAIT to this position, up to the timeout.
     PosWait { pos: BinlogPos, timeout: Duration },
-    /// Learn the primary's binlog position first (position mode after a write), then decide.
-    LearnPosition,
     /// Hold the read until this time (milliseconds on the proxy clock).
     HoldUntil(u64),
 }
@@ -151,7 +157,9 @@ impl Freshness<'_> {
                     return Eligibility::Yes(ReplicaCheck::None);
                 }
                 match (&self.write.binlog, replica.and_then(|r| r.exec.as_ref())) {
-                    (None, _) => Eligibility::Yes(ReplicaCheck::LearnPosition),
+                    // The write's position is not known yet (the monitor has not seen the
+                    // primary since): no replica can be shown to have it.
+                    (None, _) => Eligibility::No,
                     (Some(need), Some(exec)) if exec.at_or_past(need) => {
                         Eligibility::Yes(ReplicaCheck::None)
                     }
@@ -180,7 +188,7 @@ impl Freshness<'_> {
                 }
             }
             Consistency::PosWait(timeout) => match &self.write.binlog {
-                None if wrote => Eligibility::Yes(ReplicaCheck::LearnPosition),
+                None if wrote => Eligibility::No,
                 None => Eligibility::Yes(ReplicaCheck::None),
                 Some(pos) => {
                     if replica

@@ -7,7 +7,7 @@ use lagless_config::{Config, Role, RouteTo, RuleClass, RuleTarget};
 use lagless_sql::{Classification, MetaKind, RoutingHint, StatementClass, TransactionKind};
 
 use crate::balance::{choose_replica, Draw};
-use crate::consistency::{Eligibility, Freshness, ReplicaCheck};
+use crate::consistency::{Consistency, Eligibility, Freshness, ReplicaCheck, WriteState};
 use crate::gtid::MariaPos;
 use crate::session::SessionRouting;
 use crate::view::{ClusterView, ServerRef};
@@ -159,9 +159,21 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
         now_ms,
     } = *input;
     let home = s.cluster;
+    // Position modes: the write's position is the first the monitor saw after it.
+    let positioned;
+    let write = match (s.consistency, s.write.binlog.is_none(), s.write.at_ms) {
+        (Consistency::Position | Consistency::PosWait(_), true, Some(at)) => {
+            positioned = WriteState {
+                binlog: view.primary_binlog_since(home, at).map(|b| b.pos.clone()),
+                ..s.write.clone()
+            };
+            &positioned
+        }
+        _ => &s.write,
+    };
     let freshness = Freshness {
         mode: s.consistency,
-        write: &s.write,
+        write,
         global,
         now_ms,
         cluster_max_lag: config.consistency.max_replica_lag,

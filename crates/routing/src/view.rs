@@ -3,7 +3,7 @@
 
 use lagless_config::{Config, Role};
 
-use crate::consistency::ReplicaState;
+use crate::consistency::{BinlogAt, ReplicaState};
 
 /// A server by position: `clusters[cluster].servers[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +23,8 @@ pub struct ServerState {
     pub sessions: u32,
     /// Replication progress from the monitor (replicas), when known.
     pub replica: Option<ReplicaState>,
+    /// The server's own binlog position from the monitor (used on primaries).
+    pub binlog: Option<BinlogAt>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +57,7 @@ impl ClusterView {
                             healthy: true,
                             sessions: 0,
                             replica: None,
+                            binlog: None,
                         })
                         .collect(),
                 })
@@ -70,6 +73,14 @@ impl ClusterView {
             .position(|s| s.role == Role::Primary)
             .unwrap_or(0);
         ServerRef { cluster, server }
+    }
+
+    /// The primary's binlog position, if the monitor saw it at or after `since_ms`.
+    pub fn primary_binlog_since(&self, cluster: usize, since_ms: u64) -> Option<&BinlogAt> {
+        self.server(self.primary(cluster))
+            .binlog
+            .as_ref()
+            .filter(|b| b.observed_ms >= since_ms)
     }
 
     pub fn server(&self, r: ServerRef) -> &ServerState {

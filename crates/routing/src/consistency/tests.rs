@@ -159,9 +159,11 @@ fn position_modes() {
     let mut w = wrote("0-1-10", 0);
     let none = MariaPos::default();
     let f = fresh(Consistency::Position, &w, &none, 0);
+    // Position not known yet (the monitor has not seen the primary since the write): no
+    // replica can be shown to have it.
     assert_eq!(
         f.eligible(Some(&replica("", Some(0))), None),
-        Eligibility::Yes(ReplicaCheck::LearnPosition)
+        Eligibility::No
     );
     w.binlog = Some(BinlogPos {
         file: "bin.000001".into(),
