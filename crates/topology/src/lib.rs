@@ -34,11 +34,14 @@
 //!   the lag it gives.
 //! - `monitor`: [`spawn`]: one task per server and the task that gathers their observations
 //!   into rounds and publishes snapshots.
+//! - [`failover`]: deciding from the snapshots that the primary failed and which replica to
+//!   promote (pure), and the actions: failover, switchover, fence, rejoin, the failover lock.
 //!
 //! Time is `tokio::time::Instant` throughout, so tests can run with paused time.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod failover;
 pub mod heartbeat;
 mod monitor;
 pub mod parse;

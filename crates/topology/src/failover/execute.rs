@@ -1,0 +1,575 @@
+//! The actions' I/O: [`failover`], [`repoint`], [`fence`], [`rejoin`], and the steps they share
+//! with the switchover (promote a replica, make a server a replica of another).
+
+use std::fmt;
+use std::time::Duration;
+
+use lagless_routing::gtid::MariaPos;
+use tokio::task::JoinSet;
+use tokio::time::{sleep, Instant};
+
+use crate::parse::parse_slave_status;
+use crate::types::{ServerObservation, ThreadState};
+
+use super::candidate::Candidate;
+use super::conn::{parse_pos, Ctl};
+use super::error::{FailoverError, StepError};
+use super::events::{write_events, Event, Outcome, Recorder, Step};
+use super::history::{errant_transactions, show, unapplied, GtidRange};
+use super::{quote_str, FailoverOptions, Member};
+
+/// How the wait for the candidate to apply what it received ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// It applied everything it received.
+    pub caught_up: bool,
+    /// What it had received when its IO thread was stopped.
+    pub received: MariaPos,
+    /// What it had applied when the wait ended.
+    pub applied: MariaPos,
+    /// Received and not applied (empty when caught up): `RESET SLAVE ALL` discarded these with
+    /// the relay log, so they are lost unless the old primary comes back (its rejoin is then
+    /// refused, listing them among its errant transactions).
+    pub unapplied: Vec<GtidRange>,
+    /// Why it did not catch up, when it did not.
+    pub note: Option<String>,
+    pub waited: Duration,
+}
+
+/// One replica repointed by [`failover`] or [`switchover`](super::switchover).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepointOutcome {
+    pub name: String,
+    /// `None` when it replicates from the new primary; else why not.
+    pub error: Option<String>,
+}
+
+/// What [`failover`] did.
+#[derive(Debug, Clone)]
+pub struct FailoverReport {
+    pub new_primary: String,
+    pub address: String,
+    pub apply: ApplyOutcome,
+    /// The new primary's `gtid_binlog_pos` right after it became writable.
+    pub gtid_binlog_pos: MariaPos,
+    /// From the start of [`failover`] to the new primary's `read_only = 0`.
+    pub promoted_after: Duration,
+    /// The other reachable replicas, repointed to the new primary.
+    pub repointed: Vec<RepointOutcome>,
+    /// Servers not touched because the snapshot had them unreachable (the old primary among
+    /// them): repoint the replicas among them with [`repoint`] when they are back, fence and
+    /// rejoin the old primary.
+    pub unreachable: Vec<String>,
+    pub total: Duration,
+    pub events: Vec<Event>,
+}
+
+impl fmt::Display for FailoverReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "failover to {} ({}): writable after {:.1?}, done after {:.1?}, gtid_binlog_pos {}",
+            self.new_primary, self.address, self.promoted_after, self.total, self.gtid_binlog_pos
+        )?;
+        if !self.apply.caught_up {
+            writeln!(
+                f,
+                "NOT caught up ({}); discarded: {}",
+                self.apply.note.as_deref().unwrap_or(""),
+                show(&self.apply.unapplied)
+            )?;
+        }
+        for r in &self.repointed {
+            match &r.error {
+                None => writeln!(f, "repointed {}", r.name)?,
+                Some(e) => writeln!(f, "NOT repointed {}: {e}", r.name)?,
+            }
+        }
+        if !self.unreachable.is_empty() {
+            writeln!(f, "unreachable: {}", self.unreachable.join(", "))?;
+        }
+        write_events(f, &self.events)
+    }
+}
+
+/// What [`fence`] or [`repoint`] did.
+#[derive(Debug, Clone)]
+pub struct ActionReport {
+    pub took: Duration,
+    pub events: Vec<Event>,
+}
+
+/// What [`rejoin`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejoinOutcome {
+    /// The old primary replicates from the new one.
+    Rejoined,
+    /// Left alone (read-only, not replicating): it holds transactions the new primary does not
+    /// have (those lost by the failover, or written to it after it was cut off). Decide by
+    /// hand: re-apply them on the new primary or discard them, then rebuild it.
+    Quarantined { errant: Vec<GtidRange> },
+}
+
+/// What [`rejoin`] did.
+#[derive(Debug, Clone)]
+pub struct RejoinReport {
+    pub outcome: RejoinOutcome,
+    /// The old primary's `gtid_binlog_pos`.
+    pub old_position: MariaPos,
+    /// The new primary's `gtid_current_pos`.
+    pub new_position: MariaPos,
+    pub took: Duration,
+    pub events: Vec<Event>,
+}
+
+/// Promotes `candidate` and repoints every other reachable replica of `servers` (the snapshot
+/// the candidate was chosen from) to it.
+///
+/// 1. On the candidate: `STOP SLAVE IO_THREAD`, so that what it received is final (a primary
+///    coming back cannot send more halfway through), then wait until `gtid_slave_pos` covers
+///    `Gtid_IO_Pos` (`MASTER_GTID_WAIT`), at most [`FailoverOptions::apply_timeout`].
+///    **On timeout it reports and proceeds**: the old primary is down, every second of waiting
+///    is a second without a writable primary, and a replica that cannot apply its backlog in
+///    time (a stopped SQL thread, a huge backlog) may never do so. What was received and not
+///    applied is listed in [`ApplyOutcome::unapplied`] — `RESET SLAVE ALL` discards it with the
+///    relay log. To prefer waiting over availability, raise the timeout.
+/// 2. On the candidate: `STOP SLAVE`, `RESET SLAVE ALL`, (semi-sync: master side on),
+///    `SET GLOBAL read_only = 0`, each a statement of its own.
+/// 3. On each other reachable replica, concurrently: `STOP SLAVE`, `CHANGE MASTER TO` the
+///    candidate with `MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`, `START SLAVE`, then
+///    wait (at most [`FailoverOptions::verify_timeout`]) until both threads run. A replica that
+///    fails is reported, not an error: the new primary is in place.
+///
+/// The old primary is not touched (see [`fence`], [`rejoin`]). Call it under
+/// [`with_failover_lock`](super::with_failover_lock) when several proxies may fail over.
+///
+/// # Errors
+///
+/// When a step on the candidate fails (connection, statement, timeout): the failover stopped
+/// there; [`FailoverError::events`] says what was done.
+pub async fn failover(
+    servers: &[ServerObservation],
+    candidate: &Candidate,
+    opts: &FailoverOptions,
+) -> Result<FailoverReport, FailoverError> {
+    let mut rec = Recorder::new();
+    match run_failover(servers, candidate, opts, &mut rec).await {
+        Ok(mut report) => {
+            report.total = rec.elapsed();
+            report.events = rec.into_events();
+            Ok(report)
+        }
+        Err(e) => Err(e.with_events(rec.into_events())),
+    }
+}
+
+async fn run_failover(
+    servers: &[ServerObservation],
+    candidate: &Candidate,
+    opts: &FailoverOptions,
+    rec: &mut Recorder,
+) -> Result<FailoverReport, FailoverError> {
+    let new_primary = candidate.member();
+    let mut c = Ctl::connect(&new_primary, opts, rec).await?;
+    c.exec(rec, Step::StopIoThread, "STOP SLAVE IO_THREAD")
+        .await?;
+    let apply = wait_applied(&mut c, rec, opts).await?;
+    promote(&mut c, rec, opts).await?;
+    let promoted_after = rec.elapsed();
+    let [gtid_binlog_pos] = c.positions(rec, ["gtid_binlog_pos"]).await?;
+    drop(c);
+
+    let others: Vec<Member> = servers
+        .iter()
+        .filter(|o| o.name != candidate.name && o.reachable && o.replication.is_some())
+        .map(Member::from)
+        .collect();
+    let repointed = repoint_all(others, &new_primary, opts, rec).await;
+    Ok(FailoverReport {
+        new_primary: new_primary.name.clone(),
+        address: new_primary.address.clone(),
+        apply,
+        gtid_binlog_pos,
+        promoted_after,
+        repointed,
+        unreachable: servers
+            .iter()
+            .filter(|o| !o.reachable)
+            .map(|o| o.name.clone())
+            .collect(),
+        total: Duration::ZERO,
+        events: Vec::new(),
+    })
+}
+
+/// Step 1 of [`failover`] after the IO thread stopped.
+async fn wait_applied(
+    c: &mut Ctl,
+    rec: &mut Recorder,
+    opts: &FailoverOptions,
+) -> Result<ApplyOutcome, FailoverError> {
+    let status = c
+        .rows(rec, Step::ReadPositions, "SHOW ALL SLAVES STATUS")
+        .await?;
+    let Some(st) = parse_slave_status(&status) else {
+        return Err(FailoverError::new(
+            &c.server,
+            Step::ReadPositions,
+            StepError::Refused("the candidate has no replication configured".into()),
+        ));
+    };
+    let [mut applied] = c.positions(rec, ["gtid_slave_pos"]).await?;
+    let mut received = parse_pos(&st.gtid_io_pos)
+        .map_err(|e| FailoverError::new(&c.server, Step::ReadPositions, e))?;
+    received.merge_max(&applied);
+
+    let started = Instant::now();
+    let mut note = None;
+    if !applied.contains(&received) {
+        if st.sql_running == ThreadState::Yes {
+            let secs = opts.apply_timeout.as_secs_f64();
+            let sql = format!(
+                "SELECT MASTER_GTID_WAIT({}, {secs:.3})",
+                quote_str(&received.to_string())
+            );
+            let bound = opts.apply_timeout + opts.statement_timeout;
+            let r = c
+                .run_within(rec, Step::WaitApplied, &sql, None, bound)
+                .await?;
+            if let lagless_backend::QueryResult::Rows(rows) = r {
+                if rows.scalar() != Some("0") {
+                    note = Some(format!("not applied within {:?}", opts.apply_timeout));
+                }
+            }
+        } else {
+            note = Some(format!(
+                "SQL thread not running ({:?}): {}",
+                st.sql_running, st.last_sql_error
+            ));
+        }
+        [applied] = c.positions(rec, ["gtid_slave_pos"]).await?;
+    }
+    let caught_up = applied.contains(&received);
+    if caught_up {
+        note = None;
+    } else {
+        note.get_or_insert_with(|| "not applied".into());
+    }
+    let lost = if caught_up {
+        Vec::new()
+    } else {
+        unapplied(&received, &applied)
+    };
+    let outcome = match &note {
+        None => Outcome::Done,
+        Some(n) => Outcome::Warning(format!("{n}; proceeding, discarding {}", show(&lost))),
+    };
+    rec.record(&c.server, Step::WaitApplied, None, started, outcome);
+    Ok(ApplyOutcome {
+        caught_up,
+        received,
+        applied,
+        unapplied: lost,
+        note,
+        waited: started.elapsed(),
+    })
+}
+
+/// `STOP SLAVE; RESET SLAVE ALL; [semi-sync master on]; SET GLOBAL read_only = 0`.
+pub(crate) async fn promote(
+    c: &mut Ctl,
+    rec: &mut Recorder,
+    opts: &FailoverOptions,
+) -> Result<(), FailoverError> {
+    c.exec(rec, Step::StopSlave, "STOP SLAVE").await?;
+    c.exec(rec, Step::ResetSlaveAll, "RESET SLAVE ALL").await?;
+    if opts.semi_sync {
+        c.exec(
+            rec,
+            Step::SemiSync,
+            "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+        )
+        .await?;
+        c.exec(
+            rec,
+            Step::SemiSync,
+            "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+        )
+        .await?;
+    }
+    c.exec(rec, Step::SetWritable, "SET GLOBAL read_only = 0")
+        .await
+}
+
+/// Repoints `replicas` to `primary`, concurrently; their events go into `rec`.
+pub(crate) async fn repoint_all(
+    replicas: Vec<Member>,
+    primary: &Member,
+    opts: &FailoverOptions,
+    rec: &mut Recorder,
+) -> Vec<RepointOutcome> {
+    let mut tasks = JoinSet::new();
+    for (i, replica) in replicas.iter().enumerate() {
+        let (replica, primary, opts) = (replica.clone(), primary.clone(), opts.clone());
+        let mut fork = rec.fork();
+        tasks.spawn(async move {
+            let result = repoint_with(&replica, &primary, &opts, &mut fork).await;
+            (i, result.err().map(|e| e.to_string()), fork)
+        });
+    }
+    let mut outcomes: Vec<RepointOutcome> = replicas
+        .iter()
+        .map(|r| RepointOutcome {
+            name: r.name.clone(),
+            error: Some("the repointing task ended abnormally".into()),
+        })
+        .collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((i, error, fork)) = joined {
+            outcomes[i].error = error;
+            rec.absorb(fork);
+        }
+    }
+    outcomes
+}
+
+/// Makes `replica` replicate from `primary`: `STOP SLAVE`, `CHANGE MASTER TO ...
+/// MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`, `START SLAVE`, then waits until both
+/// threads run. For a replica that was unreachable during a [`failover`].
+///
+/// # Errors
+///
+/// A failed step, or threads not running within [`FailoverOptions::verify_timeout`] (e.g.
+/// error 1236: it has transactions the new primary lacks).
+pub async fn repoint(
+    replica: &Member,
+    primary: &Member,
+    opts: &FailoverOptions,
+) -> Result<ActionReport, FailoverError> {
+    let mut rec = Recorder::new();
+    match repoint_with(replica, primary, opts, &mut rec).await {
+        Ok(()) => Ok(ActionReport {
+            took: rec.elapsed(),
+            events: rec.into_events(),
+        }),
+        Err(e) => Err(e.with_events(rec.into_events())),
+    }
+}
+
+async fn repoint_with(
+    replica: &Member,
+    primary: &Member,
+    opts: &FailoverOptions,
+    rec: &mut Recorder,
+) -> Result<(), FailoverError> {
+    let mut c = Ctl::connect(replica, opts, rec).await?;
+    make_replica(&mut c, rec, primary, opts, false).await
+}
+
+/// `STOP SLAVE; [SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos]; [semi-sync replica side];
+/// CHANGE MASTER TO ...; START SLAVE`, then waits until both threads run.
+pub(crate) async fn make_replica(
+    c: &mut Ctl,
+    rec: &mut Recorder,
+    primary: &Member,
+    opts: &FailoverOptions,
+    from_own_binlog: bool,
+) -> Result<(), FailoverError> {
+    let Some((host, port)) = primary.host_port() else {
+        return Err(FailoverError::new(
+            &c.server,
+            Step::ChangeMaster,
+            StepError::Address(primary.address.clone()),
+        ));
+    };
+    c.exec(rec, Step::StopSlave, "STOP SLAVE").await?;
+    if from_own_binlog {
+        c.exec(
+            rec,
+            Step::SetSlavePos,
+            "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos",
+        )
+        .await?;
+    }
+    if opts.semi_sync && from_own_binlog {
+        c.exec(
+            rec,
+            Step::SemiSync,
+            "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+        )
+        .await?;
+        c.exec(
+            rec,
+            Step::SemiSync,
+            "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+        )
+        .await?;
+    }
+    let change = |password: &str| {
+        format!(
+            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={port}, MASTER_USER={}, \
+             MASTER_PASSWORD={password}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+            quote_str(host),
+            quote_str(&opts.replication.user),
+        )
+    };
+    let sql = change(&quote_str(&opts.replication.password));
+    let shown = change("'***'");
+    let after = opts.statement_timeout;
+    c.run_within(rec, Step::ChangeMaster, &sql, Some(&shown), after)
+        .await?;
+    c.exec(rec, Step::StartSlave, "START SLAVE").await?;
+    verify_replicating(c, rec, opts).await
+}
+
+/// Polls `SHOW ALL SLAVES STATUS` until both threads run, an IO or SQL error shows, or
+/// [`FailoverOptions::verify_timeout`] passes.
+async fn verify_replicating(
+    c: &mut Ctl,
+    rec: &mut Recorder,
+    opts: &FailoverOptions,
+) -> Result<(), FailoverError> {
+    let started = Instant::now();
+    let deadline = started + opts.verify_timeout;
+    let result = loop {
+        let st = match c.rows_quiet("SHOW ALL SLAVES STATUS").await {
+            Ok(rows) => parse_slave_status(&rows),
+            Err(e) => break Err(e),
+        };
+        let Some(st) = st else {
+            break Err(StepError::Refused("no replication configured".into()));
+        };
+        if st.is_running() {
+            break Ok(());
+        }
+        if st.io_running == ThreadState::No && st.last_io_errno != 0 {
+            break Err(StepError::Refused(format!(
+                "IO thread stopped: {} {}",
+                st.last_io_errno, st.last_io_error
+            )));
+        }
+        if st.sql_running == ThreadState::No && st.last_sql_errno != 0 {
+            break Err(StepError::Refused(format!(
+                "SQL thread stopped: {} {}",
+                st.last_sql_errno, st.last_sql_error
+            )));
+        }
+        if Instant::now() >= deadline {
+            break Err(StepError::Refused(format!(
+                "threads not running after {:?}: IO {:?} ({} {}), SQL {:?}",
+                opts.verify_timeout,
+                st.io_running,
+                st.last_io_errno,
+                st.last_io_error,
+                st.sql_running
+            )));
+        }
+        sleep(Duration::from_millis(5)).await;
+    };
+    let outcome = match &result {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    rec.record(&c.server, Step::VerifyReplicating, None, started, outcome);
+    result.map_err(|cause| FailoverError::new(&c.server, Step::VerifyReplicating, cause))
+}
+
+/// `SET GLOBAL read_only = 1` on an old primary that is reachable again, so that the
+/// application account (without SUPER / READ_ONLY ADMIN) can no longer write to it. Call it as
+/// soon as the monitor sees it reachable; it does not wait for the server.
+///
+/// Limits: accounts with SUPER or READ_ONLY ADMIN still write (give the application none);
+/// clients connected to it directly keep their sessions.
+///
+/// # Errors
+///
+/// Connecting or the statement failed (still unreachable).
+pub async fn fence(old: &Member, opts: &FailoverOptions) -> Result<ActionReport, FailoverError> {
+    let mut rec = Recorder::new();
+    let result = async {
+        let mut c = Ctl::connect(old, opts, &mut rec).await?;
+        c.exec(&mut rec, Step::SetReadOnly, "SET GLOBAL read_only = 1")
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(ActionReport {
+            took: rec.elapsed(),
+            events: rec.into_events(),
+        }),
+        Err(e) => Err(e.with_events(rec.into_events())),
+    }
+}
+
+/// Makes an old primary a replica of `new_primary`, if its history is a prefix of the new
+/// primary's; otherwise leaves it read-only and not replicating, and reports the transactions
+/// only it has ([`RejoinOutcome::Quarantined`]; see
+/// [`errant_transactions`](super::errant_transactions) for the comparison). Those are also the
+/// transactions the failover possibly lost.
+///
+/// Steps: fence (`read_only = 1`), read the old primary's `gtid_binlog_pos` and the new
+/// primary's `gtid_current_pos` and `gtid_slave_pos`, compare; then `STOP SLAVE`, `SET GLOBAL
+/// gtid_slave_pos = @@gtid_binlog_pos`, (semi-sync: master side off, replica side on),
+/// `CHANGE MASTER TO` the new primary `... MASTER_USE_GTID=slave_pos`, `START SLAVE`, and wait
+/// until both threads run.
+///
+/// # Errors
+///
+/// A failed step, including the IO thread failing after `START SLAVE` (MariaDB's own check
+/// that the histories fit, error 1236).
+pub async fn rejoin(
+    old: &Member,
+    new_primary: &Member,
+    opts: &FailoverOptions,
+) -> Result<RejoinReport, FailoverError> {
+    let mut rec = Recorder::new();
+    match rejoin_with(old, new_primary, opts, &mut rec).await {
+        Ok((outcome, old_position, new_position)) => Ok(RejoinReport {
+            outcome,
+            old_position,
+            new_position,
+            took: rec.elapsed(),
+            events: rec.into_events(),
+        }),
+        Err(e) => Err(e.with_events(rec.into_events())),
+    }
+}
+
+pub(crate) async fn rejoin_with(
+    old: &Member,
+    new_primary: &Member,
+    opts: &FailoverOptions,
+    rec: &mut Recorder,
+) -> Result<(RejoinOutcome, MariaPos, MariaPos), FailoverError> {
+    let mut o = Ctl::connect(old, opts, rec).await?;
+    o.exec(rec, Step::SetReadOnly, "SET GLOBAL read_only = 1")
+        .await?;
+    let mut n = Ctl::connect(new_primary, opts, rec).await?;
+    let [old_binlog] = o.positions(rec, ["gtid_binlog_pos"]).await?;
+    let [new_current, new_slave] = n
+        .positions(rec, ["gtid_current_pos", "gtid_slave_pos"])
+        .await?;
+    drop(n);
+    let started = Instant::now();
+    let errant = errant_transactions(&old_binlog, &new_current, &new_slave);
+    let outcome = if errant.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Warning(format!(
+            "{} has transactions {} lacks: {}; quarantined",
+            old.name,
+            new_primary.name,
+            show(&errant)
+        ))
+    };
+    rec.record(&old.name, Step::CheckHistory, None, started, outcome);
+    if !errant.is_empty() {
+        return Ok((
+            RejoinOutcome::Quarantined { errant },
+            old_binlog,
+            new_current,
+        ));
+    }
+    make_replica(&mut o, rec, new_primary, opts, true).await?;
+    Ok((RejoinOutcome::Rejoined, old_binlog, new_current))
+}
