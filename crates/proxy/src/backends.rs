@@ -24,6 +24,8 @@ pub struct BackendConn {
     pub stream: TcpStream,
     /// Bytes read from the server and not yet relayed.
     pub buf: BytesMut,
+    /// Commands being sent, reused from one statement to the next.
+    pub wbuf: BytesMut,
     pub capabilities: u64,
     pub server_version: String,
     pub connection_id: u32,
@@ -146,6 +148,7 @@ impl SessionBackends {
             is_primary: server.role == Role::Primary,
             stream: login.stream,
             buf: login.read_buf,
+            wbuf: BytesMut::with_capacity(1024),
             capabilities: login.capabilities,
             server_version: login.server_version,
             connection_id: login.connection_id,

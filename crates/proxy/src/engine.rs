@@ -447,14 +447,19 @@ impl Engine {
             Outgoing::Packet(p) => p.seq,
             Outgoing::Execute(..) => 0,
         };
-        let mut framed = BytesMut::with_capacity(payload.len() + 4);
-        encode_packet(seq, &payload, &mut framed);
-        if conn.stream.write_all(&framed).await.is_err() {
+        // The connection's own write buffer, reused: no allocation per statement.
+        conn.wbuf.clear();
+        encode_packet(seq, &payload, &mut conn.wbuf);
+        if conn.stream.write_all(&conn.wbuf).await.is_err() {
             let e = SessionError::BackendLost {
                 server: conn.server_name.clone(),
             };
             backends.drop_conn(server);
             return Err(Attempt::Retryable(e));
+        }
+        if conn.wbuf.capacity() > 1 << 20 {
+            // A huge statement passed: give the memory back.
+            conn.wbuf = BytesMut::with_capacity(1024);
         }
         let Some(expect) = expect else {
             return Ok(Relayed::default());
@@ -506,9 +511,13 @@ impl Engine {
             _ => Counted::Other,
         };
         self.ctx.cluster.count(plan.server, counted);
-        if let Some(schema) = &self.tracked.schema {
-            self.routing.schema = Some(schema.clone());
-            self.backends.settings.database = Some(schema.clone());
+        // Only when it changed: this runs for every statement.
+        if self.routing.schema != self.tracked.schema {
+            self.routing.schema.clone_from(&self.tracked.schema);
+            self.backends
+                .settings
+                .database
+                .clone_from(&self.tracked.schema);
         }
     }
 

@@ -44,16 +44,14 @@ pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
         };
     }
     if let Some(rest) = strip_word(t, "select") {
-        return match rest
-            .trim()
-            .trim_end_matches(';')
-            .trim_end()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "@lagless_consistency" => Some(Intercepted::GetConsistency),
-            "@lagless_token" => Some(Intercepted::GetToken),
-            _ => None,
+        // Compared in place: this runs for every SELECT, so no lower-cased copy.
+        let var = rest.trim().trim_end_matches(';').trim_end();
+        return if var.eq_ignore_ascii_case("@lagless_consistency") {
+            Some(Intercepted::GetConsistency)
+        } else if var.eq_ignore_ascii_case("@lagless_token") {
+            Some(Intercepted::GetToken)
+        } else {
+            None
         };
     }
     let rest = strip_word(t, "show")?;
