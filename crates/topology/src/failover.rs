@@ -70,6 +70,7 @@ mod lock;
 mod switchover;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use candidate::{choose_candidate, Candidate, NoCandidate, Rejected, Rejection};
@@ -167,7 +168,7 @@ impl fmt::Debug for Account {
 
 /// Credentials, timeouts and options of the actions. [`FailoverOptions::new`] fills in the
 /// defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FailoverOptions {
     /// Logs in to every server. Needs SUPER or, on MariaDB 10.5+, READ_ONLY ADMIN, REPLICATION
     /// SLAVE ADMIN, BINLOG ADMIN (for `gtid_slave_pos`), REPLICA MONITOR and BINLOG MONITOR.
@@ -194,7 +195,14 @@ pub struct FailoverOptions {
     /// `rpl_semi_sync_master_enabled = ON` (wait point AFTER_SYNC), and a rejoining old
     /// primary `rpl_semi_sync_master_enabled = OFF`, `rpl_semi_sync_slave_enabled = ON`.
     pub semi_sync: bool,
+    /// Called by [`failover`] and [`switchover`] as soon as the new primary answered
+    /// `SET GLOBAL read_only = 0`, before the other replicas are repointed: the moment to send
+    /// writes (held ones first) to it. Must not block.
+    pub on_promoted: Option<PromotionHook>,
 }
+
+/// See [`FailoverOptions::on_promoted`].
+pub type PromotionHook = Arc<dyn Fn(&Member) + Send + Sync>;
 
 impl FailoverOptions {
     pub fn new(admin: Account, replication: Account) -> Self {
@@ -208,7 +216,25 @@ impl FailoverOptions {
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
             lock_wait: DEFAULT_LOCK_WAIT,
             semi_sync: false,
+            on_promoted: None,
         }
+    }
+}
+
+impl fmt::Debug for FailoverOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailoverOptions")
+            .field("admin", &self.admin)
+            .field("replication", &self.replication)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("apply_timeout", &self.apply_timeout)
+            .field("catch_up_timeout", &self.catch_up_timeout)
+            .field("verify_timeout", &self.verify_timeout)
+            .field("lock_wait", &self.lock_wait)
+            .field("semi_sync", &self.semi_sync)
+            .field("on_promoted", &self.on_promoted.is_some())
+            .finish()
     }
 }
 

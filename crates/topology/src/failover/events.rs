@@ -23,6 +23,8 @@ pub enum Step {
     WaitApplied,
     /// Waiting until a switchover's target applied the old primary's last transaction.
     WaitCaughtUp,
+    /// `KILL` of the candidate's SQL thread when it did not catch up.
+    KillSqlThread,
     StopSlave,
     ResetSlaveAll,
     /// `SET GLOBAL read_only = 1`.
@@ -51,6 +53,7 @@ impl fmt::Display for Step {
             Step::ReadPositions => "read positions",
             Step::WaitApplied => "wait until applied",
             Step::WaitCaughtUp => "wait until caught up",
+            Step::KillSqlThread => "kill SQL thread",
             Step::StopSlave => "stop slave",
             Step::ResetSlaveAll => "reset slave all",
             Step::SetReadOnly => "set read_only=1",

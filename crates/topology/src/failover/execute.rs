@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 
 use crate::parse::parse_slave_status;
-use crate::types::{ServerObservation, ThreadState};
+use crate::types::{ReplicaStatus, ServerObservation, ThreadState};
 
 use super::candidate::Candidate;
 use super::conn::{parse_pos, Ctl};
@@ -127,7 +127,10 @@ pub struct RejoinReport {
 ///
 /// 1. On the candidate: `STOP SLAVE IO_THREAD`, so that what it received is final (a primary
 ///    coming back cannot send more halfway through), then wait until `gtid_slave_pos` covers
-///    `Gtid_IO_Pos` (`MASTER_GTID_WAIT`), at most [`FailoverOptions::apply_timeout`].
+///    `Gtid_IO_Pos` (`MASTER_GTID_WAIT`), at most [`FailoverOptions::apply_timeout`]. A SQL
+///    thread stopped by hand is started first; one stopped by an error is not waited for.
+///    One that did not catch up is killed before step 2 (it may wait for a lock, and then
+///    `STOP SLAVE` would not return).
 ///    **On timeout it reports and proceeds**: the old primary is down, every second of waiting
 ///    is a second without a writable primary, and a replica that cannot apply its backlog in
 ///    time (a stopped SQL thread, a huge backlog) may never do so. What was received and not
@@ -171,10 +174,24 @@ async fn run_failover(
 ) -> Result<FailoverReport, FailoverError> {
     let new_primary = candidate.member();
     let mut c = Ctl::connect(&new_primary, opts, rec).await?;
+    let st = replica_status(&mut c, rec).await?;
+    if st.sql_running != ThreadState::Yes
+        && st.last_sql_errno == 0
+        && st.io_running != ThreadState::No
+    {
+        // Stopped by hand, not by an error: it can apply its backlog. Started while the IO
+        // thread still runs: once both threads are stopped, MariaDB (in GTID mode) discards
+        // the relay log when one starts again.
+        c.exec(rec, Step::StartSlave, "START SLAVE SQL_THREAD")
+            .await?;
+    }
     c.exec(rec, Step::StopIoThread, "STOP SLAVE IO_THREAD")
         .await?;
     let apply = wait_applied(&mut c, rec, opts).await?;
-    promote(&mut c, rec, opts).await?;
+    if !apply.caught_up {
+        kill_sql_thread(&mut c, rec).await?;
+    }
+    promote(&mut c, &new_primary, rec, opts).await?;
     let promoted_after = rec.elapsed();
     let [gtid_binlog_pos] = c.positions(rec, ["gtid_binlog_pos"]).await?;
     drop(c);
@@ -208,16 +225,7 @@ async fn wait_applied(
     rec: &mut Recorder,
     opts: &FailoverOptions,
 ) -> Result<ApplyOutcome, FailoverError> {
-    let status = c
-        .rows(rec, Step::ReadPositions, "SHOW ALL SLAVES STATUS")
-        .await?;
-    let Some(st) = parse_slave_status(&status) else {
-        return Err(FailoverError::new(
-            &c.server,
-            Step::ReadPositions,
-            StepError::Refused("the candidate has no replication configured".into()),
-        ));
-    };
+    let st = replica_status(c, rec).await?;
     let [mut applied] = c.positions(rec, ["gtid_slave_pos"]).await?;
     let mut received = parse_pos(&st.gtid_io_pos)
         .map_err(|e| FailoverError::new(&c.server, Step::ReadPositions, e))?;
@@ -241,11 +249,17 @@ async fn wait_applied(
                     note = Some(format!("not applied within {:?}", opts.apply_timeout));
                 }
             }
-        } else {
+        } else if st.last_sql_errno != 0 {
             note = Some(format!(
-                "SQL thread not running ({:?}): {}",
-                st.sql_running, st.last_sql_error
+                "SQL thread stopped by error {}: {}",
+                st.last_sql_errno, st.last_sql_error
             ));
+        } else {
+            note = Some(
+                "SQL thread stopped while the IO thread was stopped too (not restarted: \
+                 MariaDB would discard the relay log)"
+                    .into(),
+            );
         }
         [applied] = c.positions(rec, ["gtid_slave_pos"]).await?;
     }
@@ -275,9 +289,51 @@ async fn wait_applied(
     })
 }
 
-/// `STOP SLAVE; RESET SLAVE ALL; [semi-sync master on]; SET GLOBAL read_only = 0`.
+/// The default replication connection's status; an error when there is none.
+async fn replica_status(c: &mut Ctl, rec: &mut Recorder) -> Result<ReplicaStatus, FailoverError> {
+    let status = c
+        .rows(rec, Step::ReadPositions, "SHOW ALL SLAVES STATUS")
+        .await?;
+    parse_slave_status(&status).ok_or_else(|| {
+        FailoverError::new(
+            &c.server,
+            Step::ReadPositions,
+            StepError::Refused("the candidate has no replication configured".into()),
+        )
+    })
+}
+
+/// Kills the SQL thread (and parallel workers) of a candidate that did not catch up: it may be
+/// stuck (e.g. waiting for a table lock), and `STOP SLAVE` would wait for it. Measured:
+/// `STOP SLAVE` on a replica whose SQL thread waits for a metadata lock does not return.
+async fn kill_sql_thread(c: &mut Ctl, rec: &mut Recorder) -> Result<(), FailoverError> {
+    let ids = c
+        .rows(
+            rec,
+            Step::KillSqlThread,
+            "SELECT ID FROM information_schema.PROCESSLIST \
+             WHERE COMMAND IN ('Slave_SQL', 'Slave_worker')",
+        )
+        .await?;
+    for id in ids.rows.iter().filter_map(|r| r.first().cloned().flatten()) {
+        let Ok(id) = id.parse::<u64>() else { continue };
+        match c
+            .exec(rec, Step::KillSqlThread, &format!("KILL {id}"))
+            .await
+        {
+            // 1094: unknown thread (it ended meanwhile).
+            Err(e) if matches!(&*e.cause, StepError::Query(q) if q.is_server_error()) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// `STOP SLAVE; RESET SLAVE ALL; [semi-sync master on]; SET GLOBAL read_only = 0`, then
+/// [`FailoverOptions::on_promoted`].
 pub(crate) async fn promote(
     c: &mut Ctl,
+    member: &Member,
     rec: &mut Recorder,
     opts: &FailoverOptions,
 ) -> Result<(), FailoverError> {
@@ -298,7 +354,11 @@ pub(crate) async fn promote(
         .await?;
     }
     c.exec(rec, Step::SetWritable, "SET GLOBAL read_only = 0")
-        .await
+        .await?;
+    if let Some(hook) = &opts.on_promoted {
+        hook(member);
+    }
+    Ok(())
 }
 
 /// Repoints `replicas` to `primary`, concurrently; their events go into `rec`.

@@ -135,7 +135,7 @@ async fn run(
                 )),
             ));
         }
-        promote(&mut t, rec, opts).await?;
+        promote(&mut t, &new, rec, opts).await?;
         Ok(handed_over)
     }
     .await;
