@@ -36,14 +36,9 @@ impl GtidRange {
     }
 
     /// Number of transactions, when the start is known.
-    pub fn len(&self) -> Option<u64> {
+    pub fn count(&self) -> Option<u64> {
         self.first_seq
             .map(|f| self.last_seq.saturating_sub(f).saturating_add(1))
-    }
-
-    /// False: a range holds at least its last transaction.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 

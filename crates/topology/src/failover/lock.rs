@@ -71,16 +71,34 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
-    // The lock's steps go to the log only; the action has its own report.
+    // The lock's steps go to the log (and to an error); the action has its own report.
     let mut rec = Recorder::new();
-    let mut lock = Ctl::connect(candidate, opts, &mut rec).await?;
+    match locked(servers, old_primary, candidate, opts, act, &mut rec).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => Err(e.with_events(rec.into_events())),
+    }
+}
+
+async fn locked<T, F, Fut>(
+    servers: &[Member],
+    old_primary: &str,
+    candidate: &Member,
+    opts: &FailoverOptions,
+    act: F,
+    rec: &mut Recorder,
+) -> Result<Locked<T>, FailoverError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut lock = Ctl::connect(candidate, opts, rec).await?;
     let mut roles = Roles::new(servers, old_primary);
     let deadline = Instant::now() + opts.lock_wait;
     let started = Instant::now();
     loop {
         let got = lock
             .rows(
-                &mut rec,
+                rec,
                 Step::Lock,
                 &format!("SELECT GET_LOCK('{LOCK_NAME}', 0)"),
             )
@@ -89,12 +107,12 @@ where
             == Some("1");
         if got {
             if let Some(primary) = roles.promoted(opts).await {
-                release(&mut lock, &mut rec).await;
+                release(&mut lock, rec).await;
                 return Ok(Locked::AlreadyPromoted { primary });
             }
             rec.record(&candidate.name, Step::Lock, None, started, Outcome::Done);
             let out = act().await;
-            release(&mut lock, &mut rec).await;
+            release(&mut lock, rec).await;
             return Ok(Locked::Ran(out));
         }
         if let Some(primary) = roles.promoted(opts).await {
@@ -109,8 +127,7 @@ where
                      appeared within {:?}",
                     opts.lock_wait
                 )),
-            )
-            .with_events(rec.into_events()));
+            ));
         }
         sleep(POLL).await;
     }

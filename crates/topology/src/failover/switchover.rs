@@ -53,7 +53,8 @@ impl fmt::Display for SwitchoverReport {
     }
 }
 
-/// Makes `target` (a replica of `current`) the primary, with no transaction lost:
+/// Makes `target` (a replica of `current`, reachable and replicating in `servers`, normally the
+/// latest snapshot) the primary, with no transaction lost:
 ///
 /// 1. connect to both (before anything changes, to keep the pause short);
 /// 2. `SET GLOBAL read_only = 1` on `current`: from here application writes are refused (the
@@ -106,7 +107,15 @@ async fn run(
             )
         })
     };
-    let (old, new) = (Member::from(find(current)?), Member::from(find(target)?));
+    let (old, new) = (find(current)?, find(target)?);
+    if !new.reachable || new.replication.is_none() {
+        return Err(FailoverError::new(
+            target,
+            Step::CheckPromoted,
+            StepError::Refused(format!("{target} is not a reachable replica")),
+        ));
+    }
+    let (old, new) = (Member::from(old), Member::from(new));
     let mut o = Ctl::connect(&old, opts, rec).await?;
     let mut t = Ctl::connect(&new, opts, rec).await?;
 

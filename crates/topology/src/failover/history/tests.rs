@@ -31,7 +31,7 @@ fn errant_or_lost_transactions_are_listed() {
     // Three transactions the candidate never received (lost by the failover).
     let e = errant_transactions(&pos("0-1-13"), &pos("0-2-11"), &pos("0-1-10"));
     assert_eq!(show(&e), "0-1-11..0-1-13");
-    assert_eq!(e[0].len(), Some(3));
+    assert_eq!(e[0].count(), Some(3));
     assert!(e[0].contains(MariaGtid::new(0, 1, 12)));
     assert!(!e[0].contains(MariaGtid::new(0, 2, 12)));
     assert!(!e[0].contains(MariaGtid::new(0, 1, 10)));
@@ -44,7 +44,7 @@ fn errant_or_lost_transactions_are_listed() {
     // Histories with no server in common in the domain: not comparable, so errant.
     let e = errant_transactions(&pos("0-1-5"), &pos("0-3-20"), &pos("0-3-19"));
     assert_eq!(show(&e), "0-1-5 and earlier");
-    assert_eq!(e[0].len(), None);
+    assert_eq!(e[0].count(), None);
     assert!(e[0].contains(MariaGtid::new(0, 1, 1)));
 }
 
