@@ -146,6 +146,15 @@ impl ClusterState {
         if snapshot.round == 0 {
             return; // nothing probed yet
         }
+        // What each cluster's primary had written at this look, to tell lagging replicas.
+        let primary_pos = |cluster: usize| {
+            snapshot
+                .servers
+                .iter()
+                .find(|p| p.cluster == cluster && p.looks_like_primary())
+                .and_then(|p| p.gtid_binlog_pos.as_deref())
+                .and_then(|g| g.parse::<MariaPos>().ok())
+        };
         let mut updates = Vec::with_capacity(snapshot.servers.len());
         for o in &snapshot.servers {
             let Some(stats) = self.servers.get(o.cluster).and_then(|c| c.get(o.server)) else {
@@ -160,7 +169,11 @@ impl ClusterState {
                 },
                 observed_ms: self.millis(o.observed_at),
             });
-            updates.push((o.cluster, o.server, healthy, replica_state(o), binlog));
+            let mut replica = replica_state(o);
+            if let (Some(r), Some(p)) = (replica.as_mut(), primary_pos(o.cluster)) {
+                r.caught_up = r.gtids.as_ref().map(|g| g.contains(&p));
+            }
+            updates.push((o.cluster, o.server, healthy, replica, binlog));
         }
         if let Ok(mut obs) = self.observations.lock() {
             obs.retain(|o| {
@@ -229,6 +242,7 @@ fn replica_state(o: &lagless_topology::ServerObservation) -> Option<ReplicaState
         }),
         seconds_behind: r.seconds_behind_master,
         heartbeat_lag_ms: o.heartbeat_lag.map(|d| d.as_millis() as u64),
+        caught_up: None,
     })
 }
 

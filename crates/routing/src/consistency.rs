@@ -54,6 +54,10 @@ pub struct ReplicaState {
     pub seconds_behind: Option<u64>,
     /// Lag from the heartbeat table, when enabled.
     pub heartbeat_lag_ms: Option<u64>,
+    /// At the monitor's last look, had it applied everything the primary had written then?
+    /// A replica that was behind is most likely still behind: asking it about a newer write
+    /// would only add a round trip before the primary answers.
+    pub caught_up: Option<bool>,
 }
 
 /// What must happen before a read may run on a chosen replica.
@@ -169,6 +173,8 @@ impl Freshness<'_> {
             Consistency::Gtid => {
                 if gtid_known(&self.write.gtids) {
                     Eligibility::Yes(ReplicaCheck::None)
+                } else if replica.and_then(|r| r.caught_up) == Some(false) {
+                    Eligibility::No
                 } else {
                     // Not known yet: ask the replica itself, without waiting.
                     Eligibility::Yes(ReplicaCheck::GtidWait {
@@ -209,6 +215,8 @@ impl Freshness<'_> {
                 need.merge_max(&self.write.gtids);
                 if gtid_known(&need) {
                     Eligibility::Yes(ReplicaCheck::None)
+                } else if replica.and_then(|r| r.caught_up) == Some(false) {
+                    Eligibility::No
                 } else {
                     Eligibility::Yes(ReplicaCheck::GtidWait {
                         gtids: need.to_string(),

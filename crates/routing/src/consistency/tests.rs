@@ -13,6 +13,7 @@ fn replica(gtids: &str, behind: Option<u64>) -> ReplicaState {
         }),
         seconds_behind: behind,
         heartbeat_lag_ms: None,
+        caught_up: None,
     }
 }
 
@@ -211,4 +212,19 @@ fn global_needs_everyones_writes() {
             timeout: Duration::ZERO
         })
     );
+}
+
+#[test]
+fn a_replica_seen_behind_is_not_asked() {
+    let w = wrote("0-1-10", 1000);
+    let none = MariaPos::default();
+    let f = fresh(Consistency::Gtid, &w, &none, 1005);
+    let mut r = replica("0-1-9", Some(0));
+    r.caught_up = Some(false);
+    assert_eq!(f.eligible(Some(&r), None), Eligibility::No);
+    r.caught_up = Some(true);
+    assert!(matches!(
+        f.eligible(Some(&r), None),
+        Eligibility::Yes(ReplicaCheck::GtidWait { .. })
+    ));
 }

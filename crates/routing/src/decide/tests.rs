@@ -390,6 +390,7 @@ fn view_with_positions(w: &mut World, applied: &[Option<u64>]) {
                 exec: None,
                 seconds_behind: Some(0),
                 heartbeat_lag_ms: None,
+                caught_up: None,
             });
         }
     }
