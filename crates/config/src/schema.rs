@@ -24,6 +24,34 @@ pub struct RawConfig {
     pub monitor: RawMonitor,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub failover: RawFailover,
+}
+
+/// `[failover]`: automatic promotion of a replica when the primary fails.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFailover {
+    /// Off by default for production; `lagless demo` turns it on.
+    pub enabled: bool,
+    /// Consecutive failed probes of the primary before it may be declared failed (its
+    /// replicas must also have stopped receiving from it).
+    pub failcount: u32,
+    /// Writes arriving while a failover runs wait this long for the new primary.
+    pub hold_writes_ms: u64,
+    /// Bound on waiting for the candidate to apply what it received.
+    pub apply_timeout_ms: u64,
+}
+
+impl Default for RawFailover {
+    fn default() -> Self {
+        RawFailover {
+            enabled: false,
+            failcount: 1,
+            hold_writes_ms: 5000,
+            apply_timeout_ms: 5000,
+        }
+    }
 }
 
 /// `[admin]`: the HTTP admin interface (read-only JSON, no authentication: keep it on loopback).
@@ -248,6 +276,9 @@ pub struct RawCluster {
     /// MONITOR); defaults to `user`.
     pub monitor_user: Option<String>,
     pub monitor_password: Option<String>,
+    /// The account replicas use to connect to a promoted primary (REPLICATION SLAVE).
+    pub replication_user: Option<String>,
+    pub replication_password: Option<String>,
     pub servers: Vec<RawServer>,
 }
 
@@ -261,6 +292,12 @@ pub struct RawServer {
     pub role: Role,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Preference among equally advanced failover candidates (higher first).
+    #[serde(default)]
+    pub priority: i32,
+    /// Never promote this server.
+    #[serde(default)]
+    pub no_failover: bool,
 }
 
 fn default_weight() -> u32 {

@@ -159,8 +159,13 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
     t += &user("sha2only", "sha2pass", false, true);
     t += &user("nativeonly", "nativepass", true, false);
     t += &format!(
-        "\n[[clusters]]\nname = \"main\"\nuser = \"{}\"\npassword = \"{}\"\nmonitor_user = \"{}\"\nmonitor_password = \"{}\"\n",
-        m.users.app.user, m.users.app.password, m.users.admin.user, m.users.admin.password
+        "\n[[clusters]]\nname = \"main\"\nuser = \"{}\"\npassword = \"{}\"\nmonitor_user = \"{}\"\nmonitor_password = \"{}\"\nreplication_user = \"{}\"\nreplication_password = \"{}\"\n",
+        m.users.app.user,
+        m.users.app.password,
+        m.users.admin.user,
+        m.users.admin.password,
+        m.users.replication.user,
+        m.users.replication.password
     );
     for s in &m.servers {
         let role = if s.role == lagless_sandbox::Role::Primary {

@@ -90,10 +90,16 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
                 Role::Replica
             },
             weight: 1,
+            priority: 0,
+            no_failover: false,
         })
         .collect();
     let mut raw = RawConfig::default();
     raw.listener.address = listen.to_string();
+    // A sandbox is for trying things: automatic failover on, with a fast monitor.
+    raw.failover.enabled = true;
+    raw.monitor.interval_ms = 100;
+    raw.monitor.timeout_ms = 500;
     raw.users.push(RawUser {
         name: DEMO_USER.into(),
         native_password: Some(native),
@@ -109,6 +115,8 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
         password_env: None,
         monitor_user: Some(manifest.users.admin.user.clone()),
         monitor_password: Some(manifest.users.admin.password.clone()),
+        replication_user: Some(manifest.users.replication.user.clone()),
+        replication_password: Some(manifest.users.replication.password.clone()),
         servers,
     });
     raw

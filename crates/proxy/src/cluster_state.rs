@@ -30,6 +30,8 @@ pub struct ServerStats {
     down_until_ms: AtomicU64,
     /// The monitor's last probe found it unreachable.
     monitor_down: AtomicBool,
+    /// A former primary after a failover: never routed to.
+    fenced: AtomicBool,
     /// Sessions whose sticky replica this is.
     pub sessions: AtomicU32,
     pub reads: AtomicU64,
@@ -47,6 +49,8 @@ pub struct ClusterState {
     turn: AtomicU64,
     /// The monitor's latest observation of every server, for SHOW LAGLESS REPLICATION.
     observations: std::sync::Mutex<Vec<lagless_topology::ServerObservation>>,
+    /// Per cluster: a failover is running (writes wait for it).
+    failing_over: Vec<AtomicBool>,
     started: Instant,
 }
 
@@ -62,6 +66,11 @@ impl ClusterState {
             balance: config.routing.balance,
             any_down: AtomicBool::new(false),
             observations: std::sync::Mutex::new(Vec::new()),
+            failing_over: config
+                .clusters
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -108,7 +117,8 @@ impl ClusterState {
                 }
                 if until <= t {
                     s.down_until_ms.store(0, Ordering::Relaxed);
-                    let healthy = !s.monitor_down.load(Ordering::Relaxed);
+                    let healthy = !s.monitor_down.load(Ordering::Relaxed)
+                        && !s.fenced.load(Ordering::Acquire);
                     self.publish(|v| v.clusters[ci].servers[si].healthy = healthy);
                 } else {
                     still_down = true;
@@ -161,7 +171,9 @@ impl ClusterState {
                 continue;
             };
             stats.monitor_down.store(!o.reachable, Ordering::Relaxed);
-            let healthy = o.reachable && stats.down_until_ms.load(Ordering::Relaxed) == 0;
+            let healthy = o.reachable
+                && stats.down_until_ms.load(Ordering::Relaxed) == 0
+                && !stats.fenced.load(Ordering::Acquire);
             let binlog = o.binlog.as_ref().filter(|_| o.reachable).map(|b| BinlogAt {
                 pos: BinlogPos {
                     file: b.file.clone(),
@@ -190,6 +202,44 @@ impl ClusterState {
                     s.healthy = *healthy;
                     s.replica.clone_from(replica);
                     s.binlog.clone_from(binlog);
+                }
+            }
+        });
+    }
+
+    pub fn failing_over(&self, cluster: usize) -> bool {
+        self.failing_over
+            .get(cluster)
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    }
+
+    pub fn set_failing_over(&self, cluster: usize, on: bool) {
+        if let Some(f) = self.failing_over.get(cluster) {
+            f.store(on, Ordering::Release);
+        }
+    }
+
+    /// A replica was promoted: it takes the primary's role in the routing view, and the old
+    /// primary is fenced (never routed to) until it rejoins as a replica.
+    pub fn set_primary(&self, cluster: usize, new_primary: usize) {
+        let old = self.view.load().primary(cluster).server;
+        if old == new_primary {
+            return;
+        }
+        if let Some(s) = self.servers.get(cluster).and_then(|c| c.get(old)) {
+            s.fenced.store(true, Ordering::Release);
+        }
+        self.publish(|v| {
+            if let Some(c) = v.clusters.get_mut(cluster) {
+                for (i, s) in c.servers.iter_mut().enumerate() {
+                    if i == new_primary {
+                        s.role = lagless_config::Role::Primary;
+                        s.healthy = true;
+                        s.replica = None;
+                    } else if i == old {
+                        s.role = lagless_config::Role::Replica;
+                        s.healthy = false;
+                    }
                 }
             }
         });

@@ -76,8 +76,11 @@ enum Outgoing<'p> {
 
 /// Why one attempt failed.
 enum Attempt {
-    /// Nothing reached the client: another server may answer.
+    /// The statement was not sent (no connection, the write failed): another server may run it.
     Retryable(SessionError),
+    /// The statement was sent but no byte of an answer reached the client: a read may be
+    /// retried elsewhere; a write's outcome is unknown and must not be replayed.
+    NoAnswer(SessionError),
     /// The server answered with an error packet of its own that must reach the client as is.
     ServerError(lagless_protocol::ok_err::ErrPacket),
     /// The replica has not applied the session's last write: the read goes to the primary.
@@ -318,6 +321,14 @@ impl Engine {
             Outgoing::Execute(..) => 1,
         };
         loop {
+            // Writes wait while a failover is choosing the new primary.
+            if plan.kind == TargetKind::Primary
+                && !self.routing.trx.active
+                && self.ctx.cluster.failing_over(plan.server.cluster)
+            {
+                self.wait_failover_end(plan.server.cluster).await;
+                plan = self.plan(c);
+            }
             self.adopt(&plan).await;
             let server = plan.server;
             match self.attempt(&plan, &out, expect).await {
@@ -325,7 +336,7 @@ impl Engine {
                     self.record(c, &plan, relayed);
                     return Ok(Flow::Continue);
                 }
-                Err(Attempt::Retryable(e))
+                Err(Attempt::Retryable(e) | Attempt::NoAnswer(e))
                     if plan.kind == TargetKind::Replica && !self.routing.trx.active =>
                 {
                     debug!(server = %self.server_name(server), error = %e, "read failed before any byte reached the client; retrying");
@@ -335,7 +346,25 @@ impl Engine {
                     self.ctx.stats.read_retries.fetch_add(1, Ordering::Relaxed);
                     plan = self.plan(c);
                 }
-                Err(Attempt::Retryable(e)) => {
+                Err(Attempt::Retryable(e))
+                    if plan.kind == TargetKind::Primary
+                        && !self.routing.trx.active
+                        && self.config.failover.enabled =>
+                {
+                    // The primary cannot be reached and the statement was not sent: wait for
+                    // a failover to name a new primary, then run it there.
+                    if self.wait_for_new_primary(server).await {
+                        plan = self.plan(c);
+                        continue;
+                    }
+                    self.ctx
+                        .stats
+                        .backend_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.send_error(reply_seq, &e).await?;
+                    return Ok(Flow::Continue);
+                }
+                Err(Attempt::Retryable(e) | Attempt::NoAnswer(e)) => {
                     if matches!(
                         e,
                         SessionError::Backend { .. } | SessionError::BackendLost { .. }
@@ -366,6 +395,30 @@ impl Engine {
                 }
                 Err(Attempt::Fatal(e)) => return Err(e),
             }
+        }
+    }
+
+    /// Waits (up to `failover.hold_writes`) until the routing view names a primary other than
+    /// `old`. True when it does.
+    async fn wait_for_new_primary(&self, old: ServerRef) -> bool {
+        let deadline = Instant::now() + self.config.failover.hold_writes;
+        loop {
+            let view = self.ctx.cluster.view(Instant::now());
+            if view.primary(old.cluster) != old {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits (up to `failover.hold_writes`) for a running failover to finish.
+    async fn wait_failover_end(&self, cluster: usize) {
+        let deadline = Instant::now() + self.config.failover.hold_writes;
+        while self.ctx.cluster.failing_over(cluster) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -477,7 +530,7 @@ impl Engine {
                     // left is closing the connection, as a server that died would.
                     Err(Attempt::Fatal(r.error))
                 } else {
-                    Err(Attempt::Retryable(r.error))
+                    Err(Attempt::NoAnswer(r.error))
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! - [`backends`]: the session's backend connections, opened lazily with the session's settings.
 //! - [`relay`]: streams a backend's response to the client, packet-aware but without buffering.
 //! - [`context`]: what all sessions share (config snapshot, RSA key, counters); passed explicitly.
+//! - [`failover_driver`]: automatic failover from the monitor's snapshots.
 //! - [`monitor_feed`]: runs the replication monitor and feeds its snapshots to the routing view.
 //! - [`cluster_state`]: server health, load and counters; publishes the routing snapshot.
 //! - [`error`]: the one place internal errors become client ERR packets.
@@ -22,6 +23,7 @@ pub mod cluster_state;
 pub mod context;
 pub mod engine;
 pub mod error;
+pub mod failover_driver;
 pub mod handshake;
 pub mod monitor_feed;
 pub mod relay;

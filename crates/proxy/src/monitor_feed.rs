@@ -40,10 +40,18 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
         let (mut rx, _task) = lagless_topology::spawn(config, shutdown.clone());
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        let mut driver = ctx
+            .config
+            .failover
+            .enabled
+            .then(|| crate::failover_driver::FailoverDriver::new(ctx.clone(), ci));
         tokio::spawn(async move {
             loop {
                 let snapshot = rx.borrow_and_update().clone();
                 ctx.cluster.apply_monitor(&snapshot);
+                if let Some(d) = driver.as_mut() {
+                    d.observe(snapshot);
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     changed = rx.changed() => if changed.is_err() { return },

@@ -44,6 +44,16 @@ pub struct Config {
     pub monitor: Monitor,
     /// Where the HTTP admin interface listens, when enabled.
     pub admin: Option<SocketAddr>,
+    pub failover: Failover,
+}
+
+/// `[failover]`, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    pub enabled: bool,
+    pub failcount: u32,
+    pub hold_writes: Duration,
+    pub apply_timeout: Duration,
 }
 
 /// `[monitor]`, validated.
@@ -167,6 +177,8 @@ pub struct Cluster {
     pub backend_password: String,
     pub monitor_user: String,
     pub monitor_password: String,
+    pub replication_user: String,
+    pub replication_password: String,
     pub servers: Vec<Server>,
 }
 
@@ -176,6 +188,8 @@ pub struct Server {
     pub address: String,
     pub role: Role,
     pub weight: u32,
+    pub priority: i32,
+    pub no_failover: bool,
 }
 
 impl Config {
@@ -278,6 +292,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             call: raw.routing.call,
         },
         rules,
+        failover: Failover {
+            enabled: raw.failover.enabled,
+            failcount: raw.failover.failcount.max(1),
+            hold_writes: Duration::from_millis(raw.failover.hold_writes_ms),
+            apply_timeout: positive_ms("failover.apply_timeout_ms", raw.failover.apply_timeout_ms)?,
+        },
         admin: match raw.admin.enabled {
             false => None,
             true => Some(raw.admin.address.parse().map_err(|_| {
@@ -435,6 +455,8 @@ fn validate_cluster(i: usize, c: &RawCluster) -> Result<Cluster, ConfigError> {
             address: s.address.clone(),
             role: s.role,
             weight: s.weight,
+            priority: s.priority,
+            no_failover: s.no_failover,
         });
     }
     unique(
@@ -452,6 +474,8 @@ fn validate_cluster(i: usize, c: &RawCluster) -> Result<Cluster, ConfigError> {
     Ok(Cluster {
         name: c.name.clone(),
         backend_user: c.user.clone(),
+        replication_user: c.replication_user.clone().unwrap_or_else(|| "repl".into()),
+        replication_password: c.replication_password.clone().unwrap_or_default(),
         monitor_user: c.monitor_user.clone().unwrap_or_else(|| c.user.clone()),
         monitor_password: c
             .monitor_password

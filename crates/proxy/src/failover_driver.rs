@@ -1,0 +1,155 @@
+//! Automatic failover: watches the monitor's snapshots of one cluster, declares the primary
+//! failed with `lagless_topology::failover::primary_failed` (its probes fail AND its replicas
+//! stopped receiving from it), promotes the best candidate under the failover lock, and points
+//! the routing view at the new primary as soon as it is writable. Writes wait meanwhile
+//! (see `Engine::run`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lagless_topology::failover::{
+    choose_candidate, failover, primary_failed, with_failover_lock, Account, DetectionPolicy,
+    FailoverOptions, Locked, Member,
+};
+use lagless_topology::Snapshot;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::context::ProxyContext;
+
+/// How much monitor history detection looks at.
+const HISTORY: Duration = Duration::from_secs(10);
+
+pub struct FailoverDriver {
+    ctx: Arc<ProxyContext>,
+    cluster: usize,
+    history: VecDeque<Arc<Snapshot>>,
+}
+
+impl FailoverDriver {
+    pub fn new(ctx: Arc<ProxyContext>, cluster: usize) -> Self {
+        FailoverDriver {
+            ctx,
+            cluster,
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Takes the next snapshot; starts a failover when the primary is confirmed failed.
+    pub fn observe(&mut self, snapshot: Arc<Snapshot>) {
+        if snapshot.round == 0 {
+            return;
+        }
+        let now = snapshot.taken_at;
+        self.history.push_back(snapshot);
+        while self
+            .history
+            .front()
+            .is_some_and(|s| now.duration_since(s.taken_at) > HISTORY)
+        {
+            self.history.pop_front();
+        }
+        if self.ctx.cluster.failing_over(self.cluster) {
+            return;
+        }
+        let config = &self.ctx.config;
+        let view = self.ctx.cluster.view(Instant::now());
+        let primary = view.primary(self.cluster);
+        let primary_name = view.server(primary).name.clone();
+        let history: Vec<Arc<Snapshot>> = self.history.iter().cloned().collect();
+        let policy = DetectionPolicy {
+            failcount: config.failover.failcount,
+            ..DetectionPolicy::default()
+        };
+        let verdict = primary_failed(&history, &primary_name, &policy, now);
+        if !verdict.is_failed() {
+            return;
+        }
+        warn!(cluster = %config.clusters[self.cluster].name, primary = %primary_name, ?verdict, "primary failed: failing over");
+        self.ctx.cluster.set_failing_over(self.cluster, true);
+        let ctx = self.ctx.clone();
+        let cluster = self.cluster;
+        let latest = history.last().cloned().expect("pushed above");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            run_failover(&ctx, cluster, &primary_name, &latest).await;
+            info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "failover finished"
+            );
+            ctx.cluster.set_failing_over(cluster, false);
+        });
+    }
+}
+
+async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest: &Snapshot) {
+    let config = &ctx.config.clusters[cluster];
+    let servers: Vec<_> = latest
+        .servers
+        .iter()
+        .filter(|o| o.cluster == cluster)
+        .cloned()
+        .collect();
+    let priorities: Vec<(&str, i32)> = config
+        .servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.priority))
+        .collect();
+    let excluded: Vec<&str> = config
+        .servers
+        .iter()
+        .filter(|s| s.no_failover)
+        .map(|s| s.name.as_str())
+        .collect();
+    let candidate = match choose_candidate(&servers, &priorities, &excluded) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = ?e, "no failover candidate: writes stay refused until the primary returns");
+            return;
+        }
+    };
+    let index_of = |name: &str| config.servers.iter().position(|s| s.name == name);
+    let mut opts = FailoverOptions::new(
+        Account::new(config.monitor_user.clone(), config.monitor_password.clone()),
+        Account::new(
+            config.replication_user.clone(),
+            config.replication_password.clone(),
+        ),
+    );
+    opts.apply_timeout = ctx.config.failover.apply_timeout;
+    opts.connect_timeout = ctx.config.timeouts.connect;
+    let hook_ctx = ctx.clone();
+    let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
+    opts.on_promoted = Some(Arc::new(move |m: &Member| {
+        // Writes go to the new primary the moment it is writable.
+        if let Some(i) = names.iter().position(|n| *n == m.name) {
+            hook_ctx.cluster.set_primary(cluster, i);
+        }
+    }));
+    let members: Vec<Member> = config
+        .servers
+        .iter()
+        .map(|s| Member::new(s.name.clone(), s.address.clone()))
+        .collect();
+    let promote = || failover(&servers, &candidate, &opts);
+    match with_failover_lock(&members, old, &candidate.member(), &opts, promote).await {
+        Ok(Locked::Ran(Ok(report))) => {
+            if let Some(i) = index_of(&report.new_primary) {
+                ctx.cluster.set_primary(cluster, i);
+            }
+            for event in &report.events {
+                info!(?event, "failover step");
+            }
+            info!(new_primary = %report.new_primary, total_ms = report.total.as_millis() as u64, "failover done");
+        }
+        Ok(Locked::Ran(Err(e))) => error!(error = %e, "failover failed"),
+        Ok(Locked::AlreadyPromoted { primary }) => {
+            info!(%primary, "another proxy promoted a primary");
+            if let Some(i) = index_of(&primary) {
+                ctx.cluster.set_primary(cluster, i);
+            }
+        }
+        Err(e) => error!(error = %e, "failover lock"),
+    }
+}
