@@ -89,4 +89,75 @@ fn kill_9_of_the_primary_fails_over_with_at_most_the_in_flight_statement_lost() 
         assert_ne!(sid, 1, "writes go to a promoted replica");
         assert!(took < Duration::from_secs(5), "failover took {took:?}");
     });
+    // The old primary comes back: it is fenced (read-only), and rejoins as a replica when its
+    // history is a prefix of the new primary's (else it stays quarantined). Either way no
+    // client statement reaches it as a primary.
+    let old = env.sandbox.primary();
+    old.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if old.scalar("SELECT @@read_only").ok().as_deref() == Some("1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old primary was not fenced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.exec_drop("INSERT INTO fo VALUES (?)", (1_000_000,))
+            .await
+            .unwrap();
+        let sid: u32 = c
+            .query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(sid, 1, "the fenced old primary is not the primary");
+    });
+}
+
+fn failover_env() -> Env {
+    Env::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        &EnvOptions {
+            extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
+                .into(),
+            ..EnvOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_hung_primary_is_failed_over() {
+    let env = failover_env();
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("CREATE TABLE hung (id INT PRIMARY KEY)").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        env.sandbox.primary().pause().unwrap();
+        let paused = Instant::now();
+        // The write in flight on the hung primary ends with an error once a replica is promoted
+        // (its outcome is unknown); the same connection's next write goes to the new primary.
+        let r = tokio::time::timeout(Duration::from_secs(20), c.exec_drop("INSERT INTO hung VALUES (1)", ())).await;
+        let ended = paused.elapsed();
+        let r = r.expect("the statement on the hung primary did not end");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let acked = loop {
+            match c.exec_drop("INSERT INTO hung VALUES (2)", ()).await {
+                Ok(()) => break paused.elapsed(),
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no write accepted after the primary hung: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        println!("SIGSTOP → the write in flight ended after {ended:?} ({r:?}); next write acknowledged after {acked:?}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains("outcome is unknown"), "{e}");
+        }
+        let sid: u32 = c.query_first("/* lagless:primary */ SELECT @@server_id").await.unwrap().unwrap();
+        assert_ne!(sid, 1);
+    });
+    env.sandbox.primary().resume().unwrap();
 }

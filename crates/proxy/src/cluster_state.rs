@@ -51,6 +51,8 @@ pub struct ClusterState {
     observations: std::sync::Mutex<Vec<lagless_topology::ServerObservation>>,
     /// Per cluster: a failover is running (writes wait for it).
     failing_over: Vec<AtomicBool>,
+    /// Woken when a failover names a new primary (statements waiting on the old one end).
+    pub primary_changed: tokio::sync::Notify,
     started: Instant,
 }
 
@@ -71,6 +73,7 @@ impl ClusterState {
                 .iter()
                 .map(|_| AtomicBool::new(false))
                 .collect(),
+            primary_changed: tokio::sync::Notify::new(),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -243,6 +246,38 @@ impl ClusterState {
                 }
             }
         });
+        self.primary_changed.notify_waiters();
+    }
+
+    /// Runs `fut` unless `r` is fenced (demoted by a failover) first: then `None`. A statement
+    /// waiting on a hung primary ends this way once a replica is promoted.
+    pub async fn until_demoted<T>(
+        &self,
+        r: ServerRef,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let demoted = async {
+            loop {
+                let changed = self.primary_changed.notified();
+                if self.is_fenced(r) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::select! {
+            out = fut => Some(out),
+            () = demoted => None,
+        }
+    }
+
+    pub fn is_fenced(&self, r: ServerRef) -> bool {
+        self.stats(r).fenced.load(Ordering::Acquire)
+    }
+
+    /// A fenced former primary rejoined as a replica: it may serve reads again.
+    pub fn unfence(&self, r: ServerRef) {
+        self.stats(r).fenced.store(false, Ordering::Release);
     }
 
     /// The monitor's latest observations (empty before its first round).

@@ -518,7 +518,22 @@ impl Engine {
             return Ok(Relayed::default());
         };
         let caps = conn.capabilities;
-        match relay_response(conn, client, expect, |ok| tracked.learn(ok, caps)).await {
+        let relay = relay_response(conn, client, expect, |ok| tracked.learn(ok, caps));
+        // A primary that hangs is failed over without answering: the statement waiting on it
+        // then ends with an error (outcome unknown) instead of waiting forever.
+        let Some(outcome) = ctx.cluster.until_demoted(server, relay).await else {
+            backends.drop_conn(server);
+            let name = config.clusters[server.cluster].servers[server.server]
+                .name
+                .clone();
+            return Err(Attempt::NoAnswer(SessionError::BackendLost {
+                server: name,
+            }));
+        };
+        let conn = backends
+            .existing(server)
+            .expect("the connection used above");
+        match outcome {
             Ok(relayed) => {
                 tracked.mark_synced(conn);
                 Ok(relayed)

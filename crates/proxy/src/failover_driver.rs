@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagless_topology::failover::{
-    choose_candidate, failover, primary_failed, with_failover_lock, Account, DetectionPolicy,
-    FailoverOptions, Locked, Member,
+    choose_candidate, failover, fence, primary_failed, rejoin, with_failover_lock, Account,
+    DetectionPolicy, FailoverOptions, Locked, Member, RejoinOutcome,
 };
 use lagless_topology::Snapshot;
 use tokio::time::Instant;
@@ -25,6 +25,8 @@ pub struct FailoverDriver {
     ctx: Arc<ProxyContext>,
     cluster: usize,
     history: VecDeque<Arc<Snapshot>>,
+    /// Fenced servers a rejoin was already tried for (it is tried once per reappearance).
+    rejoin_tried: Vec<usize>,
 }
 
 impl FailoverDriver {
@@ -33,6 +35,7 @@ impl FailoverDriver {
             ctx,
             cluster,
             history: VecDeque::new(),
+            rejoin_tried: Vec::new(),
         }
     }
 
@@ -53,6 +56,7 @@ impl FailoverDriver {
         if self.ctx.cluster.failing_over(self.cluster) {
             return;
         }
+        self.rejoin_fenced();
         let config = &self.ctx.config;
         let view = self.ctx.cluster.view(Instant::now());
         let primary = view.primary(self.cluster);
@@ -64,6 +68,9 @@ impl FailoverDriver {
         };
         let verdict = primary_failed(&history, &primary_name, &policy, now);
         if !verdict.is_failed() {
+            if !matches!(verdict, lagless_topology::failover::Verdict::Alive) {
+                tracing::debug!(primary = %primary_name, ?verdict, "primary suspect");
+            }
             return;
         }
         warn!(cluster = %config.clusters[self.cluster].name, primary = %primary_name, ?verdict, "primary failed: failing over");
@@ -81,6 +88,77 @@ impl FailoverDriver {
             ctx.cluster.set_failing_over(cluster, false);
         });
     }
+}
+
+impl FailoverDriver {
+    /// A fenced former primary that answers again is made read-only, then rejoined as a replica
+    /// of the new primary if its history is a prefix of the new primary's; otherwise it stays
+    /// fenced (quarantined) and its errant transactions are logged.
+    fn rejoin_fenced(&mut self) {
+        let Some(latest) = self.history.back().cloned() else {
+            return;
+        };
+        let cluster = self.cluster;
+        let config = &self.ctx.config.clusters[cluster];
+        let view = self.ctx.cluster.view(Instant::now());
+        let primary = view.primary(cluster);
+        for (i, s) in config.servers.iter().enumerate() {
+            let r = lagless_routing::ServerRef { cluster, server: i };
+            let reachable = latest.get(cluster, i).is_some_and(|o| o.reachable);
+            if !self.ctx.cluster.is_fenced(r) {
+                continue;
+            }
+            if !reachable {
+                self.rejoin_tried.retain(|x| *x != i);
+                continue;
+            }
+            if self.rejoin_tried.contains(&i) {
+                continue;
+            }
+            self.rejoin_tried.push(i);
+            let old = Member::new(s.name.clone(), s.address.clone());
+            let new = Member::new(
+                config.servers[primary.server].name.clone(),
+                config.servers[primary.server].address.clone(),
+            );
+            let opts = options(&self.ctx, cluster);
+            let ctx = self.ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fence(&old, &opts).await {
+                    warn!(server = %old.name, error = %e, "cannot fence the former primary yet");
+                    return;
+                }
+                info!(server = %old.name, "former primary fenced (read_only = 1)");
+                match rejoin(&old, &new, &opts).await {
+                    Ok(report) => match report.outcome {
+                        RejoinOutcome::Rejoined => {
+                            info!(server = %old.name, primary = %new.name, "former primary rejoined as a replica");
+                            ctx.cluster.unfence(r);
+                        }
+                        RejoinOutcome::Quarantined { errant } => {
+                            error!(server = %old.name, ?errant, "former primary quarantined: it has transactions the new primary lacks (possibly lost)");
+                        }
+                    },
+                    Err(e) => warn!(server = %old.name, error = %e, "rejoin failed"),
+                }
+            });
+        }
+    }
+}
+
+/// Failover actions' settings for a cluster.
+fn options(ctx: &ProxyContext, cluster: usize) -> FailoverOptions {
+    let config = &ctx.config.clusters[cluster];
+    let mut opts = FailoverOptions::new(
+        Account::new(config.monitor_user.clone(), config.monitor_password.clone()),
+        Account::new(
+            config.replication_user.clone(),
+            config.replication_password.clone(),
+        ),
+    );
+    opts.apply_timeout = ctx.config.failover.apply_timeout;
+    opts.connect_timeout = ctx.config.timeouts.connect;
+    opts
 }
 
 async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest: &Snapshot) {

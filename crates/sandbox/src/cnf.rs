@@ -64,6 +64,9 @@ pub(crate) fn render(s: &ServerEntry, settings: &Settings) -> String {
     );
     // Tests send rows larger than 16 MiB.
     c.push_str("max_allowed_packet=1G\nmax_connections=500\n");
+    // Any server may become a replica after a failover. A replica notices a hung primary only
+    // after slave_net_timeout of silence (heartbeats every half of it): 2 s, not the default 60.
+    c.push_str("slave_net_timeout=2\n");
     match s.role {
         Role::Primary => {
             if settings.semi_sync {

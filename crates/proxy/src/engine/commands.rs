@@ -38,7 +38,14 @@ impl Engine {
         };
         let synced = self.tracked.sync(conn).await;
         let reply = match synced {
-            Ok(()) => command(conn, &packet.payload, Expect::Prepare).await,
+            Ok(()) => {
+                let name = conn.server_name.clone();
+                let prepare = command(conn, &packet.payload, Expect::Prepare);
+                match self.ctx.cluster.until_demoted(server, prepare).await {
+                    Some(r) => r,
+                    None => Err(SessionError::BackendLost { server: name }),
+                }
+            }
             Err(e) => Err(e),
         };
         let reply = match reply {
