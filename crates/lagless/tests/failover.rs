@@ -161,3 +161,51 @@ fn a_hung_primary_is_failed_over() {
     });
     env.sandbox.primary().resume().unwrap();
 }
+
+#[test]
+fn a_transaction_open_on_the_dead_primary_is_lost_cleanly() {
+    let env = failover_env();
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("CREATE TABLE trx_lost (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.query_drop("BEGIN").await.unwrap();
+        c.query_drop("INSERT INTO trx_lost VALUES (1)")
+            .await
+            .unwrap();
+        env.sandbox.primary().kill().unwrap();
+        let err = c
+            .query_drop("INSERT INTO trx_lost VALUES (2)")
+            .await
+            .expect_err("the transaction's server died");
+        assert!(err.to_string().contains("2013"), "{err}");
+        // Until the client ends it, the lost transaction refuses statements...
+        let err = c
+            .query_drop("INSERT INTO trx_lost VALUES (3)")
+            .await
+            .expect_err("transaction lost");
+        assert!(err.to_string().contains("ROLLBACK to continue"), "{err}");
+        // ...ROLLBACK ends it, and the session goes on against the new primary.
+        c.query_drop("ROLLBACK").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c
+            .query_drop("INSERT INTO trx_lost VALUES (4)")
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "no write after the failover");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ids: Vec<i32> = c
+            .query("/* lagless:primary */ SELECT id FROM trx_lost ORDER BY id")
+            .await
+            .unwrap();
+        assert_eq!(
+            ids,
+            vec![4],
+            "nothing of the lost transaction was applied piecemeal"
+        );
+    });
+}

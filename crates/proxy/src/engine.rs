@@ -64,6 +64,10 @@ pub struct Engine {
     pub(crate) routing: SessionRouting,
     tracked: TrackedState,
     stmts: Statements,
+    /// The server of the session's open transaction was lost: the transaction is gone, and
+    /// every statement fails until the client ends it (as on a single server whose connection
+    /// dropped, but the client keeps its connection).
+    pub(crate) trx_lost: bool,
 }
 
 /// What to send once the server is known.
@@ -129,6 +133,7 @@ impl Engine {
             routing,
             tracked,
             stmts: Statements::default(),
+            trx_lost: false,
         }
     }
 
@@ -253,6 +258,9 @@ impl Engine {
             return self.answer_intercepted(cmd).await;
         }
         let c = classify(&text, &self.tracked.lex);
+        if self.trx_lost {
+            return self.after_lost_transaction(&c).await;
+        }
         if c.class == StatementClass::Unknown {
             self.ctx
                 .stats
@@ -365,6 +373,12 @@ impl Engine {
                     return Ok(Flow::Continue);
                 }
                 Err(Attempt::Retryable(e) | Attempt::NoAnswer(e)) => {
+                    if self.routing.trx.active && self.routing.trx.server == Some(server) {
+                        // The transaction lived on that connection only.
+                        self.trx_lost = true;
+                        self.routing
+                            .observe_status(Some(consts::SERVER_STATUS_AUTOCOMMIT), server);
+                    }
                     if matches!(
                         e,
                         SessionError::Backend { .. } | SessionError::BackendLost { .. }
@@ -412,6 +426,48 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// While the open transaction's server is lost: ROLLBACK ends it quietly, COMMIT ends it with
+    /// an error (nothing was committed), anything else is refused.
+    async fn after_lost_transaction(
+        &mut self,
+        c: &Classification<'_>,
+    ) -> Result<Flow, SessionError> {
+        use lagless_sql::TransactionKind;
+        let (ok, message) = match c.class {
+            StatementClass::Transaction(TransactionKind::Rollback { .. }) => (true, ""),
+            StatementClass::Transaction(TransactionKind::Commit { .. }) => (
+                false,
+                "The transaction was lost with its server (failover): nothing was committed",
+            ),
+            _ => (
+                false,
+                "The transaction was lost with its server (failover): ROLLBACK to continue",
+            ),
+        };
+        if ok
+            || matches!(
+                c.class,
+                StatementClass::Transaction(TransactionKind::Commit { .. })
+            )
+        {
+            self.trx_lost = false;
+        }
+        if ok {
+            self.client.queue_ok(
+                1,
+                &OkPacket {
+                    status: consts::SERVER_STATUS_AUTOCOMMIT,
+                    ..OkPacket::default()
+                },
+            );
+        } else {
+            self.client
+                .queue_err(1, &err_packet(consts::CR_SERVER_LOST, message));
+        }
+        self.client.flush().await?;
+        Ok(Flow::Continue)
     }
 
     /// Waits (up to `failover.hold_writes`) for a running failover to finish.

@@ -100,6 +100,10 @@ impl Engine {
         else {
             return self.unknown_statement(id).await;
         };
+        if self.trx_lost {
+            let msg = "The transaction was lost with its server (failover): ROLLBACK to continue";
+            return self.reply_error(consts::CR_SERVER_LOST, msg).await;
+        }
         let c = classify(&sql, &self.tracked.lex);
         let plan = self.plan(&c);
         self.run(
