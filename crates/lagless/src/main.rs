@@ -1,13 +1,14 @@
 //! The `lagless` binary: command line, configuration loading, signals, and wiring of the parts.
 //!
 //! Subcommands: `run` (the default with `--config`), `demo` (the default without), `sandbox`,
-//! `passwd`, `explain`, `check-staleness`.
+//! `passwd`, `explain`, `check-staleness`, `switchover`.
 
 mod check;
 mod demo;
 mod explain;
 mod passwd;
 mod run;
+mod switchover;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Measure stale reads per consistency mode under injected replica lag (defaults: `lagless demo`).
     CheckStaleness(check::CheckArgs),
+    /// Planned change of primary through a running proxy's admin interface (no lost writes).
+    Switchover(switchover::SwitchoverArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Explain(args)) => explain::run(&args, cli.config.as_deref()),
         Some(Command::CheckStaleness(args)) => check::run(&args),
+        Some(Command::Switchover(args)) => switchover::run(&args),
         Some(Command::Run) | None => match &cli.config {
             Some(path) => run::run_with_config_file(path),
             None => demo::run(&demo::DemoArgs::default()),

@@ -209,3 +209,73 @@ fn a_transaction_open_on_the_dead_primary_is_lost_cleanly() {
         );
     });
 }
+
+#[test]
+fn switchover_under_write_load_loses_nothing_and_shows_no_error() {
+    let env = failover_env();
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("CREATE TABLE sw (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            let url = env.url();
+            tokio::spawn(async move {
+                let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+                let (mut acked, mut errors) = (Vec::new(), Vec::new());
+                let mut id = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    id += 1;
+                    match c.exec_drop("INSERT INTO sw VALUES (?)", (id,)).await {
+                        Ok(()) => acked.push(id),
+                        Err(e) => errors.push(format!("{id}: {e}")),
+                    }
+                }
+                (acked, errors)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let admin = format!("127.0.0.1:{}", env.admin_port);
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_lagless"))
+                .args(["switchover", "--to", "replica2", "--admin", &admin])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (acked, errors) = writer.await.unwrap();
+        println!("{report}");
+        println!(
+            "acknowledged {} inserts, client errors: {errors:?}",
+            acked.len()
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let ids: Vec<i32> = c
+            .query("/* lagless:primary */ SELECT id FROM sw ORDER BY id")
+            .await
+            .unwrap();
+        let missing: Vec<_> = acked
+            .iter()
+            .filter(|id| ids.binary_search(id).is_err())
+            .collect();
+        assert!(missing.is_empty(), "lost: {missing:?}");
+        let sid: u32 = c
+            .query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sid, 3, "replica2 is the primary");
+    });
+}

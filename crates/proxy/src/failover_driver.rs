@@ -231,3 +231,99 @@ async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest
         Err(e) => error!(error = %e, "failover lock"),
     }
 }
+
+/// A planned change of primary (`lagless switchover`, `POST /switchover`): writes are held,
+/// the old primary is made read-only, the target applies everything it wrote, is promoted, and
+/// the others (the old primary included) replicate from it. No write is lost. Returns the
+/// report as text.
+///
+/// # Errors
+/// The cluster or target is unknown, a failover is already running, or a step failed (the old
+/// primary is then writable again, see `lagless_topology::failover::switchover`).
+pub async fn switchover(
+    ctx: &Arc<ProxyContext>,
+    cluster_name: Option<&str>,
+    to: Option<&str>,
+) -> Result<String, String> {
+    let cluster = match cluster_name {
+        Some(n) => ctx
+            .config
+            .clusters
+            .iter()
+            .position(|c| c.name == n)
+            .ok_or(format!("no cluster is named `{n}`"))?,
+        None => 0,
+    };
+    let config = &ctx.config.clusters[cluster];
+    let view = ctx.cluster.view(Instant::now());
+    let current = config.servers[view.primary(cluster).server].name.clone();
+    let servers: Vec<_> = ctx
+        .cluster
+        .observations()
+        .into_iter()
+        .filter(|o| o.cluster == cluster)
+        .collect();
+    if servers.is_empty() {
+        return Err("the monitor has not observed the cluster yet".into());
+    }
+    let target = match to {
+        Some(t) if config.servers.iter().any(|s| s.name == t) => t.to_string(),
+        Some(t) => return Err(format!("no server is named `{t}`")),
+        None => {
+            let priorities: Vec<(&str, i32)> = config
+                .servers
+                .iter()
+                .map(|s| (s.name.as_str(), s.priority))
+                .collect();
+            let excluded: Vec<&str> = config
+                .servers
+                .iter()
+                .filter(|s| s.no_failover)
+                .map(|s| s.name.as_str())
+                .collect();
+            choose_candidate(&servers, &priorities, &excluded)
+                .map_err(|e| format!("no candidate: {e:?}"))?
+                .member()
+                .name
+        }
+    };
+    if target == current {
+        return Err(format!("{target} is already the primary"));
+    }
+    if ctx.cluster.failing_over(cluster) {
+        return Err("a failover or switchover is already running".into());
+    }
+    ctx.cluster.set_failing_over(cluster, true);
+    let mut opts = options(ctx, cluster);
+    let hook_ctx = ctx.clone();
+    let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
+    opts.on_promoted = Some(Arc::new(move |m: &Member| {
+        if let Some(i) = names.iter().position(|n| *n == m.name) {
+            hook_ctx.cluster.set_primary(cluster, i);
+        }
+    }));
+    let result = lagless_topology::failover::switchover(&servers, &current, &target, &opts).await;
+    let index_of = |name: &str| config.servers.iter().position(|s| s.name == name);
+    let outcome = match result {
+        Ok(report) => {
+            if let Some(i) = index_of(&report.new_primary) {
+                ctx.cluster.set_primary(cluster, i);
+            }
+            if let (Ok(RejoinOutcome::Rejoined), Some(i)) =
+                (&report.old_primary_outcome, index_of(&report.old_primary))
+            {
+                // A planned switchover leaves the old primary a healthy replica.
+                ctx.cluster
+                    .unfence(lagless_routing::ServerRef { cluster, server: i });
+            }
+            info!(%report, "switchover done");
+            Ok(report.to_string())
+        }
+        Err(e) => {
+            error!(error = %e, "switchover failed");
+            Err(e.to_string())
+        }
+    };
+    ctx.cluster.set_failing_over(cluster, false);
+    outcome
+}

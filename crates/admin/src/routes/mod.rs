@@ -7,10 +7,11 @@ mod explain;
 mod health;
 mod replication;
 mod status;
+mod switchover;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use lagless_proxy::ProxyContext;
 
@@ -23,6 +24,7 @@ pub fn router(ctx: Arc<ProxyContext>) -> Router {
         .route("/replication", get(replication::get))
         .route("/status", get(status::get))
         .route("/explain", get(explain::get))
+        .route("/switchover", post(switchover::post))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(ctx)
