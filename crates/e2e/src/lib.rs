@@ -36,6 +36,8 @@ pub struct EnvOptions {
     pub timeouts_extra: String,
     /// TOML appended at the end (e.g. `[routing]` or `[[rules]]` tables).
     pub extra: String,
+    /// Semi-synchronous replication (AFTER_SYNC) in the sandbox.
+    pub semi_sync: bool,
 }
 
 impl Default for EnvOptions {
@@ -45,6 +47,7 @@ impl Default for EnvOptions {
             listener_extra: String::new(),
             timeouts_extra: String::new(),
             extra: String::new(),
+            semi_sync: false,
         }
     }
 }
@@ -63,6 +66,7 @@ impl Env {
         up.replicas = opts.replicas;
         up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
         up.stop_on_drop = true;
+        up.semi_sync = opts.semi_sync;
         let sandbox = lagless_sandbox::up(&up)?;
         let port = free_port()?;
         let admin_port = free_port()?;
