@@ -188,15 +188,11 @@ async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest
         }
     };
     let index_of = |name: &str| config.servers.iter().position(|s| s.name == name);
-    let mut opts = FailoverOptions::new(
-        Account::new(config.monitor_user.clone(), config.monitor_password.clone()),
-        Account::new(
-            config.replication_user.clone(),
-            config.replication_password.clone(),
-        ),
-    );
-    opts.apply_timeout = ctx.config.failover.apply_timeout;
-    opts.connect_timeout = ctx.config.timeouts.connect;
+    let mut opts = options(ctx, cluster);
+    // Keep semi-synchronous replication on after the promotion if the cluster ran it.
+    opts.semi_sync = servers
+        .iter()
+        .any(|o| o.semi_sync.master_status == Some(true) || o.semi_sync.slave_status == Some(true));
     let hook_ctx = ctx.clone();
     let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
     opts.on_promoted = Some(Arc::new(move |m: &Member| {
