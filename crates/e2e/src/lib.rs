@@ -307,3 +307,23 @@ pub fn rt() -> tokio::runtime::Runtime {
         .build()
         .expect("a Tokio runtime")
 }
+
+/// An HTTP/1.1 request to the admin interface on `port`: (status, JSON body or null).
+pub fn admin_request(port: u16, method: &str, path: &str) -> (u16, serde_json::Value) {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin interface reachable");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("request sent");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}

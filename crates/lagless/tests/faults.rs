@@ -360,3 +360,55 @@ fn rules_from_the_config_route_by_table_and_class() {
         assert!(e[0].3.contains("audit reads on the primary"), "{e:?}");
     });
 }
+
+#[test]
+fn a_drained_replica_gets_no_reads_until_it_is_put_back() {
+    let env = start(EnvOptions::default());
+    let admin = |path: &str| lagless_e2e::admin_request(env.admin_port, "POST", path);
+    rt().block_on(async {
+        let mut sessions = Vec::new();
+        for _ in 0..12 {
+            let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+            let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+            sessions.push((c, sid));
+        }
+        assert!(
+            sessions.iter().any(|(_, s)| *s == 2),
+            "a session reads from replica1"
+        );
+        assert_eq!(admin("/drain?server=replica1").0, 200);
+        assert_eq!(
+            admin("/drain?server=primary").0,
+            409,
+            "the primary cannot be drained"
+        );
+        assert_eq!(admin("/drain?server=nobody").0, 400);
+        for (c, _) in &mut sessions {
+            let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+            assert_eq!(
+                sid, 3,
+                "sessions move off the drained replica at their next statement"
+            );
+        }
+        // Put back once the monitor sees it caught up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while admin("/undrain?server=replica1").0 != 200 {
+            assert!(Instant::now() < deadline, "replica1 was never put back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+            seen.insert(
+                c.query_first::<u32, _>("SELECT @@server_id")
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert!(
+            seen.contains(&2),
+            "new sessions read from replica1 again: {seen:?}"
+        );
+    });
+}

@@ -364,23 +364,8 @@ fn backend_counts() -> std::collections::HashMap<String, [u64; 2]> {
     })
 }
 
-/// GET over HTTP/1.1 to the admin interface; returns (status, JSON body).
 fn admin_get(path: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", env().admin_port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    lagless_e2e::admin_request(env().admin_port, "GET", path)
 }
 
 #[test]

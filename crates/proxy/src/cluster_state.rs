@@ -32,6 +32,8 @@ pub struct ServerStats {
     monitor_down: AtomicBool,
     /// A former primary after a failover: never routed to.
     fenced: AtomicBool,
+    /// Drained by an operator: no new reads; sessions using it move at their next statement.
+    drained: AtomicBool,
     /// Sessions whose sticky replica this is.
     pub sessions: AtomicU32,
     pub reads: AtomicU64,
@@ -121,7 +123,8 @@ impl ClusterState {
                 if until <= t {
                     s.down_until_ms.store(0, Ordering::Relaxed);
                     let healthy = !s.monitor_down.load(Ordering::Relaxed)
-                        && !s.fenced.load(Ordering::Acquire);
+                        && !s.fenced.load(Ordering::Acquire)
+                        && !s.drained.load(Ordering::Acquire);
                     self.publish(|v| v.clusters[ci].servers[si].healthy = healthy);
                 } else {
                     still_down = true;
@@ -176,7 +179,8 @@ impl ClusterState {
             stats.monitor_down.store(!o.reachable, Ordering::Relaxed);
             let healthy = o.reachable
                 && stats.down_until_ms.load(Ordering::Relaxed) == 0
-                && !stats.fenced.load(Ordering::Acquire);
+                && !stats.fenced.load(Ordering::Acquire)
+                && !stats.drained.load(Ordering::Acquire);
             let binlog = o.binlog.as_ref().filter(|_| o.reachable).map(|b| BinlogAt {
                 pos: BinlogPos {
                     file: b.file.clone(),
@@ -269,6 +273,39 @@ impl ClusterState {
             out = fut => Some(out),
             () = demoted => None,
         }
+    }
+
+    /// Takes a replica out of the read pool (`drain`) or puts it back (`undrain`). Putting back
+    /// is refused unless the monitor saw it reachable, replicating and caught up with the
+    /// primary.
+    ///
+    /// # Errors
+    /// A message saying why the server cannot be put back, or is not a replica.
+    pub fn set_drained(&self, r: ServerRef, drained: bool) -> Result<(), String> {
+        let view = self.view.load();
+        if view.server(r).role == lagless_config::Role::Primary {
+            return Err("the primary cannot be drained (switch over first)".into());
+        }
+        if !drained {
+            let state = view.server(r).replica.as_ref();
+            let reachable = self
+                .observations()
+                .iter()
+                .any(|o| o.cluster == r.cluster && o.server == r.server && o.reachable);
+            if !reachable || state.and_then(|s| s.caught_up) != Some(true) {
+                return Err(
+                    "not put back: the monitor has not seen it reachable and caught up".into(),
+                );
+            }
+        }
+        self.stats(r).drained.store(drained, Ordering::Release);
+        let healthy = !drained && !self.stats(r).fenced.load(Ordering::Acquire);
+        self.publish(|v| v.clusters[r.cluster].servers[r.server].healthy = healthy);
+        Ok(())
+    }
+
+    pub fn is_drained(&self, r: ServerRef) -> bool {
+        self.stats(r).drained.load(Ordering::Acquire)
     }
 
     pub fn is_fenced(&self, r: ServerRef) -> bool {

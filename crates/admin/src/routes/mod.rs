@@ -2,6 +2,7 @@
 //! [`crate::explain`], and [`error`] for the JSON error answers.
 
 mod backends;
+mod drain;
 pub mod error;
 mod explain;
 mod health;
@@ -25,6 +26,8 @@ pub fn router(ctx: Arc<ProxyContext>) -> Router {
         .route("/status", get(status::get))
         .route("/explain", get(explain::get))
         .route("/switchover", post(switchover::post))
+        .route("/drain", post(drain::drain))
+        .route("/undrain", post(drain::undrain))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(ctx)
