@@ -91,6 +91,24 @@ impl Env {
         self.proxy.port
     }
 
+    /// Starts another proxy on the same sandbox with the same options (several proxies behind a
+    /// load balancer): returns it and its admin port.
+    pub fn another_proxy(&self, bin: &Path, opts: &EnvOptions) -> Result<(ProxyProcess, u16)> {
+        let port = free_port()?;
+        let admin_port = free_port()?;
+        let mut opts = opts.clone();
+        opts.extra = format!(
+            "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
+            opts.extra
+        );
+        let path = self.dir.path().join(format!("lagless-{port}.toml"));
+        std::fs::write(&path, config_toml(&self.sandbox, port, &opts))?;
+        Ok((
+            ProxyProcess::spawn(bin, &path, self.dir.path(), port)?,
+            admin_port,
+        ))
+    }
+
     /// `mysql://app:lagless@127.0.0.1:PORT/app?prefer_socket=false`: mysql_async would otherwise
     /// ask the server for its unix socket and reconnect there, around the proxy.
     pub fn url(&self) -> String {

@@ -292,3 +292,66 @@ fn switchover_under_write_load_loses_nothing_and_shows_no_error() {
         assert_eq!(sid, 3, "replica2 is the primary");
     });
 }
+
+#[test]
+fn two_proxies_promote_one_primary_and_both_route_to_it() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lagless"));
+    let opts = EnvOptions {
+        extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
+            .into(),
+        ..EnvOptions::default()
+    };
+    let env = Env::start_with(bin, &opts).unwrap();
+    let (second, _) = env.another_proxy(bin, &opts).unwrap();
+    let url2 = format!(
+        "mysql://app:lagless@127.0.0.1:{}/app?prefer_socket=false",
+        second.port
+    );
+    rt().block_on(async {
+        let mut a = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let mut b = mysql_async::Conn::from_url(url2.as_str()).await.unwrap();
+        a.query_drop("CREATE TABLE two (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        env.sandbox.primary().kill().unwrap();
+        // Both keep writing through their own proxy.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut id = 0;
+        for c in [&mut a, &mut b] {
+            loop {
+                id += 1;
+                if c.exec_drop("INSERT INTO two VALUES (?)", (id,))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no write after the failover");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let pa: u32 = a
+            .query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        let pb: u32 = b
+            .query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pa, pb, "both proxies route writes to the same new primary");
+        assert_ne!(pa, 1);
+        // Exactly one server is writable, and the other replica follows it.
+        let writable: Vec<u32> = env
+            .sandbox
+            .replicas()
+            .iter()
+            .filter(|r| r.scalar("SELECT @@read_only").ok().as_deref() == Some("0"))
+            .map(|r| r.server_id())
+            .collect();
+        assert_eq!(writable, vec![pa], "one promotion");
+    });
+    drop(second);
+}
