@@ -412,3 +412,36 @@ fn a_drained_replica_gets_no_reads_until_it_is_put_back() {
         );
     });
 }
+
+#[test]
+fn both_replicas_killed_reads_go_on_from_the_primary_without_errors() {
+    let env = start(EnvOptions::default());
+    rt().block_on(async {
+        let mut sessions = Vec::new();
+        for _ in 0..6 {
+            let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+            let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+            assert_ne!(sid, 1);
+            sessions.push(c);
+        }
+        env.sandbox.replica(1).kill().unwrap();
+        env.sandbox.replica(2).kill().unwrap();
+        for c in &mut sessions {
+            for _ in 0..3 {
+                let sid: u32 = c
+                    .query_first("SELECT @@server_id")
+                    .await
+                    .expect("no client-visible error")
+                    .unwrap();
+                assert_eq!(sid, 1, "the primary serves reads when no replica is left");
+            }
+        }
+        let mut fresh = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let sid: u32 = fresh
+            .query_first("SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sid, 1);
+    });
+}
