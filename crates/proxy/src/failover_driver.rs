@@ -146,6 +146,25 @@ impl FailoverDriver {
     }
 }
 
+/// The best replica to promote, following the configured priorities and exclusions.
+fn candidate_for(
+    config: &lagless_config::Cluster,
+    servers: &[lagless_topology::ServerObservation],
+) -> Result<lagless_topology::failover::Candidate, lagless_topology::failover::NoCandidate> {
+    let priorities: Vec<(&str, i32)> = config
+        .servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.priority))
+        .collect();
+    let excluded: Vec<&str> = config
+        .servers
+        .iter()
+        .filter(|s| s.no_failover)
+        .map(|s| s.name.as_str())
+        .collect();
+    choose_candidate(servers, &priorities, &excluded)
+}
+
 /// Failover actions' settings for a cluster.
 fn options(ctx: &ProxyContext, cluster: usize) -> FailoverOptions {
     let config = &ctx.config.clusters[cluster];
@@ -169,18 +188,7 @@ async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest
         .filter(|o| o.cluster == cluster)
         .cloned()
         .collect();
-    let priorities: Vec<(&str, i32)> = config
-        .servers
-        .iter()
-        .map(|s| (s.name.as_str(), s.priority))
-        .collect();
-    let excluded: Vec<&str> = config
-        .servers
-        .iter()
-        .filter(|s| s.no_failover)
-        .map(|s| s.name.as_str())
-        .collect();
-    let candidate = match choose_candidate(&servers, &priorities, &excluded) {
+    let candidate = match candidate_for(config, &servers) {
         Ok(c) => c,
         Err(e) => {
             error!(error = ?e, "no failover candidate: writes stay refused until the primary returns");
@@ -266,18 +274,7 @@ pub async fn switchover(
         Some(t) if config.servers.iter().any(|s| s.name == t) => t.to_string(),
         Some(t) => return Err(format!("no server is named `{t}`")),
         None => {
-            let priorities: Vec<(&str, i32)> = config
-                .servers
-                .iter()
-                .map(|s| (s.name.as_str(), s.priority))
-                .collect();
-            let excluded: Vec<&str> = config
-                .servers
-                .iter()
-                .filter(|s| s.no_failover)
-                .map(|s| s.name.as_str())
-                .collect();
-            choose_candidate(&servers, &priorities, &excluded)
+            candidate_for(config, &servers)
                 .map_err(|e| format!("no candidate: {e:?}"))?
                 .member()
                 .name
