@@ -22,12 +22,10 @@ fn kill_9_with_semi_sync_loses_no_acknowledged_write() {
 
 fn kill_9_under_insert_load(semi_sync: bool) {
     let env = Env::start_with(
-        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        BIN.as_ref(),
         &EnvOptions {
-            extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
-                .into(),
             semi_sync,
-            ..EnvOptions::default()
+            ..failover_options()
         },
     )
     .unwrap();
@@ -129,16 +127,19 @@ fn kill_9_under_insert_load(semi_sync: bool) {
     });
 }
 
+const BIN: &str = env!("CARGO_BIN_EXE_lagless");
+
+/// Failover on, with a fast monitor.
+fn failover_options() -> EnvOptions {
+    EnvOptions {
+        extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
+            .into(),
+        ..EnvOptions::default()
+    }
+}
+
 fn failover_env() -> Env {
-    Env::start_with(
-        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions {
-            extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
-                .into(),
-            ..EnvOptions::default()
-        },
-    )
-    .unwrap()
+    Env::start_with(BIN.as_ref(), &failover_options()).unwrap()
 }
 
 #[test]
@@ -295,14 +296,9 @@ fn switchover_under_write_load_loses_nothing_and_shows_no_error() {
 
 #[test]
 fn two_proxies_promote_one_primary_and_both_route_to_it() {
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lagless"));
-    let opts = EnvOptions {
-        extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
-            .into(),
-        ..EnvOptions::default()
-    };
-    let env = Env::start_with(bin, &opts).unwrap();
-    let (second, _) = env.another_proxy(bin, &opts).unwrap();
+    let opts = failover_options();
+    let env = Env::start_with(BIN.as_ref(), &opts).unwrap();
+    let (second, _) = env.another_proxy(BIN.as_ref(), &opts).unwrap();
     let url2 = format!(
         "mysql://app:lagless@127.0.0.1:{}/app?prefer_socket=false",
         second.port

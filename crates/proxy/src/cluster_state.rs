@@ -55,6 +55,8 @@ pub struct ClusterState {
     failing_over: Vec<AtomicBool>,
     /// Woken when a failover names a new primary (statements waiting on the old one end).
     pub primary_changed: tokio::sync::Notify,
+    /// Per cluster: the primary's GTID position at the monitor's previous round.
+    previous_primary_pos: std::sync::Mutex<Vec<Option<MariaPos>>>,
     started: Instant,
 }
 
@@ -75,6 +77,7 @@ impl ClusterState {
                 .iter()
                 .map(|_| AtomicBool::new(false))
                 .collect(),
+            previous_primary_pos: std::sync::Mutex::new(Vec::new()),
             primary_changed: tokio::sync::Notify::new(),
             turn: AtomicU64::new(0),
             started: now,
@@ -171,6 +174,15 @@ impl ClusterState {
                 .and_then(|p| p.gtid_binlog_pos.as_deref())
                 .and_then(|g| g.parse::<MariaPos>().ok())
         };
+        // A replica counts as lagging when it has not even applied what the primary had one
+        // monitor round earlier: trailing the latest writes by milliseconds is normal and must
+        // not keep reads off it.
+        let mut previous = self
+            .previous_primary_pos
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        previous.resize(self.servers.len(), None);
         let mut updates = Vec::with_capacity(snapshot.servers.len());
         for o in &snapshot.servers {
             let Some(stats) = self.servers.get(o.cluster).and_then(|c| c.get(o.server)) else {
@@ -189,10 +201,20 @@ impl ClusterState {
                 observed_ms: self.millis(o.observed_at),
             });
             let mut replica = replica_state(o);
-            if let (Some(r), Some(p)) = (replica.as_mut(), primary_pos(o.cluster)) {
+            if let (Some(r), Some(p)) =
+                (replica.as_mut(), previous.get(o.cluster).cloned().flatten())
+            {
                 r.caught_up = r.gtids.as_ref().map(|g| g.contains(&p));
             }
             updates.push((o.cluster, o.server, healthy, replica, binlog));
+        }
+        if let Ok(mut prev) = self.previous_primary_pos.lock() {
+            prev.resize(self.servers.len(), None);
+            for (ci, slot) in prev.iter_mut().enumerate() {
+                if let Some(p) = primary_pos(ci) {
+                    *slot = Some(p);
+                }
+            }
         }
         if let Ok(mut obs) = self.observations.lock() {
             obs.retain(|o| {
