@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagless_topology::failover::{
-    choose_candidate, failover, fence, primary_failed, rejoin, with_failover_lock, Account,
-    DetectionPolicy, FailoverOptions, Locked, Member, RejoinOutcome,
+    choose_candidate, failover, fence, primary_failed, promoted_primary, rejoin,
+    with_failover_lock, Account, DetectionPolicy, FailoverOptions, Locked, Member, RejoinOutcome,
 };
 use lagless_topology::Snapshot;
 use tokio::time::Instant;
@@ -61,6 +61,26 @@ impl FailoverDriver {
         let view = self.ctx.cluster.view(Instant::now());
         let primary = view.primary(self.cluster);
         let primary_name = view.server(primary).name.clone();
+        // Another proxy (or an operator) may already have promoted a server while ours no
+        // longer looks like a primary: adopt it instead of promoting a second one.
+        if let Some(latest) = self.history.back() {
+            let ours_is_primary = latest
+                .get(self.cluster, primary.server)
+                .is_some_and(|o| o.looks_like_primary());
+            let observations: Vec<_> = latest
+                .servers
+                .iter()
+                .filter(|o| o.cluster == self.cluster)
+                .cloned()
+                .collect();
+            if !ours_is_primary {
+                if let Some(p) = promoted_primary(&observations, &[primary_name.as_str()]) {
+                    info!(primary = %p.name, "a promoted primary was found: routing writes to it");
+                    self.ctx.cluster.set_primary(self.cluster, p.server);
+                    return;
+                }
+            }
+        }
         let history: Vec<Arc<Snapshot>> = self.history.iter().cloned().collect();
         let policy = DetectionPolicy {
             failcount: config.failover.failcount,
