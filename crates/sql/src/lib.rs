@@ -41,6 +41,7 @@ mod cursor;
 pub mod hints;
 mod keywords;
 pub mod lexer;
+pub mod quote;
 mod set;
 pub mod tables;
 
@@ -48,4 +49,5 @@ pub use class::{MetaKind, SessionKind, StatementClass, TransactionKind, TxScope,
 pub use classify::{classify, statements, Classification, Statements};
 pub use hints::RoutingHint;
 pub use lexer::LexOptions;
+pub use quote::quote_literal;
 pub use tables::{tables, TableRef, Tables};

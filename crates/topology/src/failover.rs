@@ -238,21 +238,10 @@ impl fmt::Debug for FailoverOptions {
     }
 }
 
-/// `text` as an SQL string literal. The control connections run with `sql_mode = ''`, so
-/// backslashes escape.
+/// `text` as an SQL string literal (the control connections run with `sql_mode = ''`, so
+/// backslashes escape).
 pub(crate) fn quote_str(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
-    for c in text.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+    lagless_sql::quote_literal(text)
 }
 
 #[cfg(test)]

@@ -111,18 +111,7 @@ pub async fn close(conn: Conn, limit: Duration) {
 
 /// A SQL string literal (the token is opaque text from the proxy).
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+    lagless_sql::quote_literal(s)
 }
 
 #[cfg(test)]

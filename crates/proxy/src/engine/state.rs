@@ -173,15 +173,7 @@ fn push_value(sql: &mut String, value: &str) {
         sql.push_str(value);
         return;
     }
-    sql.push('\'');
-    for ch in value.chars() {
-        match ch {
-            '\'' => sql.push_str("''"),
-            '\\' => sql.push_str("\\\\"),
-            c => sql.push(c),
-        }
-    }
-    sql.push('\'');
+    sql.push_str(&lagless_sql::quote_literal(value));
 }
 
 #[cfg(test)]
