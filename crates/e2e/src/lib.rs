@@ -345,3 +345,23 @@ pub fn admin_request(port: u16, method: &str, path: &str) -> (u16, serde_json::V
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// Runs sysbench `oltp_read_write` as the demo user on the `sbtest` schema through `port`, with
+/// the caller's extra arguments (tables, threads, `prepare`/`run`).
+pub fn sysbench(port: u16, args: &[&str]) -> Output {
+    Command::new("sysbench")
+        .args([
+            "oltp_read_write",
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+        ])
+        .arg(format!("--mysql-port={port}"))
+        .args([
+            "--mysql-user=app",
+            "--mysql-password=lagless",
+            "--mysql-db=sbtest",
+        ])
+        .args(args)
+        .output()
+        .expect("sysbench runs (apt-get install sysbench)")
+}

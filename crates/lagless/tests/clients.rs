@@ -100,23 +100,9 @@ fn python_pymysql_and_sqlalchemy() {
 }
 
 fn sysbench(args: &[&str]) -> std::process::Output {
-    let port = env().port().to_string();
-    Command::new("sysbench")
-        .args([
-            "oltp_read_write",
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-        ])
-        .arg(format!("--mysql-port={port}"))
-        .args([
-            "--mysql-user=app",
-            "--mysql-password=lagless",
-            "--mysql-db=sbtest",
-        ])
-        .args(["--tables=2", "--table-size=1000"])
-        .args(args)
-        .output()
-        .expect("sysbench runs (apt-get install sysbench)")
+    let mut all = vec!["--tables=2", "--table-size=1000"];
+    all.extend_from_slice(args);
+    lagless_e2e::sysbench(env().port(), &all)
 }
 
 #[test]

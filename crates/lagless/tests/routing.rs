@@ -293,28 +293,14 @@ fn explain_cli_json_contract() {
 
 #[test]
 fn sysbench_read_write_splits_reads_onto_replicas_without_errors() {
-    let port = env().port().to_string();
     let sysbench = |args: &[&str]| {
-        std::process::Command::new("sysbench")
-            .args([
-                "oltp_read_write",
-                "--db-driver=mysql",
-                "--mysql-host=127.0.0.1",
-            ])
-            .arg(format!("--mysql-port={port}"))
-            .args([
-                "--mysql-user=app",
-                "--mysql-password=lagless",
-                "--mysql-db=sbtest",
-            ])
-            .args([
-                "--tables=1",
-                "--table-size=1000",
-                "--mysql-ignore-errors=none",
-            ])
-            .args(args)
-            .output()
-            .expect("sysbench runs")
+        let mut all = vec![
+            "--tables=1",
+            "--table-size=1000",
+            "--mysql-ignore-errors=none",
+        ];
+        all.extend_from_slice(args);
+        lagless_e2e::sysbench(env().port(), &all)
     };
     let before = backend_counts();
     let prep = sysbench(&["prepare"]);

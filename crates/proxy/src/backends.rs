@@ -145,6 +145,7 @@ impl SessionBackends {
         let mut conn = BackendConn {
             server: r,
             server_name: server.name.clone(),
+            // Refreshed from the routing view before every statement (see `Engine::attempt`).
             is_primary: server.role == Role::Primary,
             stream: login.stream,
             buf: login.read_buf,

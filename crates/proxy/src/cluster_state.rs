@@ -326,8 +326,9 @@ impl ClusterState {
         Ok(())
     }
 
-    pub fn is_drained(&self, r: ServerRef) -> bool {
-        self.stats(r).drained.load(Ordering::Acquire)
+    /// Whether the routing view has `r` as its cluster's primary now.
+    pub fn is_primary(&self, r: ServerRef) -> bool {
+        self.view.load().primary(r.cluster) == r
     }
 
     pub fn is_fenced(&self, r: ServerRef) -> bool {

@@ -522,6 +522,14 @@ impl Engine {
             .get(config, server)
             .await
             .map_err(Attempt::Retryable)?;
+        // The server's role comes from the routing view, not from when the connection was
+        // opened: a failover may have promoted it since. A connection that becomes a primary's
+        // gets the whole session state again (autocommit is replayed on primaries only).
+        let primary_now = ctx.cluster.is_primary(server);
+        if conn.is_primary != primary_now {
+            conn.is_primary = primary_now;
+            conn.synced_version = 0;
+        }
         if let Err(e) = tracked.sync(conn).await {
             backends.drop_conn(server);
             return Err(Attempt::Retryable(e));
