@@ -19,8 +19,8 @@ pub mod validate;
 pub use consistency::{Consistency, ModeError};
 pub use schema::*;
 pub use validate::{
-    Cluster, Config, ConfigError, ConsistencyConfig, Failover, Listener, Monitor, Routing, Rule,
-    RuleTarget, Server, TableMatch, Timeouts, User,
+    Cluster, Config, ConfigError, ConsistencyConfig, Failover, Listener, Monitor, Pool, Routing,
+    Rule, RuleTarget, Server, TableMatch, Timeouts, User,
 };
 
 /// Parses and validates a TOML document.

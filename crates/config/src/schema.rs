@@ -26,6 +26,40 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub failover: RawFailover,
+    #[serde(default)]
+    pub pool: RawPool,
+}
+
+/// `[pool]`: backend connections shared between client sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPool {
+    /// A session without connection-bound state (transaction, temporary tables, user
+    /// variables, locks, prepared statements) gives its backend connections back to the pool
+    /// after each statement, so that many clients share few server connections.
+    pub multiplex: bool,
+    /// Backend connections per server, in use and idle together (0: no cap).
+    pub max_per_server: u32,
+    /// Idle connections kept per server; more are closed when given back.
+    pub max_idle_per_server: u32,
+    /// How long a statement waits for a connection when a server is at its cap.
+    pub wait_timeout_ms: u64,
+    /// After a statement that generated an AUTO_INCREMENT value or had warnings, its
+    /// connection stays with the session for the next statement (LAST_INSERT_ID(),
+    /// SHOW WARNINGS), or until the session has been idle this long.
+    pub hold_ms: u64,
+}
+
+impl Default for RawPool {
+    fn default() -> Self {
+        RawPool {
+            multiplex: true,
+            max_per_server: 0,
+            max_idle_per_server: 64,
+            wait_timeout_ms: 10_000,
+            hold_ms: 2_000,
+        }
+    }
 }
 
 /// `[failover]`: automatic promotion of a replica when the primary fails.

@@ -27,6 +27,24 @@ fn killed_backend_connection_gives_an_error_then_the_session_recovers() {
     rt().block_on(async {
         let mut victim = mysql_async::Conn::from_url(env.url()).await.unwrap();
         let mut bystander = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        // A connection killed while idle in the pool is noticed before use: no error.
+        let pooled_id: u64 = victim
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        env.sandbox
+            .primary()
+            .sql(&format!("KILL CONNECTION {pooled_id}"))
+            .unwrap();
+        let again: u64 = victim
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(again, pooled_id, "a fresh backend connection");
+        // A user variable keeps the session on its connection: killing that one is an error.
+        victim.query_drop("SET @bound = 1").await.unwrap();
         let backend_id: u64 = victim
             .query_first("SELECT CONNECTION_ID()")
             .await

@@ -4,6 +4,7 @@
 //! connection logged in with the cluster's credentials and the client's schema, character set and
 //! protocol options, so that results can be relayed to the client byte for byte.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -15,6 +16,7 @@ use lagless_routing::ServerRef;
 use tokio::net::TcpStream;
 
 use crate::error::SessionError;
+use crate::pool::{Permit, Pool, PoolKey};
 
 /// One logged-in server connection.
 pub struct BackendConn {
@@ -33,6 +35,16 @@ pub struct BackendConn {
     pub synced_version: u64,
     /// The schema this connection is in.
     pub schema: Option<String>,
+    /// Session variables this connection has that differ from a new connection's (what
+    /// Lagless replayed on it or saw it change), so that the next session can be brought to
+    /// its own state with the difference only.
+    pub vars: Vec<(String, String)>,
+    /// The protocol options it was opened with: sessions share it only when theirs match.
+    pub key: PoolKey,
+    /// No command is half-way: a response not fully read makes the connection unusable.
+    pub clean: bool,
+    /// Counts the connection against its server's cap (`[pool] max_per_server`).
+    pub permit: Option<Permit>,
 }
 
 /// What every backend connection of a session is opened with.
@@ -78,6 +90,7 @@ pub fn backend_capabilities(client: u64, local_infile: bool) -> u64 {
 pub struct SessionBackends {
     conns: Vec<Vec<Option<BackendConn>>>,
     pub settings: BackendSettings,
+    pool: Arc<Pool>,
 }
 
 /// Makes a server report every session variable a statement changes, so that Lagless can
@@ -85,7 +98,7 @@ pub struct SessionBackends {
 const TRACK_ALL: &[u8] = b"\x03SET SESSION session_track_system_variables = '*'";
 
 impl SessionBackends {
-    pub fn new(config: &Config, settings: BackendSettings) -> Self {
+    pub fn new(config: &Config, settings: BackendSettings, pool: Arc<Pool>) -> Self {
         SessionBackends {
             conns: config
                 .clusters
@@ -93,10 +106,12 @@ impl SessionBackends {
                 .map(|c| c.servers.iter().map(|_| None).collect())
                 .collect(),
             settings,
+            pool,
         }
     }
 
-    /// The connection to server `r`, logging in first if there is none.
+    /// The connection to server `r`: the session's own, else one from the pool, else a new
+    /// login.
     ///
     /// # Errors
     /// The server is unreachable or refused the login (e.g. unknown database).
@@ -106,7 +121,7 @@ impl SessionBackends {
         r: ServerRef,
     ) -> Result<&mut BackendConn, SessionError> {
         if self.conns[r.cluster][r.server].is_none() {
-            let conn = self.connect(config, r).await?;
+            let conn = self.pool.checkout(config, r, &self.settings).await?;
             self.conns[r.cluster][r.server] = Some(conn);
         }
         Ok(self.conns[r.cluster][r.server]
@@ -124,45 +139,6 @@ impl SessionBackends {
         self.conns.iter_mut().flatten().flatten()
     }
 
-    async fn connect(&self, config: &Config, r: ServerRef) -> Result<BackendConn, SessionError> {
-        let cluster = &config.clusters[r.cluster];
-        let server = &cluster.servers[r.server];
-        let opts = LoginOptions {
-            addr: server.address.clone(),
-            user: cluster.backend_user.clone(),
-            password: cluster.backend_password.clone(),
-            database: self.settings.database.clone(),
-            capabilities: self.settings.capabilities,
-            charset: self.settings.charset,
-            connect_attrs: self.settings.connect_attrs.clone(),
-            connect_timeout: self.settings.connect_timeout,
-            max_packet: self.settings.max_packet,
-        };
-        let login = login(&opts).await.map_err(|source| SessionError::Backend {
-            server: server.name.clone(),
-            source,
-        })?;
-        let mut conn = BackendConn {
-            server: r,
-            server_name: server.name.clone(),
-            // Refreshed from the routing view before every statement (see `Engine::attempt`).
-            is_primary: server.role == Role::Primary,
-            stream: login.stream,
-            buf: login.read_buf,
-            wbuf: BytesMut::with_capacity(1024),
-            capabilities: login.capabilities,
-            server_version: login.server_version,
-            connection_id: login.connection_id,
-            synced_version: 0,
-            schema: self.settings.database.clone(),
-        };
-        let reply = crate::relay::command(&mut conn, TRACK_ALL, Expect::Query).await?;
-        if let Some(err) = reply.error {
-            tracing::warn!(server = %server.name, code = err.code, "cannot enable session tracking: {}", err.message);
-        }
-        Ok(conn)
-    }
-
     /// Forgets a connection (after an error, or to reopen it with new settings).
     pub fn drop_conn(&mut self, r: ServerRef) {
         self.conns[r.cluster][r.server] = None;
@@ -171,4 +147,74 @@ impl SessionBackends {
     pub fn drop_all(&mut self) {
         self.conns.iter_mut().flatten().for_each(|c| *c = None);
     }
+
+    /// Gives the session's connections back to the pool, except `keep`'s.
+    pub fn release(&mut self, keep: Option<ServerRef>) {
+        for conn in self.conns.iter_mut().flatten() {
+            if conn.as_ref().is_some_and(|c| Some(c.server) != keep) {
+                if let Some(c) = conn.take() {
+                    self.pool.give_back(c);
+                }
+            }
+        }
+    }
+
+    /// Whether the session holds a connection to `r`.
+    pub fn holds(&self, r: ServerRef) -> bool {
+        self.conns[r.cluster][r.server].is_some()
+    }
+}
+
+/// Logs in to server `r` with a session's settings and turns on full session tracking.
+///
+/// # Errors
+/// The server is unreachable or refused the login.
+pub async fn open_conn(
+    config: &Config,
+    r: ServerRef,
+    settings: &BackendSettings,
+) -> Result<BackendConn, SessionError> {
+    let cluster = &config.clusters[r.cluster];
+    let server = &cluster.servers[r.server];
+    let opts = LoginOptions {
+        addr: server.address.clone(),
+        user: cluster.backend_user.clone(),
+        password: cluster.backend_password.clone(),
+        database: settings.database.clone(),
+        capabilities: settings.capabilities,
+        charset: settings.charset,
+        connect_attrs: settings.connect_attrs.clone(),
+        connect_timeout: settings.connect_timeout,
+        max_packet: settings.max_packet,
+    };
+    let login = login(&opts).await.map_err(|source| SessionError::Backend {
+        server: server.name.clone(),
+        source,
+    })?;
+    let mut conn = BackendConn {
+        server: r,
+        server_name: server.name.clone(),
+        // Refreshed from the routing view before every statement (see `Engine::attempt`).
+        is_primary: server.role == Role::Primary,
+        stream: login.stream,
+        buf: login.read_buf,
+        wbuf: BytesMut::with_capacity(1024),
+        capabilities: login.capabilities,
+        server_version: login.server_version,
+        connection_id: login.connection_id,
+        synced_version: 0,
+        schema: settings.database.clone(),
+        vars: Vec::new(),
+        key: PoolKey {
+            capabilities: settings.capabilities,
+            charset: settings.charset,
+        },
+        clean: true,
+        permit: None,
+    };
+    let reply = crate::relay::command(&mut conn, TRACK_ALL, Expect::Query).await?;
+    if let Some(err) = reply.error {
+        tracing::warn!(server = %server.name, code = err.code, "cannot enable session tracking: {}", err.message);
+    }
+    Ok(conn)
 }

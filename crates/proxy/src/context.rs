@@ -10,6 +10,7 @@ use lagless_protocol::auth::RsaKeyPair;
 use lagless_routing::gtid::MariaPos;
 
 use crate::cluster_state::ClusterState;
+use crate::pool::Pool;
 
 /// Shared, read-mostly state of a running proxy.
 pub struct ProxyContext {
@@ -27,6 +28,8 @@ pub struct ProxyContext {
     pub cluster: ClusterState,
     /// The newest GTIDs any session committed through this proxy (for `global` reads).
     global_gtids: Mutex<MariaPos>,
+    /// Backend connections shared between sessions.
+    pub pool: Arc<Pool>,
 }
 
 /// Counters visible to tests and, later, to the admin interface.
@@ -55,7 +58,9 @@ impl ProxyContext {
         server_version: String,
     ) -> Result<Self, lagless_protocol::ProtocolError> {
         let cluster = ClusterState::new(&config, tokio::time::Instant::now());
+        let pool = Arc::new(Pool::new(&config));
         Ok(ProxyContext {
+            pool,
             config,
             server_version,
             rsa: RsaKeyPair::generate()?,

@@ -68,6 +68,12 @@ pub struct Engine {
     /// every statement fails until the client ends it (as on a single server whose connection
     /// dropped, but the client keeps its connection).
     pub(crate) trx_lost: bool,
+    /// The connection the last statement ran on is kept for the next one (see
+    /// [`Engine::release_connections`]).
+    hold: Option<ServerRef>,
+    /// User variables or SQL-level prepared statements were used: they live on the connection,
+    /// so the session keeps its connections until a reset.
+    conn_state: bool,
 }
 
 /// What to send once the server is known.
@@ -112,7 +118,7 @@ impl Engine {
             .and_then(|u| u.consistency)
             .unwrap_or(config.consistency.default);
         let settings = backend_settings(&ctx, &client, &identity);
-        let backends = SessionBackends::new(&config, settings);
+        let backends = SessionBackends::new(&config, settings, ctx.pool.clone());
         let routing = SessionRouting::new(
             cluster,
             config.clusters.len(),
@@ -134,6 +140,8 @@ impl Engine {
             tracked,
             stmts: Statements::default(),
             trx_lost: false,
+            hold: None,
+            conn_state: false,
         }
     }
 
@@ -171,9 +179,14 @@ impl Engine {
         );
         let mut last_error = None;
         for r in candidates {
-            match self.backends.get(&self.config, r).await {
+            let conn = match self.backends.get(&self.config, r).await {
+                Ok(conn) => check_schema(conn, self.identity.database.as_deref()).await,
+                Err(e) => Err(e),
+            };
+            match conn {
                 Ok(conn) => {
                     debug!(backend = %conn.server_name, backend_id = conn.connection_id, "client authenticated");
+                    self.release_connections();
                     let ok = OkPacket {
                         status: consts::SERVER_STATUS_AUTOCOMMIT,
                         ..OkPacket::default()
@@ -217,7 +230,7 @@ impl Engine {
             self.client.flush().await?;
             return Ok(Flow::Continue);
         };
-        match Command::from_u8(code) {
+        let flow = match Command::from_u8(code) {
             Some(Command::Quit) => Ok(Flow::Close),
             Some(Command::ChangeUser) => self.change_user(packet).await,
             Some(Command::Query) => self.query(&packet).await,
@@ -238,17 +251,60 @@ impl Engine {
                 | Command::Refresh
                 | Command::Debug,
             ) => self.on_primary(&packet, Expect::Single).await,
-            other => {
-                let name = other.map_or("unknown", |c| c.name());
-                let err = err_packet(
-                    consts::ER_UNKNOWN_COM_ERROR,
-                    format!("Unknown command {code:#04x} ({name}): not supported through Lagless"),
-                );
-                self.client.queue_err(packet.last_seq.wrapping_add(1), &err);
-                self.client.flush().await?;
-                Ok(Flow::Continue)
-            }
+            other => self.unknown_command(code, other, &packet).await,
+        };
+        self.release_connections();
+        flow
+    }
+
+    async fn unknown_command(
+        &mut self,
+        code: u8,
+        other: Option<Command>,
+        packet: &Packet,
+    ) -> Result<Flow, SessionError> {
+        let name = other.map_or("unknown", |c| c.name());
+        let err = err_packet(
+            consts::ER_UNKNOWN_COM_ERROR,
+            format!("Unknown command {code:#04x} ({name}): not supported through Lagless"),
+        );
+        self.client.queue_err(packet.last_seq.wrapping_add(1), &err);
+        self.client.flush().await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Whether the session has state that lives on its backend connections (so it must keep
+    /// them): a transaction, temporary tables, locks, user variables, prepared statements.
+    fn bound_to_connections(&self) -> bool {
+        let r = &self.routing;
+        r.trx.active
+            || r.trx.next_on_primary
+            || r.pins.any()
+            || self.conn_state
+            || self.trx_lost
+            || !self.stmts.is_empty()
+    }
+
+    /// A connection kept for the session's next statement (see [`leaves_state_to_ask`]).
+    pub fn holds_connection(&self) -> bool {
+        self.config.pool.multiplex && self.hold.is_some_and(|r| self.backends.holds(r))
+    }
+
+    /// The session stayed idle with a held connection: it goes back to the pool.
+    pub fn release_held(&mut self) {
+        self.hold = None;
+        self.release_connections();
+    }
+
+    /// Multiplexing: after a command, a session without connection-bound state gives its
+    /// backend connections back to the pool, so that idle clients hold none. The connection
+    /// of a statement that leaves something to ask about (a write's LAST_INSERT_ID() or
+    /// ROW_COUNT(), warnings) is kept until the next command is done.
+    fn release_connections(&mut self) {
+        if !self.config.pool.multiplex || self.bound_to_connections() {
+            return;
         }
+        self.backends.release(self.hold);
     }
 
     /// COM_QUERY: intercept, classify, route, run.
@@ -518,17 +574,20 @@ impl Engine {
             ctx,
             ..
         } = self;
-        let conn = backends
-            .get(config, server)
-            .await
-            .map_err(Attempt::Retryable)?;
+        let conn = backends.get(config, server).await.map_err(|e| match e {
+            SessionError::PoolExhausted { .. } => match e.to_err_packet() {
+                Some(err) => Attempt::ServerError(err),
+                None => Attempt::Fatal(e),
+            },
+            e => Attempt::Retryable(e),
+        })?;
         // The server's role comes from the routing view, not from when the connection was
         // opened: a failover may have promoted it since. A connection that becomes a primary's
         // gets the whole session state again (autocommit is replayed on primaries only).
         let primary_now = ctx.cluster.is_primary(server);
         if conn.is_primary != primary_now {
             conn.is_primary = primary_now;
-            conn.synced_version = 0;
+            conn.synced_version = u64::MAX;
         }
         if let Err(e) = tracked.sync(conn).await {
             backends.drop_conn(server);
@@ -567,6 +626,7 @@ impl Engine {
         // The connection's own write buffer, reused: no allocation per statement.
         conn.wbuf.clear();
         encode_packet(seq, &payload, &mut conn.wbuf);
+        conn.clean = false;
         if conn.stream.write_all(&conn.wbuf).await.is_err() {
             let e = SessionError::BackendLost {
                 server: conn.server_name.clone(),
@@ -579,6 +639,8 @@ impl Engine {
             conn.wbuf = BytesMut::with_capacity(1024);
         }
         let Some(expect) = expect else {
+            // Nothing comes back (COM_STMT_CLOSE and the like).
+            conn.clean = true;
             return Ok(Relayed::default());
         };
         let caps = conn.capabilities;
@@ -600,6 +662,7 @@ impl Engine {
         match outcome {
             Ok(relayed) => {
                 tracked.mark_synced(conn);
+                conn.clean = true;
                 Ok(relayed)
             }
             Err(r) => {
@@ -634,6 +697,8 @@ impl Engine {
         }
         self.routing
             .after(c, plan.server, relayed.status, !relayed.was_error);
+        self.conn_state |= binds_connection(c, &self.tracked.lex);
+        self.hold = leaves_state_to_ask(c, &relayed).then_some(plan.server);
         let counted = match c.class {
             StatementClass::Read
             | StatementClass::ReadPrimaryOnly
@@ -671,8 +736,10 @@ impl Engine {
         self.routing.schema.clone_from(&schema);
         self.tracked = TrackedState::new(schema);
         self.stmts.clear();
+        self.conn_state = false;
+        self.hold = None;
         for conn in self.backends.open_conns() {
-            conn.synced_version = 0;
+            conn.synced_version = u64::MAX;
         }
     }
 }
@@ -682,7 +749,70 @@ impl Drop for Engine {
         for r in self.routing.sticky.iter().flatten() {
             self.ctx.cluster.sticky(*r, false);
         }
+        // Connections without the session's bound state serve other sessions; the others close.
+        if !self.bound_to_connections() {
+            self.backends.release(None);
+        }
     }
+}
+
+/// Does the statement leave state on its connection that only that connection can answer
+/// about (user variables, SQL-level prepared statements)?
+fn binds_connection(c: &Classification<'_>, lex: &lagless_sql::LexOptions) -> bool {
+    use lagless_sql::SessionKind;
+    let prepares = |c: &Classification<'_>| {
+        matches!(
+            c.class,
+            StatementClass::SessionState(SessionKind::Prepare(_))
+        )
+    };
+    c.uses_user_variables
+        || prepares(c)
+        || (c.multi && lagless_sql::statements(c.text, lex).any(|s| prepares(&s)))
+}
+
+/// Should the next statement run on the same connection? After a statement that generated an
+/// AUTO_INCREMENT value (LAST_INSERT_ID()), had warnings (SHOW WARNINGS) or counted rows for
+/// FOUND_ROWS(), yes (like ProxySQL's auto_increment_delay_multiplex, for one statement or
+/// until `[pool] hold_ms` of idleness).
+fn leaves_state_to_ask(c: &Classification<'_>, relayed: &Relayed) -> bool {
+    relayed.warnings > 0
+        || relayed.insert_id != 0
+        || (matches!(c.class, StatementClass::Read)
+            && contains_ignore_case(c.text, b"sql_calc_found_rows"))
+}
+
+fn contains_ignore_case(text: &str, needle: &[u8]) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// A pooled connection may be in another schema: the session's must exist (the error a server
+/// gives at login for an unknown database is given here).
+async fn check_schema<'c>(
+    conn: &'c mut crate::backends::BackendConn,
+    schema: Option<&str>,
+) -> Result<&'c mut crate::backends::BackendConn, SessionError> {
+    let Some(db) = schema else { return Ok(conn) };
+    if conn.schema.as_deref() == Some(db) {
+        return Ok(conn);
+    }
+    let mut payload = vec![Command::InitDb as u8];
+    payload.extend_from_slice(db.as_bytes());
+    let reply = command(conn, &payload, Expect::Single).await?;
+    if let Some(err) = reply.error {
+        return Err(SessionError::Backend {
+            server: conn.server_name.clone(),
+            source: lagless_backend::BackendError::Server {
+                code: err.code,
+                sql_state: String::from_utf8_lossy(&err.sql_state).into_owned(),
+                message: err.message,
+            },
+        });
+    }
+    conn.schema = Some(db.to_string());
+    Ok(conn)
 }
 
 /// What a consistency check on a replica found.

@@ -29,6 +29,12 @@ pub enum SessionError {
     },
     #[error("handshake timed out")]
     HandshakeTimeout,
+    #[error("no free connection to backend {server} within {waited:?} ({cap} per server)")]
+    PoolExhausted {
+        server: String,
+        cap: u32,
+        waited: std::time::Duration,
+    },
 }
 
 impl SessionError {
@@ -78,6 +84,18 @@ impl SessionError {
             SessionError::HandshakeTimeout => (
                 consts::ER_HANDSHAKE_ERROR,
                 "Bad handshake: timed out".into(),
+            ),
+            SessionError::PoolExhausted {
+                server,
+                cap,
+                waited,
+            } => (
+                consts::ER_CON_COUNT_ERROR,
+                format!(
+                    "Too many connections: Lagless found no free connection to backend {server} \
+                     within {} ms (at most {cap} per server, [pool] max_per_server)",
+                    waited.as_millis()
+                ),
             ),
         };
         Some(err_packet(code, message))

@@ -8,6 +8,7 @@
 //! - [`session`]: the thin per-client loop: read a command, hand it to the engine.
 //! - [`engine`]: one command: intercept → route → execute on a backend.
 //! - [`backends`]: the session's backend connections, opened lazily with the session's settings.
+//! - [`pool`]: backend connections shared between sessions, with a cap per server.
 //! - [`relay`]: streams a backend's response to the client, packet-aware but without buffering.
 //! - [`context`]: what all sessions share (config snapshot, RSA key, counters); passed explicitly.
 //! - [`failover_driver`]: automatic failover from the monitor's snapshots.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod failover_driver;
 pub mod handshake;
 pub mod monitor_feed;
+pub mod pool;
 pub mod relay;
 pub mod server;
 pub mod session;

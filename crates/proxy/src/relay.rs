@@ -29,6 +29,10 @@ pub struct Relayed {
     pub bytes: u64,
     pub packets: u64,
     pub was_error: bool,
+    /// Warning count of the last OK/EOF.
+    pub warnings: u16,
+    /// The last OK's insert id (an AUTO_INCREMENT value the statement generated, or 0).
+    pub insert_id: u64,
 }
 
 /// Why a relay stopped early. `client_saw_bytes` tells whether a retry elsewhere is still
@@ -118,6 +122,7 @@ pub async fn relay_response(
                 PacketKind::Ok => {
                     on_ok(head);
                     out.status = ev.status.or(out.status);
+                    (out.insert_id, out.warnings) = ok_counts(head);
                     let changed = ev
                         .status
                         .is_some_and(|s| s & SERVER_SESSION_STATE_CHANGED != 0);
@@ -139,7 +144,13 @@ pub async fn relay_response(
                         }
                     }
                 }
-                PacketKind::Eof => out.status = ev.status.or(out.status),
+                PacketKind::Eof => {
+                    out.status = ev.status.or(out.status);
+                    // 0xFE, warnings (2), status (2).
+                    out.warnings = head
+                        .get(1..3)
+                        .map_or(0, |w| u16::from_le_bytes([w[0], w[1]]));
+                }
                 PacketKind::Err => out.was_error = true,
                 PacketKind::LocalInfile => local_infile = true,
                 _ => {}
@@ -249,6 +260,18 @@ pub struct Reply {
     pub status: Option<u16>,
 }
 
+/// Insert id and warning count of an OK packet: header, affected rows and insert id
+/// (length-encoded), status (2), warnings (2).
+fn ok_counts(ok: &[u8]) -> (u64, u16) {
+    let mut r = lagless_protocol::lenenc::Reader::new(ok);
+    let insert_id = r
+        .u8()
+        .and_then(|_| r.lenenc_int())
+        .and_then(|_| r.lenenc_int());
+    let warnings = r.u16().and_then(|_| r.u16());
+    (insert_id.unwrap_or(0), warnings.unwrap_or(0))
+}
+
 /// Sends a command the proxy issues itself (session replay, on-demand prepare) and reads its
 /// whole response. For small responses only: everything is kept in memory.
 ///
@@ -264,12 +287,15 @@ pub async fn command(
     let lost = |b: &BackendConn| SessionError::BackendLost {
         server: b.server_name.clone(),
     };
+    backend.clean = false;
     backend
         .stream
         .write_all(&framed)
         .await
         .map_err(|_| lost(backend))?;
-    read_reply(backend, expect).await
+    let reply = read_reply(backend, expect).await?;
+    backend.clean = true;
+    Ok(reply)
 }
 
 /// Reads a whole response to a command already sent.

@@ -76,10 +76,15 @@ async fn serve(
         return Ok(());
     }
     loop {
+        let hold = engine.holds_connection();
         let packet = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(()),
             p = engine.client.read_packet() => p,
+            () = tokio::time::sleep(ctx.config.pool.hold), if hold => {
+                engine.release_held();
+                continue;
+            }
         };
         let packet = match packet {
             Ok(Some(p)) => p,

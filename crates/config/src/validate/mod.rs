@@ -45,6 +45,18 @@ pub struct Config {
     /// Where the HTTP admin interface listens, when enabled.
     pub admin: Option<SocketAddr>,
     pub failover: Failover,
+    pub pool: Pool,
+}
+
+/// `[pool]`, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    pub multiplex: bool,
+    /// None: no cap.
+    pub max_per_server: Option<u32>,
+    pub max_idle_per_server: u32,
+    pub wait_timeout: Duration,
+    pub hold: Duration,
 }
 
 /// `[failover]`, validated.
@@ -297,6 +309,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             failcount: raw.failover.failcount.max(1),
             hold_writes: Duration::from_millis(raw.failover.hold_writes_ms),
             apply_timeout: positive_ms("failover.apply_timeout_ms", raw.failover.apply_timeout_ms)?,
+        },
+        pool: Pool {
+            multiplex: raw.pool.multiplex,
+            max_per_server: (raw.pool.max_per_server > 0).then_some(raw.pool.max_per_server),
+            max_idle_per_server: raw.pool.max_idle_per_server,
+            wait_timeout: positive_ms("pool.wait_timeout_ms", raw.pool.wait_timeout_ms)?,
+            hold: Duration::from_millis(raw.pool.hold_ms),
         },
         admin: match raw.admin.enabled {
             false => None,

@@ -227,31 +227,30 @@ impl Engine {
         }
     }
 
-    /// COM_RESET_CONNECTION: every open backend connection is reset; so is the session's state.
-    pub(super) async fn reset_connection(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
-        let mut first_error = None;
-        let mut lost = Vec::new();
-        for conn in self.backends.open_conns() {
-            match command(conn, &packet.payload, Expect::Single).await {
-                Ok(reply) => first_error = first_error.or(reply.error),
-                Err(_) => lost.push(conn.server),
-            }
-        }
-        for r in lost {
-            self.backends.drop_conn(r);
+    /// COM_RESET_CONNECTION: the session's state is forgotten. Its backend connections are
+    /// closed when they hold state a reset must discard (transaction, temporary tables, locks,
+    /// user variables, prepared statements); otherwise they go back to the pool, whose next
+    /// user brings them to its own variables. New or pooled connections then serve the
+    /// session, with session tracking intact (a server-side reset would turn it off).
+    pub(super) async fn reset_connection(
+        &mut self,
+        _packet: &Packet,
+    ) -> Result<Flow, SessionError> {
+        if self.bound_to_connections() {
+            self.backends.drop_all();
+        } else {
+            self.backends.release(None);
         }
         let schema = self.tracked.schema.clone();
         self.reset_state(schema);
-        match first_error {
-            Some(err) => self.client.queue_err(1, &err),
-            None => self.client.queue_ok(
-                1,
-                &OkPacket {
-                    status: consts::SERVER_STATUS_AUTOCOMMIT,
-                    ..OkPacket::default()
-                },
-            ),
-        };
+        self.trx_lost = false;
+        self.client.queue_ok(
+            1,
+            &OkPacket {
+                status: consts::SERVER_STATUS_AUTOCOMMIT,
+                ..OkPacket::default()
+            },
+        );
         self.client.flush().await?;
         Ok(Flow::Continue)
     }
@@ -265,6 +264,14 @@ impl Engine {
         for conn in self.backends.open_conns() {
             match command(conn, &packet.payload, Expect::Single).await {
                 Ok(reply) => {
+                    if reply.error.is_none() {
+                        // Shared only with sessions that have the same option.
+                        if on {
+                            conn.key.capabilities |= consts::CLIENT_MULTI_STATEMENTS;
+                        } else {
+                            conn.key.capabilities &= !consts::CLIENT_MULTI_STATEMENTS;
+                        }
+                    }
                     answer.get_or_insert(reply);
                 }
                 Err(_) => lost.push(conn.server),

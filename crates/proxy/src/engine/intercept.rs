@@ -178,13 +178,25 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
                 n(&stats.writes),
                 n(&stats.other),
                 n(&stats.failures),
+                Some(engine.ctx.pool.idle_count(r).to_string()),
+                engine.ctx.pool.open_count(r).map(|n| n.to_string()),
             ]);
         }
     }
     TextResult {
         columns: vec![
-            "cluster", "server", "address", "role", "health", "sessions", "reads", "writes",
-            "other", "failures",
+            "cluster",
+            "server",
+            "address",
+            "role",
+            "health",
+            "sessions",
+            "reads",
+            "writes",
+            "other",
+            "failures",
+            "pool_idle",
+            "pool_open",
         ],
         rows,
     }
@@ -268,6 +280,7 @@ pub fn status(engine: &super::Engine) -> TextResult {
         ("hints_ignored", n(&st.hints_ignored)),
         ("read_retries", n(&st.read_retries)),
         ("reads_behind_to_primary", n(&st.reads_behind)),
+        ("backend_logins", n(&engine.ctx.pool.logins)),
         ("session_in_transaction", s.trx.active.to_string()),
         ("session_autocommit", s.trx.autocommit.to_string()),
         (

@@ -40,6 +40,10 @@ pub struct Statements {
 }
 
 impl Statements {
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     /// Registers a statement prepared on `server` as `backend_id`; returns the client's id.
     pub fn add(&mut self, sql: Box<str>, params: u16, server: ServerRef, backend_id: u32) -> u32 {
         self.next_id = self.next_id.wrapping_add(1).max(1);

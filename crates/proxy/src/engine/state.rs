@@ -98,8 +98,20 @@ impl TrackedState {
 
     /// `conn` ran a statement after being synced: it has the current state.
     pub fn mark_synced(&self, conn: &mut BackendConn) {
-        conn.synced_version = self.version;
+        if conn.synced_version != self.version {
+            // The statement changed the session (rare): the connection now has what it set.
+            conn.vars = self.wanted(conn.is_primary).cloned().collect();
+            conn.synced_version = self.version;
+        }
         conn.schema.clone_from(&self.schema);
+    }
+
+    /// The variables a connection of this session should have set.
+    fn wanted(&self, primary: bool) -> impl Iterator<Item = &(String, String)> {
+        // autocommit only on primaries: a replica connection serves autocommit reads.
+        self.vars
+            .iter()
+            .filter(move |(name, _)| primary || name != "autocommit")
     }
 
     /// Brings `conn` up to date before it runs a client statement.
@@ -110,11 +122,12 @@ impl TrackedState {
         if conn.synced_version == self.version {
             return Ok(());
         }
-        if let Some(set) = self.replay_statement(conn.is_primary) {
+        if let Some(set) = self.replay_statement(conn.is_primary, &conn.vars) {
             let reply = command(conn, set.as_bytes(), Expect::Query).await?;
             if let Some(err) = reply.error {
                 tracing::warn!(server = %conn.server_name, code = err.code, "session replay refused: {}", err.message);
             }
+            conn.vars = self.wanted(conn.is_primary).cloned().collect();
         }
         if let Some(db) = &self.schema {
             if conn.schema.as_deref() != Some(db) {
@@ -130,22 +143,31 @@ impl TrackedState {
         Ok(())
     }
 
-    /// `SET SESSION a = 1, b = 'x'` (as a COM_QUERY payload) for every tracked variable.
-    /// autocommit is replayed only on primaries: a replica connection serves autocommit reads.
-    fn replay_statement(&self, primary: bool) -> Option<String> {
+    /// `SET SESSION a = 1, b = 'x', c = DEFAULT` (as a COM_QUERY payload): what turns a
+    /// connection that has `has` into one with this session's variables (a connection from the
+    /// pool may carry another session's).
+    fn replay_statement(&self, primary: bool, has: &[(String, String)]) -> Option<String> {
         let mut sql = String::from("\x03SET SESSION ");
         let mut any = false;
-        for (name, value) in &self.vars {
-            if name == "autocommit" && !primary {
-                continue;
-            }
+        let mut item = |sql: &mut String, name: &str| {
             if any {
                 sql.push_str(", ");
             }
             any = true;
             sql.push_str(name);
             sql.push_str(" = ");
-            push_value(&mut sql, value);
+        };
+        for (name, value) in self.wanted(primary) {
+            if !has.iter().any(|(n, v)| n == name && v == value) {
+                item(&mut sql, name);
+                push_value(&mut sql, value);
+            }
+        }
+        for (name, _) in has {
+            if !self.wanted(primary).any(|(n, _)| n == name) {
+                item(&mut sql, name);
+                sql.push_str("DEFAULT");
+            }
         }
         any.then_some(sql)
     }
@@ -201,12 +223,43 @@ mod tests {
         t.vars.push(("autocommit".into(), "OFF".into()));
         t.vars.push(("time_zone".into(), "+02:00".into()));
         assert_eq!(
-            t.replay_statement(true).unwrap(),
+            t.replay_statement(true, &[]).unwrap(),
             "\x03SET SESSION autocommit = 'OFF', time_zone = '+02:00'"
         );
         assert_eq!(
-            t.replay_statement(false).unwrap(),
+            t.replay_statement(false, &[]).unwrap(),
             "\x03SET SESSION time_zone = '+02:00'"
+        );
+    }
+
+    #[test]
+    fn replay_sets_only_the_difference_with_what_the_connection_has() {
+        let mut t = TrackedState::default();
+        t.vars.push(("time_zone".into(), "+02:00".into()));
+        t.vars.push(("sql_mode".into(), "ANSI".into()));
+        let has = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            t.replay_statement(true, &has(&[("time_zone", "+02:00"), ("sql_mode", "ANSI")])),
+            None
+        );
+        assert_eq!(
+            t.replay_statement(
+                true,
+                &has(&[("sql_mode", "TRADITIONAL"), ("wait_timeout", "5")])
+            )
+            .unwrap(),
+            "\x03SET SESSION time_zone = '+02:00', sql_mode = 'ANSI', wait_timeout = DEFAULT"
+        );
+        // A pooled connection's autocommit is put back on a replica too.
+        assert_eq!(
+            TrackedState::default()
+                .replay_statement(false, &has(&[("autocommit", "OFF")]))
+                .unwrap(),
+            "\x03SET SESSION autocommit = DEFAULT"
         );
     }
 }

@@ -1,0 +1,255 @@
+//! Backend connection pooling and multiplexing end to end: sessions share server connections
+//! without seeing each other's state, and sessions with connection-bound state keep theirs.
+
+use std::time::{Duration, Instant};
+
+use lagless_e2e::{rt, Env, EnvOptions};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+fn start(replicas: usize, pool: &str) -> Env {
+    let opts = EnvOptions {
+        replicas,
+        extra: format!("[pool]\n{pool}\n"),
+        ..EnvOptions::default()
+    };
+    Env::start_with(std::path::Path::new(env!("CARGO_BIN_EXE_lagless")), &opts)
+        .expect("sandbox and proxy start")
+}
+
+async fn conn(env: &Env) -> Conn {
+    Conn::from_url(env.url()).await.expect("connects")
+}
+
+async fn one<T: FromValue + Send + 'static>(c: &mut Conn, sql: &str) -> T {
+    c.query_first(sql).await.unwrap().expect("a row")
+}
+
+fn error_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// (pool_idle, pool_open) of every server, from SHOW LAGLESS BACKENDS.
+async fn pool_counts(c: &mut Conn) -> Vec<(String, u64, Option<u64>)> {
+    let rows: Vec<mysql_async::Row> = c.query("SHOW LAGLESS BACKENDS").await.unwrap();
+    rows.into_iter()
+        .map(|r| {
+            let name: String = r.get("server").unwrap();
+            let idle: String = r.get("pool_idle").unwrap();
+            let open: Option<String> = r.get("pool_open").unwrap();
+            (
+                name,
+                idle.parse().unwrap(),
+                open.map(|o| o.parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// One server connection (a cap of 1) shared by two sessions, one after the other: each sees
+/// only its own session variables, character set and last insert id.
+#[test]
+fn sessions_share_one_server_connection_without_sharing_state() {
+    let env = start(
+        0,
+        "max_per_server = 1\nwait_timeout_ms = 2000\nhold_ms = 500",
+    );
+    rt().block_on(async {
+        let mut a = conn(&env).await;
+        let mut b = conn(&env).await;
+        let id_a: u64 = one(&mut a, "SELECT CONNECTION_ID()").await;
+        let id_b: u64 = one(&mut b, "SELECT CONNECTION_ID()").await;
+        assert_eq!(id_a, id_b, "both sessions ran on the one server connection");
+
+        a.query_drop("SET time_zone = '+05:00', sql_mode = 'ANSI_QUOTES'")
+            .await
+            .unwrap();
+        let tz: String = one(&mut b, "SELECT @@session.time_zone").await;
+        assert_eq!(tz, "SYSTEM", "b does not see a's time zone");
+        let mode: String = one(&mut b, "SELECT @@session.sql_mode").await;
+        assert!(!mode.contains("ANSI_QUOTES"), "b's sql_mode is {mode}");
+        let tz: String = one(&mut a, "SELECT @@session.time_zone").await;
+        assert_eq!(tz, "+05:00", "a keeps its time zone");
+        let mode: String = one(&mut a, "SELECT @@session.sql_mode").await;
+        assert_eq!(mode, "ANSI_QUOTES");
+        let id: u64 = one(&mut b, "SELECT CONNECTION_ID()").await;
+        assert_eq!(id, id_a, "still the same server connection");
+
+        // A character set change cannot be undone with DEFAULT: that connection is not shared.
+        a.query_drop("SET NAMES latin1").await.unwrap();
+        let cs: String = one(&mut b, "SELECT @@character_set_client").await;
+        assert_eq!(cs, "utf8mb4", "b keeps its own character set");
+        let cs: String = one(&mut a, "SELECT @@character_set_client").await;
+        assert_eq!(cs, "latin1");
+
+        // LAST_INSERT_ID() after a write runs on the write's connection, even when another
+        // session is waiting for it.
+        a.query_drop(
+            "CREATE TABLE IF NOT EXISTS pool_ai (id INT AUTO_INCREMENT PRIMARY KEY, who CHAR(1))",
+        )
+        .await
+        .unwrap();
+        b.query_drop("INSERT INTO pool_ai (who) VALUES ('b')")
+            .await
+            .unwrap();
+        let b_id = b.last_insert_id().unwrap();
+        // b keeps the connection for its next statement, or until idle for hold_ms.
+        let started = Instant::now();
+        a.query_drop("INSERT INTO pool_ai (who) VALUES ('a')")
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "a waited {:?} for b's held connection",
+            started.elapsed()
+        );
+        let a_id = a.last_insert_id().unwrap();
+        assert!(a_id > b_id);
+        let waiting = tokio::spawn(async move {
+            b.query_drop("INSERT INTO pool_ai (who) VALUES ('b')")
+                .await
+                .unwrap();
+            b
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let seen: u64 = one(&mut a, "SELECT LAST_INSERT_ID()").await;
+        assert_eq!(seen, a_id, "a's LAST_INSERT_ID(), not b's");
+        let mut b = waiting.await.unwrap();
+        let b_id = b.last_insert_id().unwrap();
+        assert!(b_id > a_id);
+        let seen: u64 = one(&mut b, "SELECT LAST_INSERT_ID()").await;
+        assert_eq!(seen, b_id);
+    });
+}
+
+/// User variables and transactions live on a connection: the session keeps it, others wait
+/// for it (and get 1040 when the wait is too long); closing the session frees it.
+#[test]
+fn connection_bound_sessions_keep_their_connection() {
+    let env = start(0, "max_per_server = 1\nwait_timeout_ms = 700");
+    rt().block_on(async {
+        let mut a = conn(&env).await;
+        let mut b = conn(&env).await;
+        a.query_drop("CREATE TABLE IF NOT EXISTS pool_t (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        a.query_drop("DELETE FROM pool_t").await.unwrap();
+
+        // A transaction: b waits until a commits.
+        a.query_drop("BEGIN").await.unwrap();
+        a.query_drop("INSERT INTO pool_t VALUES (1)").await.unwrap();
+        let started = Instant::now();
+        let waiting = tokio::spawn(async move {
+            let n: u64 = b
+                .query_first("SELECT COUNT(*) FROM pool_t")
+                .await
+                .unwrap()
+                .unwrap();
+            (b, n, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.query_drop("COMMIT").await.unwrap();
+        let (mut b, n, waited) = waiting.await.unwrap();
+        assert_eq!(n, 1, "b ran after the commit");
+        assert!(waited >= Duration::from_millis(250), "b waited {waited:?}");
+
+        // A user variable binds a's session to its connection until a resets it.
+        a.query_drop("SET @mine = 42").await.unwrap();
+        let started = Instant::now();
+        let err = b.query_drop("SELECT 1").await.unwrap_err();
+        assert_eq!(error_code(&err), Some(1040), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        let v: u64 = one(&mut a, "SELECT @mine").await;
+        assert_eq!(v, 42);
+        // COM_RESET_CONNECTION ends it: the variable is gone and b gets the connection.
+        a.reset().await.unwrap();
+        let x: u64 = one(&mut b, "SELECT 1").await;
+        assert_eq!(x, 1);
+        let v: Option<u64> = one(&mut a, "SELECT @mine").await;
+        assert_eq!(v, None, "the reset dropped the variable");
+
+        // A session closed while bound gives nothing back: its state goes with the connection.
+        a.query_drop("CREATE TEMPORARY TABLE pool_tmp (x INT)")
+            .await
+            .unwrap();
+        a.disconnect().await.unwrap();
+        let mut c = conn(&env).await;
+        let err = c.query_drop("SELECT * FROM pool_tmp").await.unwrap_err();
+        assert_eq!(
+            error_code(&err),
+            Some(1146),
+            "no temporary table leaked: {err}"
+        );
+    });
+}
+
+/// Many clients at once through a few connections per server: no errors, the cap holds, and
+/// connections are logged in once and then reused.
+#[test]
+fn many_clients_share_a_capped_pool() {
+    let env = start(2, "max_per_server = 4");
+    rt().block_on(async {
+        let mut setup = conn(&env).await;
+        setup
+            .query_drop("CREATE TABLE IF NOT EXISTS pool_many (id INT PRIMARY KEY, v INT)")
+            .await
+            .unwrap();
+        setup
+            .query_drop("REPLACE INTO pool_many VALUES (1, 7)")
+            .await
+            .unwrap();
+        let logins_before = logins(&mut setup).await;
+        let mut tasks = Vec::new();
+        for i in 0..48 {
+            let url = env.url();
+            tasks.push(tokio::spawn(async move {
+                let mut c = Conn::from_url(url).await.unwrap();
+                let mut errors = 0;
+                for j in 0..100 {
+                    let r: Result<Option<i32>, _> = if (i + j) % 10 == 0 {
+                        c.query_drop("UPDATE pool_many SET v = 7 WHERE id = 1")
+                            .await
+                            .map(|()| Some(7))
+                    } else {
+                        c.query_first("SELECT v FROM pool_many WHERE id = 1").await
+                    };
+                    match r {
+                        Ok(Some(7)) => {}
+                        other => {
+                            eprintln!("client {i}: {other:?}");
+                            errors += 1;
+                        }
+                    }
+                }
+                c.disconnect().await.unwrap();
+                errors
+            }));
+        }
+        let mut errors = 0;
+        for t in tasks {
+            errors += t.await.unwrap();
+        }
+        assert_eq!(errors, 0, "48 clients × 100 statements without an error");
+        for (server, idle, open) in pool_counts(&mut setup).await {
+            let open = open.expect("capped servers report their open connections");
+            assert!(open <= 4, "{server}: {open} connections open");
+            assert!(idle <= open, "{server}: {idle} idle of {open}");
+        }
+        let logins = logins(&mut setup).await - logins_before;
+        assert!(
+            logins <= 12,
+            "48 sessions made {logins} backend logins through a pool of 3 × 4"
+        );
+    });
+}
+
+async fn logins(c: &mut Conn) -> u64 {
+    let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
+    rows.into_iter()
+        .find(|(k, _)| k == "backend_logins")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("backend_logins in SHOW LAGLESS STATUS")
+}

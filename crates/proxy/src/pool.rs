@@ -1,0 +1,209 @@
+//! Backend connections shared by client sessions: idle connections per server, and a cap on
+//! the connections open to each server.
+//!
+//! A connection remembers the protocol options it was opened with (capabilities, character
+//! set): those change what the server sends, so a session only takes a connection whose options
+//! match its own. Session variables and schema are not part of the match: the engine brings a
+//! connection to the session's state before using it (see `engine::state`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lagless_config::Config;
+use lagless_routing::ServerRef;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::backends::{open_conn, BackendConn, BackendSettings};
+use crate::error::SessionError;
+
+/// What a backend connection must share with a session to serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolKey {
+    pub capabilities: u64,
+    pub charset: u8,
+}
+
+/// Session variables that `SET ... = DEFAULT` cannot put back as the handshake left them
+/// (they follow the handshake's character set, not the global value): a connection that
+/// changed one is closed instead of being shared.
+const HANDSHAKE_VARS: &[&str] = &[
+    "character_set_client",
+    "character_set_connection",
+    "character_set_results",
+    "collation_connection",
+];
+
+struct ServerPool {
+    idle: Mutex<Vec<BackendConn>>,
+    /// One permit per open connection when the server has a cap.
+    permits: Option<Arc<Semaphore>>,
+    /// Woken when a connection is given back.
+    returned: Notify,
+}
+
+/// The pools of every server, indexed like the configuration's clusters and servers.
+pub struct Pool {
+    servers: Vec<Vec<ServerPool>>,
+    max_idle: usize,
+    wait_timeout: Duration,
+    cap: Option<u32>,
+    /// Logins to backend servers (a pooled connection taken again is not one).
+    pub logins: AtomicU64,
+}
+
+impl Pool {
+    pub fn new(config: &Config) -> Self {
+        let settings = config.pool;
+        Pool {
+            servers: config
+                .clusters
+                .iter()
+                .map(|c| {
+                    c.servers
+                        .iter()
+                        .map(|_| ServerPool {
+                            idle: Mutex::new(Vec::new()),
+                            permits: settings
+                                .max_per_server
+                                .map(|n| Arc::new(Semaphore::new(n as usize))),
+                            returned: Notify::new(),
+                        })
+                        .collect()
+                })
+                .collect(),
+            max_idle: settings.max_idle_per_server as usize,
+            wait_timeout: settings.wait_timeout,
+            cap: settings.max_per_server,
+            logins: AtomicU64::new(0),
+        }
+    }
+
+    fn server(&self, r: ServerRef) -> &ServerPool {
+        &self.servers[r.cluster][r.server]
+    }
+
+    /// A connection to `r` for a session with `settings`: an idle one if one matches, else a
+    /// new one, waiting (up to `[pool] wait_timeout_ms`) while the server is at its cap.
+    ///
+    /// # Errors
+    /// The server cannot be reached or refused the login; no connection freed up in time.
+    pub async fn checkout(
+        &self,
+        config: &Config,
+        r: ServerRef,
+        settings: &BackendSettings,
+    ) -> Result<BackendConn, SessionError> {
+        let sp = self.server(r);
+        let key = PoolKey {
+            capabilities: settings.capabilities,
+            charset: settings.charset,
+        };
+        let deadline = Instant::now() + self.wait_timeout;
+        loop {
+            let returned = sp.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(conn) = self.take_idle(r, key, settings.database.as_deref()) {
+                return Ok(conn);
+            }
+            let permit = match &sp.permits {
+                None => None,
+                Some(sem) => match sem.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    // Idle connections of another shape hold permits: close one to make room.
+                    Err(_) if self.evict_one(r) => continue,
+                    Err(_) => {
+                        let acquire = sem.clone().acquire_owned();
+                        tokio::select! {
+                            p = acquire => p.ok(),
+                            () = &mut returned => continue,
+                            () = tokio::time::sleep_until(deadline) => {
+                                return Err(SessionError::PoolExhausted {
+                                    server: config.clusters[r.cluster].servers[r.server].name.clone(),
+                                    cap: self.cap.unwrap_or(0),
+                                    waited: self.wait_timeout,
+                                });
+                            }
+                        }
+                    }
+                },
+            };
+            self.logins.fetch_add(1, Ordering::Relaxed);
+            let mut conn = open_conn(config, r, settings).await?;
+            conn.permit = permit;
+            return Ok(conn);
+        }
+    }
+
+    /// Takes the most recently used idle connection that fits, checking it is still open.
+    fn take_idle(&self, r: ServerRef, key: PoolKey, schema: Option<&str>) -> Option<BackendConn> {
+        loop {
+            let conn = {
+                let mut idle = self.server(r).idle.lock().ok()?;
+                // A session without a schema cannot use a connection that has one (there is no
+                // statement to leave a schema); the same schema first, it saves a COM_INIT_DB.
+                let fits =
+                    |c: &BackendConn| c.key == key && (schema.is_some() || c.schema.is_none());
+                let pos = idle
+                    .iter()
+                    .rposition(|c| fits(c) && c.schema.as_deref() == schema)
+                    .or_else(|| idle.iter().rposition(fits))?;
+                idle.swap_remove(pos)
+            };
+            if still_open(&conn) {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn evict_one(&self, r: ServerRef) -> bool {
+        let evicted = self.server(r).idle.lock().ok().and_then(|mut i| i.pop());
+        evicted.is_some()
+    }
+
+    /// Gives a connection back for other sessions, or closes it when it cannot be shared or
+    /// enough are idle.
+    pub fn give_back(&self, mut conn: BackendConn) {
+        if !conn.clean
+            || !conn.buf.is_empty()
+            || conn
+                .vars
+                .iter()
+                .any(|(n, _)| HANDSHAKE_VARS.contains(&n.as_str()))
+        {
+            return;
+        }
+        // The next user brings it to its own state (see `TrackedState::sync`).
+        conn.synced_version = u64::MAX;
+        let sp = self.server(conn.server);
+        if let Ok(mut idle) = sp.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(conn);
+            }
+        }
+        sp.returned.notify_one();
+    }
+
+    /// Idle connections per server, for SHOW LAGLESS BACKENDS and tests.
+    pub fn idle_count(&self, r: ServerRef) -> usize {
+        self.server(r).idle.lock().map_or(0, |i| i.len())
+    }
+
+    /// Connections open to `r` (in use and idle), when the server has a cap.
+    pub fn open_count(&self, r: ServerRef) -> Option<usize> {
+        let sem = self.server(r).permits.as_ref()?;
+        Some(self.cap.unwrap_or(0) as usize - sem.available_permits())
+    }
+}
+
+/// An idle connection the server closed (wait_timeout, KILL, a restart) is readable with EOF;
+/// one that sent something unasked is unusable too.
+fn still_open(conn: &BackendConn) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// A permit held by a connection counts it against its server's cap until it is dropped.
+pub type Permit = OwnedSemaphorePermit;
