@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use lagless_protocol::auth::{caching_sha2_stored, native_password_hash};
 use lagless_sandbox::{Sandbox, UpOptions};
 
+pub mod faults;
 pub mod raw;
 
 /// A sandbox plus a running proxy; both stop when dropped.
@@ -48,6 +49,17 @@ impl Default for EnvOptions {
             timeouts_extra: String::new(),
             extra: String::new(),
             semi_sync: false,
+        }
+    }
+}
+
+impl EnvOptions {
+    /// Automatic failover on, with the demo's fast monitor (probes every 100 ms, 500 ms timeout).
+    pub fn failover() -> EnvOptions {
+        EnvOptions {
+            extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
+                .into(),
+            ..EnvOptions::default()
         }
     }
 }
@@ -126,6 +138,11 @@ impl Env {
     pub fn cli(&self, user: &str, password: &str, sql: &str) -> Result<Output> {
         mariadb_cli(self.port(), user, password, sql)
     }
+}
+
+/// The [`Env::url`] of a proxy listening on `port` (e.g. one from [`Env::another_proxy`]).
+pub fn app_url(port: u16) -> String {
+    format!("mysql://app:lagless@127.0.0.1:{port}/app?prefer_socket=false")
 }
 
 /// Runs `mariadb --batch` against a port; stdout holds tab-separated rows without headers.

@@ -1,11 +1,138 @@
-//! Automatic failover end to end: a client inserts in autocommit through the proxy while the
-//! primary is killed with SIGKILL. Measured: time from the kill to the first acknowledged write,
-//! client-visible errors, and acknowledged writes missing on the new primary.
+//! Automatic failover end to end, each fault under a continuous client workload through the
+//! proxy (a client inserting in autocommit on a thread of its own) and a verifier that compares
+//! the acknowledged inserts with what the primary holds at the end, read directly on it.
+//!
+//! Each fault test prints one `FAULT-RESULT {json}` line (see `lagless_e2e::faults`): time from
+//! the fault to the first acknowledged write, client-visible errors by kind, acknowledged writes
+//! lost. `scripts/faults.sh` runs them repeatedly in release mode and tabulates those lines.
+//!
+//! `LAGLESS_FAULT_SIGSTOP_MS` sets how long the primary stays stopped in the SIGSTOP test
+//! (3 s here by default, 10 s in `scripts/faults.sh`).
 
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use lagless_e2e::{rt, Env, EnvOptions};
+use lagless_e2e::faults::{
+    cpu_time, create_table, failovers_logged, ids_on, is_fenced, machine_cpu, ms, replicates_from,
+    sigstop_hold, the_primary, wait_for, ClientError, FaultClock, FaultResult, Load, LoadReport,
+};
+use lagless_e2e::raw::{self, raw_login};
+use lagless_e2e::{app_url, rt, Env, EnvOptions};
+use lagless_protocol::consts::{
+    CLIENT_PROTOCOL_41, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS,
+};
+use lagless_protocol::ok_err::{ErrPacket, OkPacket};
 use mysql_async::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lagless");
+
+/// The CPU test loads both cores: it runs alone, the other tests of this file share.
+static CPU: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn failover_env() -> Env {
+    Env::start_with(BIN.as_ref(), &EnvOptions::failover()).unwrap()
+}
+
+/// A client error as the fault report counts it: the error code, else the kind of failure.
+fn client_error(e: mysql_async::Error) -> ClientError {
+    let kind = match &e {
+        mysql_async::Error::Server(s) => s.code.to_string(),
+        mysql_async::Error::Io(_) => "io".into(),
+        mysql_async::Error::Driver(_) => "driver".into(),
+        _ => "other".into(),
+    };
+    ClientError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// A client inserting ids `first_id + 1, + 2, ...` into `table` in autocommit through `url`.
+fn insert_load(name: &str, url: String, table: &str, first_id: u64) -> Load {
+    let sql = format!("INSERT INTO {table} VALUES (?)");
+    Load::spawn(name, first_id, move || {
+        let rt = rt();
+        let mut c = rt.block_on(mysql_async::Conn::from_url(url))?;
+        Ok(move |id: u64| {
+            rt.block_on(c.exec_drop(sql.as_str(), (id,)))
+                .map_err(client_error)
+        })
+    })
+}
+
+/// The server id the proxy at `url` sends writes to.
+fn primary_behind(url: &str) -> u32 {
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+        c.query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap()
+    })
+}
+
+/// Every acknowledged insert of `reports` on the writable server, which must be the one the
+/// proxies route writes to: returns how many were acknowledged, and the missing ones with how
+/// long before `fault` each was acknowledged.
+fn verify(
+    env: &Env,
+    proxies: &[String],
+    table: &str,
+    reports: &[&LoadReport],
+    fault: Instant,
+) -> (usize, Vec<(u64, f64)>) {
+    let primary = the_primary(&env.sandbox).unwrap();
+    for url in proxies {
+        assert_eq!(
+            primary_behind(url),
+            primary.server_id(),
+            "the proxy routes writes to the one writable server"
+        );
+    }
+    let present = ids_on(primary, table).unwrap();
+    let (mut acked, mut lost) = (0, Vec::new());
+    for r in reports {
+        acked += r.acked().len();
+        lost.extend(r.lost_before(&present, fault));
+    }
+    println!(
+        "{table}: acknowledged {acked}, on {} {}, lost (id, ms acknowledged before the fault) {lost:?}",
+        primary.name(),
+        present.len()
+    );
+    (acked, lost)
+}
+
+/// With semi-sync nothing acknowledged may be lost. Asynchronous replication can lose what the
+/// replicas had not received when the primary died: writes acknowledged in the last moments
+/// before the kill (one second is far more than the sandbox's replication delay), never one
+/// acknowledged after it.
+fn assert_no_loss_beyond_replication(semi_sync: bool, lost: &[(u64, f64)]) {
+    if semi_sync {
+        assert!(
+            lost.is_empty(),
+            "acknowledged writes lost with semi-sync: {lost:?}"
+        );
+    } else {
+        assert!(
+            lost.iter()
+                .all(|&(_, before)| (0.0..=1000.0).contains(&before)),
+            "acknowledged writes lost beyond what asynchronous replication may lose: {lost:?}"
+        );
+    }
+}
+
+fn lost_ms(lost: &[(u64, f64)]) -> Vec<f64> {
+    lost.iter().map(|l| l.1).collect()
+}
 
 #[test]
 fn kill_9_of_the_primary_fails_over_with_at_most_the_in_flight_statement_lost() {
@@ -20,171 +147,174 @@ fn kill_9_with_semi_sync_loses_no_acknowledged_write() {
     kill_9_under_insert_load(true);
 }
 
+/// kill -9 of the primary, then, after the failover, a restart of the old primary: it must be
+/// fenced (read-only) and rejoin as a replica, or stay quarantined when it holds transactions
+/// the new primary lacks. The insert load runs throughout.
 fn kill_9_under_insert_load(semi_sync: bool) {
+    let _g = shared();
     let env = Env::start_with(
         BIN.as_ref(),
         &EnvOptions {
             semi_sync,
-            ..failover_options()
+            ..EnvOptions::failover()
         },
     )
     .unwrap();
-    rt().block_on(async {
-        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
-        c.query_drop("CREATE TABLE fo (id INT PRIMARY KEY)")
-            .await
-            .unwrap();
-        // Let the monitor see a healthy, replicating cluster before the fault.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut acked = Vec::new();
-        let mut errors = Vec::new();
-        let mut killed_at = None;
-        let mut first_after_kill = None;
-        let start = Instant::now();
-        for id in 1..100_000 {
-            if killed_at.is_none() && id == 200 {
-                env.sandbox.primary().kill().unwrap();
-                killed_at = Some(Instant::now());
-            }
-            match c.exec_drop("INSERT INTO fo VALUES (?)", (id,)).await {
-                Ok(()) => {
-                    acked.push(id);
-                    if let (Some(k), None) = (killed_at, first_after_kill) {
-                        first_after_kill = Some(k.elapsed());
-                    }
-                }
-                Err(e) => errors.push(format!("{id}: {e}")),
-            }
-            if first_after_kill.is_some() && acked.len() > 300 {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no write acknowledged after the kill; errors: {errors:?}"
-            );
-        }
-        let took = first_after_kill.expect("a write after the kill");
-        println!("kill -9 (semi-sync: {semi_sync}) → first acknowledged write: {took:?}; client errors: {errors:?}");
-        assert!(
-            errors.len() <= 1,
-            "only the statement in flight may fail: {errors:?}"
-        );
-        // Every acknowledged write is on the new primary.
-        let n: u64 = c
-            .query_first("/* lagless:primary */ SELECT COUNT(*) FROM fo")
-            .await
-            .unwrap()
-            .unwrap();
-        let ids: Vec<i32> = c
-            .query("/* lagless:primary */ SELECT id FROM fo ORDER BY id")
-            .await
-            .unwrap();
-        let missing: Vec<_> = acked
-            .iter()
-            .filter(|id| ids.binary_search(id).is_err())
-            .collect();
-        println!(
-            "acknowledged {}, on the new primary {n}, missing {}",
-            acked.len(),
-            missing.len()
-        );
-        assert!(
-            missing.is_empty(),
-            "acknowledged writes lost (asynchronous replication): {missing:?}"
-        );
-        let sid: u32 = c
-            .query_first("/* lagless:primary */ SELECT @@server_id")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_ne!(sid, 1, "writes go to a promoted replica");
-        assert!(took < Duration::from_secs(5), "failover took {took:?}");
-    });
-    // The old primary comes back: it is fenced (read-only), and rejoins as a replica when its
-    // history is a prefix of the new primary's (else it stays quarantined). Either way no
-    // client statement reaches it as a primary.
+    create_table(&env.sandbox, "fo").unwrap();
+    let clock = FaultClock::default();
+    let load = insert_load("writer", env.url(), "fo", 0);
+    load.wait_acked(200, Duration::from_secs(20)).unwrap();
     let old = env.sandbox.primary();
+    let killed = clock.mark("kill9");
+    old.kill().unwrap();
+    let took = load
+        .wait_ack_after(killed, Duration::from_secs(20))
+        .unwrap();
+    load.wait_acked(load.acked() + 200, Duration::from_secs(20))
+        .unwrap();
+
+    // The old primary comes back: fenced at once, then rejoined or quarantined. No client
+    // statement reaches it as a primary (the verifier would miss those writes).
+    let restarting = clock.mark("restart_old_primary");
     old.restart().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if old.scalar("SELECT @@read_only").ok().as_deref() == Some("1") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the old primary was not fenced");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    rt().block_on(async {
-        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
-        c.exec_drop("INSERT INTO fo VALUES (?)", (1_000_000,))
-            .await
-            .unwrap();
-        let sid: u32 = c
-            .query_first("/* lagless:primary */ SELECT @@server_id")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_ne!(sid, 1, "the fenced old primary is not the primary");
-    });
+    let up = restarting.elapsed();
+    let fenced = wait_for(Duration::from_secs(15), "the old primary fenced", || {
+        is_fenced(old)
+    })
+    .unwrap();
+    let new = the_primary(&env.sandbox).unwrap();
+    assert_ne!(new.server_id(), 1, "a replica was promoted");
+    let settled = wait_for(Duration::from_secs(15), "rejoined or quarantined", || {
+        replicates_from(old, new) || env.proxy.stderr().contains("former primary quarantined")
+    })
+    .unwrap();
+    let old_state = if replicates_from(old, new) {
+        "rejoined"
+    } else {
+        "quarantined"
+    };
+    load.wait_acked(load.acked() + 100, Duration::from_secs(10))
+        .unwrap();
+    let report = load.stop();
+
+    let (acked, lost) = verify(&env, &[env.url()], "fo", &[&report], killed);
+    let kill = report.phase(&clock, "kill9");
+    let restart = report.phase(&clock, "restart_old_primary");
+    // What was acknowledged after the old primary's restart began.
+    let lost_after_restart = lost
+        .iter()
+        .filter(|l| l.1 < -ms(restarting - killed))
+        .count();
+    FaultResult::new("kill9", semi_sync, &kill, acked, lost.len())
+        .with("lost_acked_ms_before_kill", lost_ms(&lost))
+        .print();
+    FaultResult::new(
+        "restart_old_primary",
+        semi_sync,
+        &restart,
+        acked,
+        lost_after_restart,
+    )
+    .with("server_up_ms", ms(up))
+    .with("fenced_ms", ms(up + fenced))
+    .with("settled_ms", ms(up + fenced + settled))
+    .with("old_primary", old_state)
+    .print();
+    println!(
+        "kill -9 (semi-sync: {semi_sync}) → first acknowledged write: {took:?}; client errors: {:?}",
+        kill.messages
+    );
+    assert_no_loss_beyond_replication(semi_sync, &lost);
+    assert_eq!(lost_after_restart, 0);
+    assert!(
+        kill.error_count() <= 1 && kill.errors.keys().all(|k| k == "2013"),
+        "only the statement in flight may fail: {:?}",
+        kill.messages
+    );
+    assert_eq!(
+        restart.error_count(),
+        0,
+        "the old primary's return is invisible to clients: {:?}",
+        restart.messages
+    );
+    assert!(took < Duration::from_secs(5), "failover took {took:?}");
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_lagless");
-
-/// Failover on, with a fast monitor.
-fn failover_options() -> EnvOptions {
-    EnvOptions {
-        extra: "[failover]\nenabled = true\n\n[monitor]\ninterval_ms = 100\ntimeout_ms = 500\n"
-            .into(),
-        ..EnvOptions::default()
-    }
-}
-
-fn failover_env() -> Env {
-    Env::start_with(BIN.as_ref(), &failover_options()).unwrap()
-}
-
+/// SIGSTOP of the primary, held `LAGLESS_FAULT_SIGSTOP_MS` (3 s by default, and at least until a
+/// replica was promoted), then SIGCONT: the old primary comes back fenced, and every
+/// acknowledged insert is on the new primary.
 #[test]
-fn a_hung_primary_is_failed_over() {
+fn a_hung_primary_is_failed_over_and_comes_back_fenced() {
+    let _g = shared();
+    let hold = sigstop_hold(Duration::from_secs(3));
     let env = failover_env();
-    rt().block_on(async {
-        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
-        c.query_drop("CREATE TABLE hung (id INT PRIMARY KEY)").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        env.sandbox.primary().pause().unwrap();
-        let paused = Instant::now();
-        // The write in flight on the hung primary ends with an error once a replica is promoted
-        // (its outcome is unknown); the same connection's next write goes to the new primary.
-        let r = tokio::time::timeout(Duration::from_secs(20), c.exec_drop("INSERT INTO hung VALUES (1)", ())).await;
-        let ended = paused.elapsed();
-        let r = r.expect("the statement on the hung primary did not end");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let acked = loop {
-            match c.exec_drop("INSERT INTO hung VALUES (2)", ()).await {
-                Ok(()) => break paused.elapsed(),
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "no write accepted after the primary hung: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
-        println!("SIGSTOP → the write in flight ended after {ended:?} ({r:?}); next write acknowledged after {acked:?}");
-        if let Err(e) = r {
-            assert!(e.to_string().contains("outcome is unknown"), "{e}");
-        }
-        let sid: u32 = c.query_first("/* lagless:primary */ SELECT @@server_id").await.unwrap().unwrap();
-        assert_ne!(sid, 1);
-    });
-    env.sandbox.primary().resume().unwrap();
+    create_table(&env.sandbox, "hung").unwrap();
+    let clock = FaultClock::default();
+    let load = insert_load("writer", env.url(), "hung", 0);
+    load.wait_acked(200, Duration::from_secs(20)).unwrap();
+    let old = env.sandbox.primary();
+    let stopped = clock.mark("sigstop");
+    old.pause().unwrap();
+    // The insert in flight on the hung primary ends with an error once a replica is promoted
+    // (its outcome is unknown); the client's next insert goes to the new primary.
+    let took = load.wait_ack_after(stopped, Duration::from_secs(20));
+    std::thread::sleep(hold.saturating_sub(stopped.elapsed()));
+    let held = stopped.elapsed();
+    old.resume().unwrap();
+    let took = took.unwrap();
+    let fenced = wait_for(Duration::from_secs(15), "the old primary fenced", || {
+        is_fenced(old)
+    })
+    .unwrap();
+    let new = the_primary(&env.sandbox).unwrap();
+    assert_ne!(new.server_id(), 1, "a replica was promoted");
+    let settled = wait_for(Duration::from_secs(15), "rejoined or quarantined", || {
+        replicates_from(old, new) || env.proxy.stderr().contains("former primary quarantined")
+    })
+    .unwrap();
+    let old_state = if replicates_from(old, new) {
+        "rejoined"
+    } else {
+        "quarantined"
+    };
+    load.wait_acked(load.acked() + 100, Duration::from_secs(10))
+        .unwrap();
+    let report = load.stop();
+
+    let (acked, lost) = verify(&env, &[env.url()], "hung", &[&report], stopped);
+    let phase = report.phase(&clock, "sigstop");
+    FaultResult::new("sigstop", false, &phase, acked, lost.len())
+        .with("lost_acked_ms_before_stop", lost_ms(&lost))
+        .with("held_ms", ms(held))
+        .with("fenced_ms_after_sigcont", ms(fenced))
+        .with("settled_ms_after_sigcont", ms(fenced + settled))
+        .with("old_primary", old_state)
+        .print();
+    println!(
+        "SIGSTOP held {held:?} → first acknowledged write after {took:?}; errors: {:?}",
+        phase.messages
+    );
+    // Stopped just after acknowledging a write, the primary may not have sent it yet: the
+    // same window as a kill.
+    assert_no_loss_beyond_replication(false, &lost);
+    assert!(
+        phase.error_count() <= 1
+            && phase
+                .messages
+                .iter()
+                .all(|m| m.contains("outcome is unknown")),
+        "only the statement in flight may fail: {:?}",
+        phase.messages
+    );
 }
 
 #[test]
 fn a_transaction_open_on_the_dead_primary_is_lost_cleanly() {
+    let _g = shared();
     let env = failover_env();
+    create_table(&env.sandbox, "trx_lost").unwrap();
     rt().block_on(async {
         let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
-        c.query_drop("CREATE TABLE trx_lost (id INT PRIMARY KEY)")
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
         c.query_drop("BEGIN").await.unwrap();
         c.query_drop("INSERT INTO trx_lost VALUES (1)")
             .await
@@ -224,130 +354,368 @@ fn a_transaction_open_on_the_dead_primary_is_lost_cleanly() {
     });
 }
 
+/// A session with autocommit=0 (`INSERT ...; COMMIT` repeatedly): the transaction open when
+/// the primary is killed is lost cleanly (an error, then the client's ROLLBACK), and the same
+/// connection goes on with autocommit=0 on the new primary: its inserts are invisible to other
+/// connections until it commits.
 #[test]
-fn switchover_under_write_load_loses_nothing_and_shows_no_error() {
+fn an_autocommit_0_session_keeps_its_semantics_across_a_failover() {
+    let _g = shared();
     let env = failover_env();
+    create_table(&env.sandbox, "ac").unwrap();
+    let on_primary = |id: u64| {
+        let p = the_primary(&env.sandbox).unwrap();
+        ids_on(p, "ac").unwrap().contains(&id)
+    };
     rt().block_on(async {
         let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
-        c.query_drop("CREATE TABLE sw (id INT PRIMARY KEY)")
+        c.query_drop("SET autocommit = 0").await.unwrap();
+        for id in 1..=5 {
+            c.exec_drop("INSERT INTO ac VALUES (?)", (id,))
+                .await
+                .unwrap();
+            assert!(!on_primary(id), "{id} is invisible before COMMIT");
+            c.query_drop("COMMIT").await.unwrap();
+            assert!(on_primary(id), "{id} is visible after COMMIT");
+        }
+        // A transaction is open (implicitly) when the primary dies.
+        c.exec_drop("INSERT INTO ac VALUES (?)", (6,))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = {
-            let stop = stop.clone();
-            let url = env.url();
-            tokio::spawn(async move {
-                let mut c = mysql_async::Conn::from_url(url).await.unwrap();
-                let (mut acked, mut errors) = (Vec::new(), Vec::new());
-                let mut id = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    id += 1;
-                    match c.exec_drop("INSERT INTO sw VALUES (?)", (id,)).await {
-                        Ok(()) => acked.push(id),
-                        Err(e) => errors.push(format!("{id}: {e}")),
-                    }
-                }
-                (acked, errors)
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let admin = format!("127.0.0.1:{}", env.admin_port);
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_lagless"))
-                .args(["switchover", "--to", "replica2", "--admin", &admin])
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let report = String::from_utf8_lossy(&out.stdout).to_string();
+        env.sandbox.primary().kill().unwrap();
+        let err = c
+            .exec_drop("INSERT INTO ac VALUES (?)", (7,))
+            .await
+            .expect_err("the transaction's server died");
+        assert!(err.to_string().contains("2013"), "{err}");
+        let err = c
+            .exec_drop("INSERT INTO ac VALUES (?)", (8,))
+            .await
+            .expect_err("transaction lost");
+        assert!(err.to_string().contains("ROLLBACK to continue"), "{err}");
+        c.query_drop("ROLLBACK").await.unwrap();
+
+        // The same connection on the new primary: still autocommit=0.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut errors = Vec::new();
+        while let Err(e) = c.exec_drop("INSERT INTO ac VALUES (?)", (9,)).await {
+            errors.push(e.to_string());
+            assert!(
+                Instant::now() < deadline,
+                "no write after the failover: {errors:?}"
+            );
+            let _ = c.query_drop("ROLLBACK").await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(
-            out.status.success(),
-            "{report}{}",
-            String::from_utf8_lossy(&out.stderr)
+            errors.is_empty(),
+            "writes wait for the new primary: {errors:?}"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let (acked, errors) = writer.await.unwrap();
-        println!("{report}");
-        println!(
-            "acknowledged {} inserts, client errors: {errors:?}",
-            acked.len()
-        );
-        assert!(errors.is_empty(), "{errors:?}");
-        let ids: Vec<i32> = c
-            .query("/* lagless:primary */ SELECT id FROM sw ORDER BY id")
-            .await
-            .unwrap();
-        let missing: Vec<_> = acked
-            .iter()
-            .filter(|id| ids.binary_search(id).is_err())
-            .collect();
-        assert!(missing.is_empty(), "lost: {missing:?}");
         let sid: u32 = c
             .query_first("/* lagless:primary */ SELECT @@server_id")
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(sid, 3, "replica2 is the primary");
+        assert_ne!(sid, 1, "a replica was promoted");
+        assert_eq!(sid, the_primary(&env.sandbox).unwrap().server_id());
+        let autocommit: i64 = c.query_first("SELECT @@autocommit").await.unwrap().unwrap();
+        assert_eq!(autocommit, 0, "the session's autocommit on the new primary");
+        assert!(
+            !on_primary(9),
+            "an insert without COMMIT is invisible to others"
+        );
+        c.query_drop("COMMIT").await.unwrap();
+        assert!(on_primary(9), "visible after COMMIT");
+        c.exec_drop("INSERT INTO ac VALUES (?)", (10,))
+            .await
+            .unwrap();
+        assert!(!on_primary(10), "still autocommit=0 after that COMMIT");
+        c.query_drop("ROLLBACK").await.unwrap();
+
+        let p = the_primary(&env.sandbox).unwrap();
+        assert_eq!(
+            ids_on(p, "ac").unwrap().into_iter().collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 9],
+            "the committed rows, nothing of the lost transaction nor of the rolled back one"
+        );
     });
+}
+
+/// After a transaction lost with its primary, an autocommit=0 session is still autocommit=0 for
+/// the proxy and for the client: the OK to its ROLLBACK does not set the autocommit status flag
+/// (connectors such as PyMySQL read autocommit from it), and its next read opens a transaction
+/// on the primary, as before the failover, instead of going to a replica.
+#[test]
+#[ignore = "proxy bug: a lost transaction resets the session to autocommit=1 in the proxy \
+            (observe_status(Some(SERVER_STATUS_AUTOCOMMIT)) when trx_lost is set, and the OK to \
+            ROLLBACK carries SERVER_STATUS_AUTOCOMMIT) until a statement reaches the primary"]
+fn after_a_lost_transaction_an_autocommit_0_session_is_still_autocommit_0() {
+    let _g = shared();
+    let env = failover_env();
+    create_table(&env.sandbox, "ac0").unwrap();
+    rt().block_on(async {
+        // A raw client shows the status flags of each OK (mysql_async does not expose them).
+        let mut r = raw_login(env.port(), "app", "lagless", 0).await.unwrap();
+        let status = ok(&mut r, "SET autocommit = 0").await.unwrap();
+        assert_eq!(status & SERVER_STATUS_AUTOCOMMIT, 0, "{status:#x}");
+        let status = ok(&mut r, "INSERT INTO ac0 VALUES (1)").await.unwrap();
+        assert_eq!(
+            status & (SERVER_STATUS_AUTOCOMMIT | SERVER_STATUS_IN_TRANS),
+            SERVER_STATUS_IN_TRANS,
+            "{status:#x}"
+        );
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("SET autocommit = 0").await.unwrap();
+        // With autocommit off a read opens a transaction: on the primary.
+        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        assert_eq!(sid, 1, "an autocommit=0 session reads on the primary");
+        c.query_drop("INSERT INTO ac0 VALUES (2)").await.unwrap();
+
+        env.sandbox.primary().kill().unwrap();
+        let mut w = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while w.query_drop("INSERT INTO ac0 VALUES (1000)").await.is_err() {
+            assert!(Instant::now() < deadline, "no write after the failover");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let new = the_primary(&env.sandbox).unwrap().server_id();
+
+        ok(&mut r, "INSERT INTO ac0 VALUES (3)")
+            .await
+            .expect_err("the transaction's server died");
+        let rollback = ok(&mut r, "ROLLBACK").await.unwrap();
+        c.query_drop("INSERT INTO ac0 VALUES (4)")
+            .await
+            .expect_err("the transaction's server died");
+        c.query_drop("ROLLBACK").await.unwrap();
+        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        println!("after the lost transaction: ROLLBACK's status {rollback:#x}, the next read on server {sid} (primary: {new})");
+        assert_eq!(
+            rollback & SERVER_STATUS_AUTOCOMMIT,
+            0,
+            "the OK to the ROLLBACK of the lost transaction says autocommit is on: {rollback:#x}"
+        );
+        assert_eq!(
+            sid, new,
+            "the next read of the autocommit=0 session opens a transaction on the primary"
+        );
+    });
+}
+
+/// Runs a statement that answers OK on a raw session: the OK's status flags, or the error as
+/// `CODE message`.
+async fn ok(c: &mut lagless_backend::Login, sql: &str) -> Result<u16, String> {
+    let payload = [&[0x03u8][..], sql.as_bytes()].concat();
+    raw::send(c, &payload).await.map_err(|e| e.to_string())?;
+    let p = raw::recv(c).await.map_err(|e| e.to_string())?;
+    match p.payload.first() {
+        Some(0x00) => Ok(OkPacket::parse(&p.payload, CLIENT_PROTOCOL_41)
+            .expect("an OK packet")
+            .status),
+        Some(0xFF) => {
+            let e = ErrPacket::parse(&p.payload).expect("an ERR packet");
+            Err(format!("{} {}", e.code, e.message))
+        }
+        _ => panic!("{sql}: neither OK nor ERR: {:?}", p.payload),
+    }
+}
+
+#[test]
+fn switchover_under_write_load_loses_nothing_and_shows_no_error() {
+    let _g = shared();
+    let env = failover_env();
+    create_table(&env.sandbox, "sw").unwrap();
+    let clock = FaultClock::default();
+    let load = insert_load("writer", env.url(), "sw", 0);
+    load.wait_acked(200, Duration::from_secs(20)).unwrap();
+    let started = clock.mark("switchover");
+    let out = std::process::Command::new(BIN)
+        .args(["switchover", "--to", "replica2", "--admin"])
+        .arg(format!("127.0.0.1:{}", env.admin_port))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    load.wait_acked(load.acked() + 200, Duration::from_secs(10))
+        .unwrap();
+    let report = load.stop();
+    println!("{text}");
+    let (acked, lost) = verify(&env, &[env.url()], "sw", &[&report], started);
+    let phase = report.phase(&clock, "switchover");
+    FaultResult::new("switchover", false, &phase, acked, lost.len())
+        .with("command_ms", ms(took))
+        .print();
+    assert_eq!(
+        the_primary(&env.sandbox).unwrap().server_id(),
+        3,
+        "replica2 is the primary"
+    );
+    assert_eq!(phase.error_count(), 0, "{:?}", phase.messages);
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 }
 
 #[test]
 fn two_proxies_promote_one_primary_and_both_route_to_it() {
-    let opts = failover_options();
+    let _g = shared();
+    let opts = EnvOptions::failover();
     let env = Env::start_with(BIN.as_ref(), &opts).unwrap();
     let (second, _) = env.another_proxy(BIN.as_ref(), &opts).unwrap();
-    let url2 = format!(
-        "mysql://app:lagless@127.0.0.1:{}/app?prefer_socket=false",
-        second.port
+    create_table(&env.sandbox, "two").unwrap();
+    let clock = FaultClock::default();
+    // Both proxies get writes, in separate id ranges.
+    let a = insert_load("proxy1", env.url(), "two", 0);
+    let b = insert_load("proxy2", app_url(second.port), "two", 1_000_000_000);
+    a.wait_acked(100, Duration::from_secs(20)).unwrap();
+    b.wait_acked(100, Duration::from_secs(20)).unwrap();
+    let killed = clock.mark("kill9");
+    env.sandbox.primary().kill().unwrap();
+    let took_a = a.wait_ack_after(killed, Duration::from_secs(20)).unwrap();
+    let took_b = b.wait_ack_after(killed, Duration::from_secs(20)).unwrap();
+    a.wait_acked(a.acked() + 100, Duration::from_secs(10))
+        .unwrap();
+    b.wait_acked(b.acked() + 100, Duration::from_secs(10))
+        .unwrap();
+    let (ra, rb) = (a.stop(), b.stop());
+    // Exactly one server is writable (the_primary checks), both proxies route to it.
+    let (acked, lost) = verify(
+        &env,
+        &[env.url(), app_url(second.port)],
+        "two",
+        &[&ra, &rb],
+        killed,
     );
-    rt().block_on(async {
-        let mut a = mysql_async::Conn::from_url(env.url()).await.unwrap();
-        let mut b = mysql_async::Conn::from_url(url2.as_str()).await.unwrap();
-        a.query_drop("CREATE TABLE two (id INT PRIMARY KEY)")
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        env.sandbox.primary().kill().unwrap();
-        // Both keep writing through their own proxy.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut id = 0;
-        for c in [&mut a, &mut b] {
-            loop {
-                id += 1;
-                if c.exec_drop("INSERT INTO two VALUES (?)", (id,))
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "no write after the failover");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+    let (pa, pb) = (ra.phase(&clock, "kill9"), rb.phase(&clock, "kill9"));
+    let phase = pa.merge(&pb);
+    FaultResult::new("two_proxies", false, &phase, acked, lost.len())
+        .with("first_write_ms_per_proxy", vec![ms(took_a), ms(took_b)])
+        .with("lost_acked_ms_before_kill", lost_ms(&lost))
+        .print();
+    println!("two proxies: errors {:?}", phase.messages);
+    assert_no_loss_beyond_replication(false, &lost);
+    assert!(
+        pa.error_count() <= 1 && pb.error_count() <= 1,
+        "only each client's statement in flight may fail: {:?}",
+        phase.messages
+    );
+    let new = the_primary(&env.sandbox).unwrap();
+    for r in env.sandbox.replicas() {
+        if r.server_id() != new.server_id() {
+            assert!(
+                replicates_from(r, new),
+                "{} follows the new primary",
+                r.name()
+            );
         }
-        let pa: u32 = a
-            .query_first("/* lagless:primary */ SELECT @@server_id")
-            .await
-            .unwrap()
-            .unwrap();
-        let pb: u32 = b
-            .query_first("/* lagless:primary */ SELECT @@server_id")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(pa, pb, "both proxies route writes to the same new primary");
-        assert_ne!(pa, 1);
-        // Exactly one server is writable, and the other replica follows it.
-        let writable: Vec<u32> = env
-            .sandbox
-            .replicas()
-            .iter()
-            .filter(|r| r.scalar("SELECT @@read_only").ok().as_deref() == Some("0"))
-            .map(|r| r.server_id())
-            .collect();
-        assert_eq!(writable, vec![pa], "one promotion");
-    });
+    }
     drop(second);
+}
+
+/// A primary at 100% CPU (CPU-bound queries on more sessions than there are cores, run
+/// directly on it) while a client writes through the proxy, with failover on and the demo's
+/// 100 ms monitor: no failover, the same server stays primary, and every write succeeds.
+#[test]
+fn a_primary_at_full_cpu_is_not_failed_over() {
+    let _g = exclusive();
+    let busy_for = Duration::from_secs(5);
+    let env = failover_env();
+    create_table(&env.sandbox, "cpu").unwrap();
+    let primary = env.sandbox.primary();
+    let clock = FaultClock::default();
+    let load = insert_load("writer", env.url(), "cpu", 0);
+    load.wait_acked(100, Duration::from_secs(20)).unwrap();
+    let pid = primary.pid().expect("the primary runs");
+    let cpu_before = cpu_time(pid).unwrap();
+    let machine_before = machine_cpu().unwrap();
+    let started = clock.mark("cpu_busy_primary");
+    let admin = env.sandbox.users().admin.clone();
+    let burners: Vec<_> = (0..4)
+        .map(|_| {
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname("127.0.0.1")
+                .tcp_port(primary.port())
+                .user(Some(admin.user.clone()))
+                .pass(Some(admin.password.clone()))
+                .prefer_socket(false);
+            std::thread::spawn(move || {
+                rt().block_on(async {
+                    let mut c = mysql_async::Conn::new(opts).await.unwrap();
+                    let mut queries = 0u32;
+                    while started.elapsed() < busy_for {
+                        // Aborted by the server after 1 s (error 1969) if it runs that long.
+                        let _ = c
+                            .query_drop(
+                                "SET STATEMENT max_statement_time = 1 FOR \
+                                 SELECT BENCHMARK(50000000, MD5('x'))",
+                            )
+                            .await;
+                        queries += 1;
+                    }
+                    queries
+                })
+            })
+        })
+        .collect();
+    let queries: u32 = burners.into_iter().map(|b| b.join().unwrap()).sum();
+    let busy = started.elapsed();
+    let cpu = cpu_time(pid).unwrap() - cpu_before;
+    let machine_after = machine_cpu().unwrap();
+    let machine_pct = ((machine_after.0 - machine_before.0) as f64
+        / (machine_after.1 - machine_before.1).max(1) as f64
+        * 100.0)
+        .round();
+    // A few more monitor rounds after the load: a late verdict would show here.
+    std::thread::sleep(Duration::from_secs(1));
+    let report = load.stop();
+
+    let failovers = failovers_logged(&env.proxy.stderr());
+    let (acked, lost) = verify(&env, &[env.url()], "cpu", &[&report], started);
+    let phase = report.phase(&clock, "cpu_busy_primary");
+    let cpu_pct = (cpu.as_secs_f64() / busy.as_secs_f64() * 100.0).round();
+    FaultResult::new("cpu_busy_primary", false, &phase, acked, lost.len())
+        .with("failovers", failovers)
+        .with("primary_cpu_pct", cpu_pct)
+        .with("machine_cpu_busy_pct", machine_pct)
+        .with("benchmark_queries", queries)
+        .with("busy_ms", ms(busy))
+        .print();
+    assert_eq!(failovers, 0, "a busy primary was failed over");
+    assert_eq!(the_primary(&env.sandbox).unwrap().server_id(), 1);
+    for r in env.sandbox.replicas() {
+        assert!(
+            replicates_from(r, primary),
+            "{} follows the primary",
+            r.name()
+        );
+    }
+    let (status, body) = lagless_e2e::admin_request(env.admin_port, "GET", "/replication");
+    assert_eq!(status, 200);
+    let roles: Vec<(String, String)> = body["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_string(),
+                s["role"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&("primary".into(), "primary".into()))
+            && roles.iter().filter(|(_, r)| r == "primary").count() == 1,
+        "the monitor sees the same primary: {roles:?}"
+    );
+    assert_eq!(phase.error_count(), 0, "{:?}", phase.messages);
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    // The machine is shared (replicas, proxy, client, other builds): the primary's share of
+    // it varies, but the cores must have been saturated, the primary's burners among them.
+    assert!(
+        machine_pct >= 90.0 && cpu_pct >= 25.0,
+        "not busy: the machine {machine_pct}%, the primary {cpu_pct}% of a core"
+    );
 }

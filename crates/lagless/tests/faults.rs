@@ -1,10 +1,17 @@
 //! Faults and lifecycle through the real binary: a killed backend connection, a killed
-//! primary, graceful shutdown with a statement in flight, the connection limit, bad config,
-//! and the demo's start/stop contract. Each test has its own sandbox and proxy.
+//! primary, killed replicas, graceful shutdown with a statement in flight, the connection
+//! limit, bad config, and the demo's start/stop contract. Each test has its own sandbox and
+//! proxy.
+//!
+//! The replica faults run under a continuous write and read workload and print a
+//! `FAULT-RESULT {json}` line (see `lagless_e2e::faults` and `tests/failover.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lagless_e2e::faults::{
+    create_table, ids_on, ClientError, FaultClock, FaultResult, Load, LoadReport,
+};
 use lagless_e2e::{free_port, rt, Env, EnvOptions};
 use mysql_async::prelude::*;
 
@@ -18,6 +25,88 @@ fn server_error_code(e: &mysql_async::Error) -> Option<u16> {
     match e {
         mysql_async::Error::Server(s) => Some(s.code),
         _ => None,
+    }
+}
+
+/// A client error as the fault report counts it: the error code, else the kind of failure.
+fn client_error(e: mysql_async::Error) -> ClientError {
+    let kind = match &e {
+        mysql_async::Error::Server(s) => s.code.to_string(),
+        mysql_async::Error::Io(_) => "io".into(),
+        mysql_async::Error::Driver(_) => "driver".into(),
+        _ => "other".into(),
+    };
+    ClientError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// A writer inserting into `app.{table}` in autocommit and a reader reading it on four
+/// sessions in turn (their reads go to the replicas), both through the proxy.
+struct Workload {
+    clock: FaultClock,
+    writer: Load,
+    reader: Load,
+}
+
+impl Workload {
+    fn start(env: &Env, table: &str) -> Workload {
+        create_table(&env.sandbox, table).unwrap();
+        let (url, insert) = (env.url(), format!("INSERT INTO {table} VALUES (?)"));
+        let writer = Load::spawn("writer", 0, move || {
+            let rt = rt();
+            let mut c = rt.block_on(mysql_async::Conn::from_url(url))?;
+            Ok(move |id: u64| {
+                rt.block_on(c.exec_drop(insert.as_str(), (id,)))
+                    .map_err(client_error)
+            })
+        });
+        let (url, select) = (env.url(), format!("SELECT COUNT(*) FROM {table}"));
+        let reader = Load::spawn("reader", 0, move || {
+            let rt = rt();
+            let mut sessions = Vec::new();
+            for _ in 0..4 {
+                sessions.push(rt.block_on(mysql_async::Conn::from_url(url.as_str()))?);
+            }
+            Ok(move |id: u64| {
+                let c = &mut sessions[id as usize % 4];
+                rt.block_on(c.query_drop(select.as_str()))
+                    .map_err(client_error)
+            })
+        });
+        writer.wait_acked(100, Duration::from_secs(20)).unwrap();
+        reader.wait_acked(100, Duration::from_secs(20)).unwrap();
+        Workload {
+            clock: FaultClock::default(),
+            writer,
+            reader,
+        }
+    }
+
+    /// Lets both run on a little after the fault, stops them, checks that every acknowledged
+    /// write is on the primary and that the client saw no error; prints the fault's line.
+    fn finish(self, env: &Env, table: &str, fault: &str) {
+        let (w, r) = (&self.writer, &self.reader);
+        w.wait_acked(w.acked() + 200, Duration::from_secs(10))
+            .unwrap();
+        r.wait_acked(r.acked() + 200, Duration::from_secs(10))
+            .unwrap();
+        let (writes, reads): (LoadReport, LoadReport) = (self.writer.stop(), self.reader.stop());
+        let present = ids_on(env.sandbox.primary(), table).unwrap();
+        let lost = writes.lost(&present);
+        let (w, r) = (
+            writes.phase(&self.clock, fault),
+            reads.phase(&self.clock, fault),
+        );
+        FaultResult::new(fault, false, &w, writes.acked().len(), lost.len())
+            .with("reads", reads.statements())
+            .with("read_errors", serde_json::json!(r.errors))
+            .with("slowest_read_ms", lagless_e2e::faults::ms(r.slowest))
+            .print();
+        assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+        assert_eq!(w.error_count(), 0, "write errors: {:?}", w.messages);
+        assert_eq!(r.error_count(), 0, "read errors: {:?}", r.messages);
     }
 }
 
@@ -301,6 +390,7 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
 #[test]
 fn a_dead_replica_is_skipped_and_reads_are_retried_without_client_errors() {
     let env = start(EnvOptions::default());
+    let load = Workload::start(&env, "rk1");
     rt().block_on(async {
         // Sessions stuck to each replica.
         let mut sessions = Vec::new();
@@ -310,6 +400,7 @@ fn a_dead_replica_is_skipped_and_reads_are_retried_without_client_errors() {
             sessions.push((c, sid));
         }
         assert!(sessions.iter().any(|(_, s)| *s == 2) && sessions.iter().any(|(_, s)| *s == 3));
+        load.clock.mark("kill_replica");
         env.sandbox.replica(1).kill().unwrap(); // server_id 2
         for (c, was) in &mut sessions {
             for _ in 0..3 {
@@ -329,6 +420,7 @@ fn a_dead_replica_is_skipped_and_reads_are_retried_without_client_errors() {
         let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
         assert_ne!(sid, 2);
     });
+    load.finish(&env, "rk1", "kill_replica");
 }
 
 #[test]
@@ -434,6 +526,7 @@ fn a_drained_replica_gets_no_reads_until_it_is_put_back() {
 #[test]
 fn both_replicas_killed_reads_go_on_from_the_primary_without_errors() {
     let env = start(EnvOptions::default());
+    let load = Workload::start(&env, "rk2");
     rt().block_on(async {
         let mut sessions = Vec::new();
         for _ in 0..6 {
@@ -442,6 +535,7 @@ fn both_replicas_killed_reads_go_on_from_the_primary_without_errors() {
             assert_ne!(sid, 1);
             sessions.push(c);
         }
+        load.clock.mark("kill_both_replicas");
         env.sandbox.replica(1).kill().unwrap();
         env.sandbox.replica(2).kill().unwrap();
         for c in &mut sessions {
@@ -462,4 +556,5 @@ fn both_replicas_killed_reads_go_on_from_the_primary_without_errors() {
             .unwrap();
         assert_eq!(sid, 1);
     });
+    load.finish(&env, "rk2", "kill_both_replicas");
 }
