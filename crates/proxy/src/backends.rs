@@ -16,7 +16,7 @@ use lagless_routing::ServerRef;
 use tokio::net::TcpStream;
 
 use crate::error::SessionError;
-use crate::pool::{Permit, Pool, PoolKey};
+use crate::pool::{HandshakeVars, Permit, Pool, PoolKey};
 
 /// One logged-in server connection.
 pub struct BackendConn {
@@ -45,6 +45,8 @@ pub struct BackendConn {
     pub clean: bool,
     /// Counts the connection against its server's cap (`[pool] max_per_server`).
     pub permit: Option<Permit>,
+    /// The character-set variables as its handshake set them (see `pool::HANDSHAKE_VARS`).
+    pub handshake_vars: Option<HandshakeVars>,
 }
 
 /// What every backend connection of a session is opened with.
@@ -211,6 +213,7 @@ pub async fn open_conn(
         },
         clean: true,
         permit: None,
+        handshake_vars: None,
     };
     let reply = crate::relay::command(&mut conn, TRACK_ALL, Expect::Query).await?;
     if let Some(err) = reply.error {

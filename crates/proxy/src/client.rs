@@ -9,7 +9,11 @@ use tokio::net::TcpStream;
 
 use crate::error::SessionError;
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Small, so that thousands of idle clients cost little memory; a packet longer than this is
+/// read with a buffer sized from its header.
+const READ_CHUNK: usize = 4 * 1024;
+/// The most reserved at once for the rest of a long packet.
+const READ_MAX_STEP: usize = 1 << 20;
 
 /// A connected client with its read buffer and negotiated capabilities.
 pub struct ClientConn {
@@ -47,7 +51,7 @@ impl ClientConn {
                 }
                 Err(e) => return Err(SessionError::ClientProtocol(e)),
             }
-            self.rbuf.reserve(READ_CHUNK);
+            self.rbuf.reserve(self.wanted());
             let n = self
                 .stream
                 .read_buf(&mut self.rbuf)
@@ -60,6 +64,19 @@ impl ClientConn {
                     Err(SessionError::ClientProtocol(ProtocolError::Truncated))
                 };
             }
+        }
+    }
+
+    /// How much to read next: the rest of a packet whose header is in, else a small chunk.
+    fn wanted(&self) -> usize {
+        match self.rbuf.get(..3) {
+            Some(h) => {
+                let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+                (len + 4)
+                    .saturating_sub(self.rbuf.len())
+                    .clamp(READ_CHUNK, READ_MAX_STEP)
+            }
+            None => READ_CHUNK,
         }
     }
 

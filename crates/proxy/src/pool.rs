@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::backends::{open_conn, BackendConn, BackendSettings};
 use crate::error::SessionError;
+use lagless_protocol::response::Expect;
 
 /// What a backend connection must share with a session to serve it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +26,23 @@ pub struct PoolKey {
     pub charset: u8,
 }
 
-/// Session variables that `SET ... = DEFAULT` cannot put back as the handshake left them
-/// (they follow the handshake's character set, not the global value): a connection that
-/// changed one is closed instead of being shared.
-const HANDSHAKE_VARS: &[&str] = &[
+/// Session variables that `SET ... = DEFAULT` cannot put back as the handshake left them: they
+/// follow the handshake's character set, not the global value. Their values after a handshake
+/// are read once per server and character set, and put back with those values.
+pub const HANDSHAKE_VARS: &[&str] = &[
     "character_set_client",
     "character_set_connection",
     "character_set_results",
     "collation_connection",
 ];
 
+/// The values of [`HANDSHAKE_VARS`] right after a handshake with one character set.
+pub type HandshakeVars = Arc<Vec<(String, String)>>;
+
 struct ServerPool {
     idle: Mutex<Vec<BackendConn>>,
+    /// [`HANDSHAKE_VARS`] per handshake character set, learned from the first connection.
+    handshake: Mutex<Vec<(u8, HandshakeVars)>>,
     /// One permit per open connection when the server has a cap.
     permits: Option<Arc<Semaphore>>,
     /// Woken when a connection is given back.
@@ -65,6 +71,7 @@ impl Pool {
                         .iter()
                         .map(|_| ServerPool {
                             idle: Mutex::new(Vec::new()),
+                            handshake: Mutex::new(Vec::new()),
                             permits: settings
                                 .max_per_server
                                 .map(|n| Arc::new(Semaphore::new(n as usize))),
@@ -133,8 +140,50 @@ impl Pool {
             self.logins.fetch_add(1, Ordering::Relaxed);
             let mut conn = open_conn(config, r, settings).await?;
             conn.permit = permit;
+            conn.handshake_vars = self.handshake_vars(&mut conn).await;
             return Ok(conn);
         }
+    }
+
+    /// The character-set variables a handshake like `conn`'s sets, read on `conn` (just logged
+    /// in) the first time. None if they could not be read: such connections are not shared
+    /// once a session changed them.
+    async fn handshake_vars(&self, conn: &mut BackendConn) -> Option<HandshakeVars> {
+        let sp = self.server(conn.server);
+        let charset = conn.key.charset;
+        let known = |sp: &ServerPool| {
+            sp.handshake.lock().ok().and_then(|h| {
+                h.iter()
+                    .find(|(c, _)| *c == charset)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        if let Some(v) = known(sp) {
+            return Some(v);
+        }
+        let sql = format!("\x03SELECT @@{}", HANDSHAKE_VARS.join(", @@"));
+        let reply = crate::relay::command(conn, sql.as_bytes(), Expect::Query)
+            .await
+            .ok()?;
+        if reply.error.is_some() {
+            return None;
+        }
+        // Column count, definitions, [EOF], the row, EOF/OK: the row is the packet before last.
+        let row = &reply
+            .packets
+            .get(reply.packets.len().checked_sub(2)?)?
+            .payload;
+        let mut r = lagless_protocol::lenenc::Reader::new(row);
+        let mut values = Vec::new();
+        for name in HANDSHAKE_VARS {
+            let v = r.lenenc_bytes_or_null().ok()??;
+            values.push((name.to_string(), String::from_utf8_lossy(v).into_owned()));
+        }
+        let values = Arc::new(values);
+        if let Ok(mut h) = sp.handshake.lock() {
+            h.push((charset, values.clone()));
+        }
+        Some(values)
     }
 
     /// Takes the most recently used idle connection that fits, checking it is still open.
@@ -168,11 +217,13 @@ impl Pool {
     pub fn give_back(&self, mut conn: BackendConn) {
         if !conn.clean
             || !conn.buf.is_empty()
-            || conn
-                .vars
-                .iter()
-                .any(|(n, _)| HANDSHAKE_VARS.contains(&n.as_str()))
+            || (conn.handshake_vars.is_none()
+                && conn
+                    .vars
+                    .iter()
+                    .any(|(n, _)| HANDSHAKE_VARS.contains(&n.as_str())))
         {
+            tracing::debug!(server = %conn.server_name, clean = conn.clean, unread = conn.buf.len(), vars = ?conn.vars, "backend connection closed, not pooled");
             return;
         }
         // The next user brings it to its own state (see `TrackedState::sync`).

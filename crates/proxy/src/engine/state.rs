@@ -122,7 +122,8 @@ impl TrackedState {
         if conn.synced_version == self.version {
             return Ok(());
         }
-        if let Some(set) = self.replay_statement(conn.is_primary, &conn.vars) {
+        let handshake = conn.handshake_vars.as_deref().map_or(&[][..], |v| &v[..]);
+        if let Some(set) = self.replay_statement(conn.is_primary, &conn.vars, handshake) {
             let reply = command(conn, set.as_bytes(), Expect::Query).await?;
             if let Some(err) = reply.error {
                 tracing::warn!(server = %conn.server_name, code = err.code, "session replay refused: {}", err.message);
@@ -145,8 +146,21 @@ impl TrackedState {
 
     /// `SET SESSION a = 1, b = 'x', c = DEFAULT` (as a COM_QUERY payload): what turns a
     /// connection that has `has` into one with this session's variables (a connection from the
-    /// pool may carry another session's).
-    fn replay_statement(&self, primary: bool, has: &[(String, String)]) -> Option<String> {
+    /// pool may carry another session's). Character-set variables go back to the values the
+    /// handshake gave them (`handshake`), which DEFAULT would not do.
+    fn replay_statement(
+        &self,
+        primary: bool,
+        has: &[(String, String)],
+        handshake: &[(String, String)],
+    ) -> Option<String> {
+        // A connection's value of a variable, when known: set by a session, else the handshake's.
+        let current = |name: &str| {
+            has.iter()
+                .chain(handshake)
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
         let mut sql = String::from("\x03SET SESSION ");
         let mut any = false;
         let mut item = |sql: &mut String, name: &str| {
@@ -158,15 +172,25 @@ impl TrackedState {
             sql.push_str(" = ");
         };
         for (name, value) in self.wanted(primary) {
-            if !has.iter().any(|(n, v)| n == name && v == value) {
+            if current(name) != Some(value.as_str()) {
                 item(&mut sql, name);
                 push_value(&mut sql, value);
             }
         }
-        for (name, _) in has {
-            if !self.wanted(primary).any(|(n, _)| n == name) {
-                item(&mut sql, name);
-                sql.push_str("DEFAULT");
+        for (name, value) in has {
+            if self.wanted(primary).any(|(n, _)| n == name) {
+                continue;
+            }
+            match handshake.iter().find(|(n, _)| n == name) {
+                Some((_, original)) if original == value => {}
+                Some((_, original)) => {
+                    item(&mut sql, name);
+                    push_value(&mut sql, original);
+                }
+                None => {
+                    item(&mut sql, name);
+                    sql.push_str("DEFAULT");
+                }
             }
         }
         any.then_some(sql)
@@ -223,11 +247,11 @@ mod tests {
         t.vars.push(("autocommit".into(), "OFF".into()));
         t.vars.push(("time_zone".into(), "+02:00".into()));
         assert_eq!(
-            t.replay_statement(true, &[]).unwrap(),
+            t.replay_statement(true, &[], &[]).unwrap(),
             "\x03SET SESSION autocommit = 'OFF', time_zone = '+02:00'"
         );
         assert_eq!(
-            t.replay_statement(false, &[]).unwrap(),
+            t.replay_statement(false, &[], &[]).unwrap(),
             "\x03SET SESSION time_zone = '+02:00'"
         );
     }
@@ -243,13 +267,18 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            t.replay_statement(true, &has(&[("time_zone", "+02:00"), ("sql_mode", "ANSI")])),
+            t.replay_statement(
+                true,
+                &has(&[("time_zone", "+02:00"), ("sql_mode", "ANSI")]),
+                &[]
+            ),
             None
         );
         assert_eq!(
             t.replay_statement(
                 true,
-                &has(&[("sql_mode", "TRADITIONAL"), ("wait_timeout", "5")])
+                &has(&[("sql_mode", "TRADITIONAL"), ("wait_timeout", "5")]),
+                &[]
             )
             .unwrap(),
             "\x03SET SESSION time_zone = '+02:00', sql_mode = 'ANSI', wait_timeout = DEFAULT"
@@ -257,9 +286,36 @@ mod tests {
         // A pooled connection's autocommit is put back on a replica too.
         assert_eq!(
             TrackedState::default()
-                .replay_statement(false, &has(&[("autocommit", "OFF")]))
+                .replay_statement(false, &has(&[("autocommit", "OFF")]), &[])
                 .unwrap(),
             "\x03SET SESSION autocommit = DEFAULT"
         );
+    }
+
+    #[test]
+    fn character_set_variables_go_back_to_the_handshake_values() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let hs = vec![
+            pair("character_set_client", "utf8mb4"),
+            pair("collation_connection", "utf8mb4_general_ci"),
+        ];
+        let mut t = TrackedState::default();
+        // Wanted values equal to the handshake's need no statement on a fresh connection...
+        t.vars.push(pair("character_set_client", "utf8mb4"));
+        assert_eq!(t.replay_statement(true, &[], &hs), None);
+        // ...and a connection another session left in latin1 is put back.
+        let has = [
+            pair("character_set_client", "latin1"),
+            pair("collation_connection", "latin1_swedish_ci"),
+        ];
+        assert_eq!(
+            t.replay_statement(true, &has, &hs).unwrap(),
+            "\x03SET SESSION character_set_client = 'utf8mb4', \
+             collation_connection = 'utf8mb4_general_ci'"
+        );
+        // Left at the handshake's value by another session: nothing to do.
+        let t = TrackedState::default();
+        let has = [pair("character_set_client", "utf8mb4")];
+        assert_eq!(t.replay_statement(true, &has, &hs), None);
     }
 }
