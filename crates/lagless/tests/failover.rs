@@ -446,9 +446,6 @@ fn an_autocommit_0_session_keeps_its_semantics_across_a_failover() {
 /// (connectors such as PyMySQL read autocommit from it), and its next read opens a transaction
 /// on the primary, as before the failover, instead of going to a replica.
 #[test]
-#[ignore = "proxy bug: a lost transaction resets the session to autocommit=1 in the proxy \
-            (observe_status(Some(SERVER_STATUS_AUTOCOMMIT)) when trx_lost is set, and the OK to \
-            ROLLBACK carries SERVER_STATUS_AUTOCOMMIT) until a statement reaches the primary"]
 fn after_a_lost_transaction_an_autocommit_0_session_is_still_autocommit_0() {
     let _g = shared();
     let env = failover_env();

@@ -432,8 +432,9 @@ impl Engine {
                     if self.routing.trx.active && self.routing.trx.server == Some(server) {
                         // The transaction lived on that connection only.
                         self.trx_lost = true;
-                        self.routing
-                            .observe_status(Some(consts::SERVER_STATUS_AUTOCOMMIT), server);
+                        // The transaction ended; the session's autocommit setting did not.
+                        let status = self.autocommit_status();
+                        self.routing.observe_status(Some(status), server);
                     }
                     if matches!(
                         e,
@@ -511,10 +512,11 @@ impl Engine {
             self.trx_lost = false;
         }
         if ok {
+            let status = self.autocommit_status();
             self.client.queue_ok(
                 1,
                 &OkPacket {
-                    status: consts::SERVER_STATUS_AUTOCOMMIT,
+                    status,
                     ..OkPacket::default()
                 },
             );
@@ -524,6 +526,15 @@ impl Engine {
         }
         self.client.flush().await?;
         Ok(Flow::Continue)
+    }
+
+    /// Status flags of a session outside a transaction: autocommit as the session set it.
+    fn autocommit_status(&self) -> u16 {
+        if self.routing.trx.autocommit {
+            consts::SERVER_STATUS_AUTOCOMMIT
+        } else {
+            0
+        }
     }
 
     /// Waits (up to `failover.hold_writes`) for a running failover to finish.
