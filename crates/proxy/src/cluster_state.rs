@@ -55,6 +55,8 @@ pub struct ClusterState {
     failing_over: Vec<AtomicBool>,
     /// Woken when a failover names a new primary (statements waiting on the old one end).
     pub primary_changed: tokio::sync::Notify,
+    /// Per cluster: wakes the monitor for a round at once (see [`ClusterState::suspect`]).
+    pub probe_now: Vec<Arc<tokio::sync::Notify>>,
     /// Per cluster: the primary's GTID position at the monitor's previous round.
     previous_primary_pos: std::sync::Mutex<Vec<Option<MariaPos>>>,
     started: Instant,
@@ -78,10 +80,22 @@ impl ClusterState {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             previous_primary_pos: std::sync::Mutex::new(Vec::new()),
+            probe_now: config
+                .clusters
+                .iter()
+                .map(|_| Arc::new(tokio::sync::Notify::new()))
+                .collect(),
             primary_changed: tokio::sync::Notify::new(),
             turn: AtomicU64::new(0),
             started: now,
         }
+    }
+
+    /// A client session's connection to `r` broke or could not be opened: the monitor probes
+    /// the cluster now, so that a dead primary is confirmed (and failed over) without waiting
+    /// for the next round.
+    pub fn suspect(&self, r: ServerRef) {
+        self.probe_now[r.cluster].notify_one();
     }
 
     /// The current snapshot; servers whose time aside is over are healthy again.

@@ -395,7 +395,14 @@ impl Engine {
             }
             self.adopt(&plan).await;
             let server = plan.server;
-            match self.attempt(&plan, &out, expect).await {
+            let outcome = self.attempt(&plan, &out, expect).await;
+            if let Err(Attempt::Retryable(e) | Attempt::NoAnswer(e) | Attempt::Fatal(e)) = &outcome
+            {
+                if e.is_backend_connection_failure() {
+                    self.ctx.cluster.suspect(server);
+                }
+            }
+            match outcome {
                 Ok(relayed) => {
                     self.record(c, &plan, relayed);
                     return Ok(Flow::Continue);

@@ -38,6 +38,16 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// A backend connection broke or could not be opened (not a server's refusal): evidence
+    /// that the server may be down.
+    pub fn is_backend_connection_failure(&self) -> bool {
+        match self {
+            SessionError::BackendLost { .. } => true,
+            SessionError::Backend { source, .. } => !source.is_server_error(),
+            _ => false,
+        }
+    }
+
     /// The ERR packet a client should get for this error, if it can still receive one.
     pub fn to_err_packet(&self) -> Option<ErrPacket> {
         let (code, message): (ErrorCode, String) = match self {

@@ -30,6 +30,7 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
         config.interval = m.interval;
         config.timeout = m.timeout;
         config.connect_timeout = ctx.config.timeouts.connect;
+        config.probe_now = Some(ctx.cluster.probe_now[ci].clone());
         config.heartbeat = m.heartbeat_schema.as_ref().map(|schema| HeartbeatConfig {
             schema: schema.clone(),
         });

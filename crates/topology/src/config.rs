@@ -75,6 +75,10 @@ pub struct MonitorConfig {
     /// Bound on connecting and logging in.
     pub connect_timeout: Duration,
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Woken to start a round at once instead of at the next tick: a client connection to a
+    /// server broke, evidence worth checking now (rounds stay at least a tenth of an interval
+    /// apart).
+    pub probe_now: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl MonitorConfig {
@@ -92,6 +96,7 @@ impl MonitorConfig {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat: None,
+            probe_now: None,
         }
     }
 

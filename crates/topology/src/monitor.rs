@@ -84,16 +84,34 @@ async fn run(
     // started does not hold the others' observations back any longer.
     let grace = config.interval / 2;
     let mut grace_ends: Option<Instant> = None;
+    let min_gap = config.interval / 10;
+    let mut last_round = Instant::now();
+    let probe_now = config.probe_now.clone();
+    let woken = || async {
+        match &probe_now {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
         let publish = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            () = woken() => {
+                if last_round.elapsed() >= min_gap {
+                    ticker.reset_immediately();
+                } else {
+                    ticker.reset_at(last_round + min_gap);
+                }
+                false
+            }
             Some((i, obs)) = results.recv() => rounds.on_result(i, obs),
             _ = sleep_until(grace_ends.unwrap_or_else(Instant::now)), if grace_ends.is_some() => {
                 grace_ends = None;
                 rounds.grace_expired()
             }
             started = ticker.tick() => {
+                last_round = started;
                 grace_ends = Some(started + grace);
                 let (publish, asked) = rounds.start_round();
                 for (i, request) in asked {
