@@ -32,7 +32,11 @@
 //!   "connections_active", "connections_accepted", "commands", "auth_failures",
 //!   "backend_errors", "unknown_statements", "hints_ignored", "read_retries", "reads_behind"},
 //!   "config": {"listener_address", "max_connections", "consistency_default",
-//!   "max_replica_lag_s", "balance", "primary_in_read_pool", "monitor_enabled"}}`.
+//!   "max_replica_lag_s", "balance", "primary_in_read_pool", "monitor_enabled"},
+//!   "ha_events": [{"at_ms", "cluster", "kind", "server", "summary", "total_ms",
+//!   "possibly_lost", "steps": [{"server", "step", "statement", "at_ms", "took_ms",
+//!   "outcome"}]}]}`: failovers, switchovers, rejoins and quarantines (with the GTID ranges
+//!   the old primary has and the new one lacks), oldest first.
 //! - `GET /explain?sql=SQL[&in_transaction=true|false][&user=NAME][&schema=NAME]` →
 //!   `{"class", "target", "server", "reason"}`, the shape of `lagless explain --json`: where a
 //!   new session of `user` (default `app`) would send the statement now, against the live

@@ -218,6 +218,60 @@ pub struct Status {
     pub uptime_ms: u64,
     pub counters: Counters,
     pub config: ConfigSummary,
+    /// Failovers, switchovers, rejoins and quarantines, oldest first (the last 50).
+    pub ha_events: Vec<HaEvent>,
+}
+
+/// One high-availability action, step by step.
+#[derive(Debug, Serialize)]
+pub struct HaEvent {
+    /// When it ended, in ms since the proxy started.
+    pub at_ms: u64,
+    pub cluster: String,
+    /// failover, failover_failed, adopted, switchover, switchover_failed, rejoin, quarantine.
+    pub kind: &'static str,
+    pub server: String,
+    pub summary: String,
+    pub total_ms: Option<f64>,
+    /// GTID ranges the old primary has and the new one lacks: possibly lost by a failover.
+    pub possibly_lost: Vec<String>,
+    pub steps: Vec<HaEventStep>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HaEventStep {
+    pub server: String,
+    pub step: String,
+    pub statement: Option<String>,
+    pub at_ms: f64,
+    pub took_ms: f64,
+    pub outcome: String,
+}
+
+impl HaEvent {
+    fn from_record(r: lagless_proxy::ha_history::HaRecord) -> Self {
+        HaEvent {
+            at_ms: r.at_ms,
+            cluster: r.cluster,
+            kind: r.kind,
+            server: r.server,
+            summary: r.summary,
+            total_ms: r.total_ms,
+            possibly_lost: r.possibly_lost,
+            steps: r
+                .steps
+                .into_iter()
+                .map(|s| HaEventStep {
+                    server: s.server,
+                    step: s.step,
+                    statement: s.statement,
+                    at_ms: s.at_ms,
+                    took_ms: s.took_ms,
+                    outcome: s.outcome,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The proxy-wide counters, since start.
@@ -275,6 +329,12 @@ impl Status {
                 primary_in_read_pool: c.routing.primary_in_read_pool,
                 monitor_enabled: c.monitor.enabled,
             },
+            ha_events: ctx
+                .ha
+                .records()
+                .into_iter()
+                .map(HaEvent::from_record)
+                .collect(),
         }
     }
 }

@@ -117,6 +117,23 @@ async fn status_has_counters_and_config() {
     let ctx = context();
     ctx.stats.commands.fetch_add(7, Ordering::Relaxed);
     ctx.stats.reads_behind.fetch_add(2, Ordering::Relaxed);
+    ctx.ha.push(lagless_proxy::ha_history::HaRecord {
+        at_ms: 1234,
+        cluster: "main".into(),
+        kind: "quarantine",
+        server: "primary".into(),
+        summary: "fenced".into(),
+        total_ms: Some(2.5),
+        possibly_lost: vec!["0-1-7..0-1-9".into()],
+        steps: vec![lagless_proxy::ha_history::HaStep {
+            server: "primary".into(),
+            step: "check history".into(),
+            statement: None,
+            at_ms: 0.5,
+            took_ms: 1.0,
+            outcome: "done".into(),
+        }],
+    });
     let (status, v) = get(&ctx, "/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -126,8 +143,16 @@ async fn status_has_counters_and_config() {
             "server_version",
             "uptime_ms",
             "counters",
-            "config"
+            "config",
+            "ha_events"
         ])
+    );
+    assert_eq!(
+        v["ha_events"],
+        json!([{"at_ms": 1234, "cluster": "main", "kind": "quarantine", "server": "primary",
+                "summary": "fenced", "total_ms": 2.5, "possibly_lost": ["0-1-7..0-1-9"],
+                "steps": [{"server": "primary", "step": "check history", "statement": null,
+                           "at_ms": 0.5, "took_ms": 1.0, "outcome": "done"}]}])
     );
     assert_eq!(v["server_version"], "10.11.0-MariaDB-lagless");
     assert!(v["uptime_ms"].is_u64());

@@ -30,6 +30,8 @@ pub struct ProxyContext {
     global_gtids: Mutex<MariaPos>,
     /// Backend connections shared between sessions.
     pub pool: Arc<Pool>,
+    /// Failovers, switchovers, rejoins and quarantines done by this proxy.
+    pub ha: crate::ha_history::HaHistory,
 }
 
 /// Counters visible to tests and, later, to the admin interface.
@@ -61,6 +63,7 @@ impl ProxyContext {
         let pool = Arc::new(Pool::new(&config));
         Ok(ProxyContext {
             pool,
+            ha: crate::ha_history::HaHistory::default(),
             config,
             server_version,
             rsa: RsaKeyPair::generate()?,

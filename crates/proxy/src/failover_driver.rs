@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::context::ProxyContext;
+use crate::ha_history::{HaRecord, HaStep};
 
 /// How much monitor history detection looks at.
 const HISTORY: Duration = Duration::from_secs(10);
@@ -149,16 +150,38 @@ impl FailoverDriver {
                     return;
                 }
                 info!(server = %old.name, "former primary fenced (read_only = 1)");
+                let cluster_name = ctx.config.clusters[cluster].name.clone();
                 match rejoin(&old, &new, &opts).await {
-                    Ok(report) => match report.outcome {
-                        RejoinOutcome::Rejoined => {
-                            info!(server = %old.name, primary = %new.name, "former primary rejoined as a replica");
-                            ctx.cluster.unfence(r);
+                    Ok(report) => {
+                        let mut record = HaRecord {
+                            at_ms: ctx.now_ms(),
+                            cluster: cluster_name,
+                            kind: "rejoin",
+                            server: old.name.clone(),
+                            summary: format!("replicates from {}", new.name),
+                            total_ms: Some(ms(report.took)),
+                            possibly_lost: Vec::new(),
+                            steps: report.events.iter().map(HaStep::from_event).collect(),
+                        };
+                        match &report.outcome {
+                            RejoinOutcome::Rejoined => {
+                                info!(server = %old.name, primary = %new.name, "former primary rejoined as a replica");
+                                ctx.cluster.unfence(r);
+                            }
+                            RejoinOutcome::Quarantined { errant } => {
+                                error!(server = %old.name, ?errant, "former primary quarantined: it has transactions the new primary lacks (possibly lost)");
+                                record.kind = "quarantine";
+                                record.summary = format!(
+                                    "fenced (read-only, not replicating): it has {} the new primary {} lacks; re-apply or discard them by hand, then rebuild it",
+                                    count_transactions(errant),
+                                    new.name
+                                );
+                                record.possibly_lost =
+                                    errant.iter().map(ToString::to_string).collect();
+                            }
                         }
-                        RejoinOutcome::Quarantined { errant } => {
-                            error!(server = %old.name, ?errant, "former primary quarantined: it has transactions the new primary lacks (possibly lost)");
-                        }
-                    },
+                        ctx.ha.push(record);
+                    }
                     Err(e) => warn!(server = %old.name, error = %e, "rejoin failed"),
                 }
             });
@@ -235,6 +258,20 @@ async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest
         .map(|s| Member::new(s.name.clone(), s.address.clone()))
         .collect();
     let promote = || failover(&servers, &candidate, &opts);
+    let record = |kind,
+                  server: &str,
+                  summary: String,
+                  total,
+                  steps: &[lagless_topology::failover::Event]| HaRecord {
+        at_ms: ctx.now_ms(),
+        cluster: config.name.clone(),
+        kind,
+        server: server.to_string(),
+        summary,
+        total_ms: total,
+        possibly_lost: Vec::new(),
+        steps: steps.iter().map(HaStep::from_event).collect(),
+    };
     match with_failover_lock(&members, old, &candidate.member(), &opts, promote).await {
         Ok(Locked::Ran(Ok(report))) => {
             if let Some(i) = index_of(&report.new_primary) {
@@ -244,13 +281,44 @@ async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest
                 info!(?event, "failover step");
             }
             info!(new_primary = %report.new_primary, total_ms = report.total.as_millis() as u64, "failover done");
+            let summary = format!(
+                "{old} failed; {} promoted (writable after {:.1} ms){}",
+                report.new_primary,
+                ms(report.promoted_after),
+                if report.apply.caught_up {
+                    String::new()
+                } else {
+                    format!(
+                        "; it had not applied everything it received: {}",
+                        report.apply.note.as_deref().unwrap_or("")
+                    )
+                }
+            );
+            ctx.ha.push(record(
+                "failover",
+                &report.new_primary,
+                summary,
+                Some(ms(report.total)),
+                &report.events,
+            ));
         }
-        Ok(Locked::Ran(Err(e))) => error!(error = %e, "failover failed"),
+        Ok(Locked::Ran(Err(e))) => {
+            error!(error = %e, "failover failed");
+            ctx.ha.push(record(
+                "failover_failed",
+                &e.server,
+                e.to_string(),
+                None,
+                &e.events,
+            ));
+        }
         Ok(Locked::AlreadyPromoted { primary }) => {
             info!(%primary, "another proxy promoted a primary");
             if let Some(i) = index_of(&primary) {
                 ctx.cluster.set_primary(cluster, i);
             }
+            let summary = format!("{old} failed; another proxy had promoted {primary}");
+            ctx.ha.push(record("adopted", &primary, summary, None, &[]));
         }
         Err(e) => error!(error = %e, "failover lock"),
     }
@@ -330,13 +398,56 @@ pub async fn switchover(
                     .unfence(lagless_routing::ServerRef { cluster, server: i });
             }
             info!(%report, "switchover done");
+            ctx.ha.push(HaRecord {
+                at_ms: ctx.now_ms(),
+                cluster: config.name.clone(),
+                kind: "switchover",
+                server: report.new_primary.clone(),
+                summary: format!(
+                    "{} -> {}: writes paused {:.1} ms",
+                    report.old_primary,
+                    report.new_primary,
+                    ms(report.write_pause)
+                ),
+                total_ms: Some(ms(report.total)),
+                possibly_lost: Vec::new(),
+                steps: report.events.iter().map(HaStep::from_event).collect(),
+            });
             Ok(report.to_string())
         }
         Err(e) => {
             error!(error = %e, "switchover failed");
+            ctx.ha.push(HaRecord {
+                at_ms: ctx.now_ms(),
+                cluster: config.name.clone(),
+                kind: "switchover_failed",
+                server: target.clone(),
+                summary: e.to_string(),
+                total_ms: None,
+                possibly_lost: Vec::new(),
+                steps: e.events.iter().map(HaStep::from_event).collect(),
+            });
             Err(e.to_string())
         }
     };
     ctx.cluster.set_failing_over(cluster, false);
     outcome
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// "3 transactions" for GTID ranges (a range whose start is unknown counts as "at least 1").
+fn count_transactions(ranges: &[lagless_topology::failover::GtidRange]) -> String {
+    let known: u64 = ranges
+        .iter()
+        .map(|r| r.first_seq.map_or(1, |f| r.last_seq.saturating_sub(f) + 1))
+        .sum();
+    let open = ranges.iter().any(|r| r.first_seq.is_none());
+    let plural = if known == 1 { "" } else { "s" };
+    format!(
+        "{}{known} transaction{plural}",
+        if open { "at least " } else { "" }
+    )
 }

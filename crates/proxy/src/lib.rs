@@ -12,6 +12,7 @@
 //! - [`relay`]: streams a backend's response to the client, packet-aware but without buffering.
 //! - [`context`]: what all sessions share (config snapshot, RSA key, counters); passed explicitly.
 //! - [`failover_driver`]: automatic failover from the monitor's snapshots.
+//! - [`ha_history`]: the failovers, switchovers and rejoins done, step by step, for admin.
 //! - [`monitor_feed`]: runs the replication monitor and feeds its snapshots to the routing view.
 //! - [`cluster_state`]: server health, load and counters; publishes the routing snapshot.
 //! - [`error`]: the one place internal errors become client ERR packets.
@@ -25,6 +26,7 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod failover_driver;
+pub mod ha_history;
 pub mod handshake;
 pub mod monitor_feed;
 pub mod pool;
