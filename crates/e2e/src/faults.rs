@@ -290,24 +290,35 @@ impl LoadReport {
             .collect()
     }
 
-    /// Acknowledged ids missing from `present`, each with how long before `fault` its
-    /// acknowledgement came (negative: after the fault). Asynchronous replication can lose what
-    /// was acknowledged just before a primary died; nothing acknowledged after a failover may
-    /// be missing.
-    pub fn lost_before(&self, present: &BTreeSet<u64>, fault: Instant) -> Vec<(u64, f64)> {
+    /// Acknowledged ids missing from `present`, with when each was sent and acknowledged
+    /// relative to `fault`.
+    pub fn lost_around(&self, present: &BTreeSet<u64>, fault: Instant) -> Vec<Lost> {
         self.ops
             .iter()
             .filter(|o| o.error.is_none() && !present.contains(&o.id))
-            .map(|o| {
-                let before = if o.done <= fault {
+            .map(|o| Lost {
+                id: o.id,
+                sent_before: o.sent < fault,
+                acked_ms_before: if o.done <= fault {
                     ms(fault - o.done)
                 } else {
                     -ms(o.done - fault)
-                };
-                (o.id, before)
+                },
             })
             .collect()
     }
+}
+
+/// An acknowledged write missing at the end. Asynchronous replication can lose writes that the
+/// dying primary committed and had not sent yet: sent before the fault, acknowledged just
+/// before it (or just after: the OK was on its way). A write sent after the fault never reached
+/// the old primary and must not be missing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lost {
+    pub id: u64,
+    pub sent_before: bool,
+    /// How long before the fault its acknowledgement came (negative: after).
+    pub acked_ms_before: f64,
 }
 
 /// One fault's result, printed as `FAULT-RESULT {json}`.
@@ -427,6 +438,23 @@ pub fn the_primary(sandbox: &Sandbox) -> Result<&Server> {
             v.iter().map(|s| s.name()).collect::<Vec<_>>()
         ),
     }
+}
+
+/// Marks fault `name` on `clock` and sends `sig` to `server` at once (its pid looked up
+/// before the mark): writes sent after the mark were sent after the signal. For SIGKILL, call
+/// [`Server::kill`] after it to wait until the process is gone.
+pub fn signal_marked(
+    clock: &FaultClock,
+    name: &str,
+    server: &Server,
+    sig: nix::sys::signal::Signal,
+) -> Result<Instant> {
+    let pid = server
+        .pid()
+        .with_context(|| format!("{} is not running", server.name()))?;
+    let at = clock.mark(name);
+    lagless_sandbox::process::signal(pid, sig)?;
+    Ok(at)
 }
 
 /// `server` is read-only.

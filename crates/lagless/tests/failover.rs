@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use lagless_e2e::faults::{
     cpu_time, create_table, failovers_logged, ids_on, is_fenced, machine_cpu, ms, replicates_from,
-    sigstop_hold, the_primary, wait_for, ClientError, FaultClock, FaultResult, Load, LoadReport,
+    signal_marked, sigstop_hold, the_primary, wait_for, ClientError, FaultClock, FaultResult, Load,
+    LoadReport, Lost,
 };
 use lagless_e2e::raw::{self, raw_login};
 use lagless_e2e::{app_url, rt, Env, EnvOptions};
@@ -23,6 +24,7 @@ use lagless_protocol::consts::{
 };
 use lagless_protocol::ok_err::{ErrPacket, OkPacket};
 use mysql_async::prelude::*;
+use nix::sys::signal::Signal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lagless");
 
@@ -88,7 +90,7 @@ fn verify(
     table: &str,
     reports: &[&LoadReport],
     fault: Instant,
-) -> (usize, Vec<(u64, f64)>) {
+) -> (usize, Vec<Lost>) {
     let primary = the_primary(&env.sandbox).unwrap();
     for url in proxies {
         assert_eq!(
@@ -101,7 +103,7 @@ fn verify(
     let (mut acked, mut lost) = (0, Vec::new());
     for r in reports {
         acked += r.acked().len();
-        lost.extend(r.lost_before(&present, fault));
+        lost.extend(r.lost_around(&present, fault));
     }
     println!(
         "{table}: acknowledged {acked}, on {} {}, lost (id, ms acknowledged before the fault) {lost:?}",
@@ -112,10 +114,11 @@ fn verify(
 }
 
 /// With semi-sync nothing acknowledged may be lost. Asynchronous replication can lose what the
-/// replicas had not received when the primary died: writes acknowledged in the last moments
-/// before the kill (one second is far more than the sandbox's replication delay), never one
-/// acknowledged after it.
-fn assert_no_loss_beyond_replication(semi_sync: bool, lost: &[(u64, f64)]) {
+/// dying primary had committed and not sent: writes sent before the fault and acknowledged in
+/// its last moments (one second is far more than the sandbox's replication delay; the OK may
+/// also reach the client just after the fault), never a write sent after it. The fault is
+/// marked microseconds before the signal is sent (`signal_marked`).
+fn assert_no_loss_beyond_replication(semi_sync: bool, lost: &[Lost]) {
     if semi_sync {
         assert!(
             lost.is_empty(),
@@ -124,14 +127,14 @@ fn assert_no_loss_beyond_replication(semi_sync: bool, lost: &[(u64, f64)]) {
     } else {
         assert!(
             lost.iter()
-                .all(|&(_, before)| (0.0..=1000.0).contains(&before)),
+                .all(|l| l.sent_before && l.acked_ms_before <= 1000.0),
             "acknowledged writes lost beyond what asynchronous replication may lose: {lost:?}"
         );
     }
 }
 
-fn lost_ms(lost: &[(u64, f64)]) -> Vec<f64> {
-    lost.iter().map(|l| l.1).collect()
+fn lost_ms(lost: &[Lost]) -> Vec<f64> {
+    lost.iter().map(|l| l.acked_ms_before).collect()
 }
 
 #[test]
@@ -165,7 +168,7 @@ fn kill_9_under_insert_load(semi_sync: bool) {
     let load = insert_load("writer", env.url(), "fo", 0);
     load.wait_acked(200, Duration::from_secs(20)).unwrap();
     let old = env.sandbox.primary();
-    let killed = clock.mark("kill9");
+    let killed = signal_marked(&clock, "kill9", old, Signal::SIGKILL).unwrap();
     old.kill().unwrap();
     let took = load
         .wait_ack_after(killed, Duration::from_secs(20))
@@ -203,7 +206,7 @@ fn kill_9_under_insert_load(semi_sync: bool) {
     // What was acknowledged after the old primary's restart began.
     let lost_after_restart = lost
         .iter()
-        .filter(|l| l.1 < -ms(restarting - killed))
+        .filter(|l| l.acked_ms_before < -ms(restarting - killed))
         .count();
     FaultResult::new("kill9", semi_sync, &kill, acked, lost.len())
         .with("lost_acked_ms_before_kill", lost_ms(&lost))
@@ -253,7 +256,7 @@ fn a_hung_primary_is_failed_over_and_comes_back_fenced() {
     let load = insert_load("writer", env.url(), "hung", 0);
     load.wait_acked(200, Duration::from_secs(20)).unwrap();
     let old = env.sandbox.primary();
-    let stopped = clock.mark("sigstop");
+    let stopped = signal_marked(&clock, "sigstop", old, Signal::SIGSTOP).unwrap();
     old.pause().unwrap();
     // The insert in flight on the hung primary ends with an error once a replica is promoted
     // (its outcome is unknown); the client's next insert goes to the new primary.
@@ -569,7 +572,7 @@ fn two_proxies_promote_one_primary_and_both_route_to_it() {
     let b = insert_load("proxy2", app_url(second.port), "two", 1_000_000_000);
     a.wait_acked(100, Duration::from_secs(20)).unwrap();
     b.wait_acked(100, Duration::from_secs(20)).unwrap();
-    let killed = clock.mark("kill9");
+    let killed = signal_marked(&clock, "kill9", env.sandbox.primary(), Signal::SIGKILL).unwrap();
     env.sandbox.primary().kill().unwrap();
     let took_a = a.wait_ack_after(killed, Duration::from_secs(20)).unwrap();
     let took_b = b.wait_ack_after(killed, Duration::from_secs(20)).unwrap();
