@@ -27,9 +27,19 @@ pub struct CheckArgs {
     /// Writer sessions (each owns one row and checks its own writes).
     #[arg(long, default_value_t = 4)]
     pub writers: u32,
-    /// Background reader sessions (random point reads, load only).
+    /// Background reader sessions (random point reads; they never write).
     #[arg(long, default_value_t = 2)]
     pub readers: u32,
+    /// After each variant-A pair, the writer's own session waits until more than
+    /// --later-gap-ms have passed since its write was acknowledged, then reads its row back
+    /// this many times: reads that do not follow the session's own write within that time
+    /// (their replica share is reported apart from the read right after the write). 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub later_reads: u32,
+    /// The gap for --later-reads, in milliseconds: each such read starts more than this long
+    /// after the session's last write was acknowledged.
+    #[arg(long, default_value_t = 10)]
+    pub later_gap_ms: u64,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -66,6 +76,12 @@ impl CheckArgs {
         }
         if self.timeout_ms == 0 {
             bail!("--timeout-ms must be at least 1");
+        }
+        if self.later_reads > 100 {
+            bail!("--later-reads must be at most 100");
+        }
+        if self.later_gap_ms > 60_000 {
+            bail!("--later-gap-ms must be at most 60000");
         }
         if self.lag > 3600 {
             bail!("--lag is in seconds and at most 3600");

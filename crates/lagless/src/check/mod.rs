@@ -5,8 +5,12 @@
 //! increasing value and read it back at once, in three variants: A on the writer's connection,
 //! B on another connection after `SET @lagless_token` to the writer's `SELECT @lagless_token`,
 //! C on another connection without a token. A read is stale when it returns less than what was
-//! just written. R background sessions add random point reads. Where each read ran comes from
-//! `@@server_id` in the same statement (the primary's id is read from the sandbox manifest).
+//! just written. With `--later-reads N`, after each variant-A pair the writer's own session
+//! also reads its row N times once more than `--later-gap-ms` (10) have passed since its write
+//! was acknowledged: the replica share of those reads, of the reads right after the write (A)
+//! and of the background readers' (sessions that never write) is reported apart. R background
+//! sessions add random point reads. Where each read ran comes from `@@server_id` in the same
+//! statement (the primary's id is read from the sandbox manifest).
 //!
 //! Entry point: [`run`], `fn(&CheckArgs) -> anyhow::Result<()>`. It prints the report (a
 //! Markdown table, or one JSON document with `--json`) to stdout and progress to stderr, then
@@ -93,6 +97,8 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         readers: args.readers,
         pairs: args.pairs,
         duration: Duration::from_secs(args.duration),
+        later_reads: args.later_reads,
+        later_gap: Duration::from_millis(args.later_gap_ms),
     };
     let modes = args.modes();
 
@@ -144,6 +150,8 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             readers: args.readers,
             pairs_per_writer: args.pairs,
             duration_seconds: args.duration,
+            later_reads_per_pair: args.later_reads,
+            later_gap_ms: args.later_gap_ms,
         },
         outcomes,
         cancel.is_cancelled(),

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-/// The three ways a write is read back.
+/// The three ways a write is read back ([`Variant::ALL`]), and the writer's own later reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
@@ -16,6 +16,9 @@ pub enum Variant {
     Token,
     /// C: another connection reads without a token.
     NewConnection,
+    /// The writer's own connection reads its row again, more than `--later-gap-ms` after its
+    /// write was acknowledged (`--later-reads`). Not in [`Variant::ALL`]: counted apart.
+    LaterSameConnection,
 }
 
 impl Variant {
@@ -25,8 +28,10 @@ impl Variant {
         Variant::NewConnection,
     ];
 
-    /// Its place in [`Variant::ALL`] (and in per-variant arrays).
+    /// Its place in [`Variant::ALL`] (and in per-variant arrays); not for
+    /// [`Variant::LaterSameConnection`].
     pub fn index(self) -> usize {
+        debug_assert!(self != Variant::LaterSameConnection);
         self as usize
     }
 
@@ -35,6 +40,7 @@ impl Variant {
             Variant::SameConnection => "A same conn",
             Variant::Token => "B new conn + token",
             Variant::NewConnection => "C new conn",
+            Variant::LaterSameConnection => "A later, same conn",
         }
     }
 }
@@ -71,7 +77,8 @@ impl Guarantee {
 
     /// Whether a stale read in `variant` breaks this guarantee. Read-your-writes holds on the
     /// writer's connection and wherever its token is carried; across connections holds even
-    /// without a token.
+    /// without a token. The window of `primary_after_write` is not checked against the later
+    /// reads' gap, so they are not counted as promised there.
     pub fn promises(self, variant: Variant) -> bool {
         match self {
             Guarantee::None | Guarantee::BoundedByDelay => false,
@@ -288,6 +295,25 @@ mod tests {
         }
         for m in ["primary", "global"] {
             assert_eq!(promised(m), [true, true, true], "{m}");
+        }
+        let later = |m: &str| {
+            m.parse::<Mode>()
+                .unwrap()
+                .guarantee()
+                .promises(Variant::LaterSameConnection)
+        };
+        for m in [
+            "position",
+            "gtid",
+            "pos_wait",
+            "gtid_wait",
+            "primary",
+            "global",
+        ] {
+            assert!(later(m), "{m}");
+        }
+        for m in ["eventual", "max_lag", "delay", "primary_after_write"] {
+            assert!(!later(m), "{m}");
         }
     }
 }

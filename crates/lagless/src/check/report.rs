@@ -9,6 +9,10 @@ use super::mode::{Guarantee, Mode, Variant};
 use super::stats::{Latency, Tally};
 use super::workload::Outcome;
 
+/// The target: with no injected lag, at least this share of the reads that do not
+/// follow the session's own write within 10 ms are served by replicas.
+pub const LATER_REPLICA_TARGET: f64 = 0.8;
+
 /// `--json` prints this.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -22,6 +26,10 @@ pub struct Report {
     pub readers: u32,
     pub pairs_per_writer: u64,
     pub duration_seconds: u64,
+    /// `--later-reads`: the writer's own reads after each variant-A pair (0: none).
+    pub later_reads_per_pair: u32,
+    /// `--later-gap-ms`: each of those reads started more than this long after the write.
+    pub later_gap_ms: u64,
     pub modes: Vec<ModeReport>,
     /// Stale reads where the mode promises fresh ones.
     pub violations: Vec<Violation>,
@@ -44,6 +52,73 @@ pub struct ModeReport {
     pub background_reads: u64,
     pub background_errors: u64,
     pub variants: Vec<VariantReport>,
+    /// Background reads served by a replica (`@@server_id` not the primary's).
+    pub background_replica_reads: u64,
+    /// The writers' own reads more than `later_gap_ms` after their write (variant
+    /// `later_same_connection`; its latency is the read's alone); null without `--later-reads`.
+    pub later: Option<VariantReport>,
+    /// Later reads only: the shortest gap seen from the write's acknowledgement to the read.
+    pub later_min_gap_ms: Option<f64>,
+    pub read_mix: ReadMix,
+}
+
+/// Which reads the replicas served, by how soon they followed the session's own write.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ReadMix {
+    /// Variant A: the read sent right after the session's own write was acknowledged.
+    pub right_after_write: Share,
+    /// The writers' own reads sent more than `later_after_ms` after their last write; null
+    /// without `--later-reads`.
+    pub later: Option<Share>,
+    pub later_after_ms: u64,
+    /// The background readers: sessions that never write.
+    pub no_write_sessions: Share,
+    /// `later` reached [`LATER_REPLICA_TARGET`]; null when lag was injected (the target is
+    /// for no injected lag) or without later reads.
+    pub later_target_met: Option<bool>,
+}
+
+/// Reads, and how many of them a replica served.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Share {
+    pub reads: u64,
+    pub replica_reads: u64,
+    /// Null without reads.
+    pub replica_fraction: Option<f64>,
+}
+
+impl Share {
+    pub fn new(reads: u64, replica_reads: u64) -> Share {
+        Share {
+            reads,
+            replica_reads,
+            replica_fraction: (reads > 0).then(|| replica_reads as f64 / reads as f64),
+        }
+    }
+}
+
+impl ReadMix {
+    /// `later`: (reads, replica reads) when later reads were asked for.
+    pub fn new(
+        right_after_write: Share,
+        later: Option<Share>,
+        later_after_ms: u64,
+        no_write_sessions: Share,
+        lag_seconds: u64,
+    ) -> ReadMix {
+        let later_target_met = later
+            .as_ref()
+            .and_then(|l| l.replica_fraction)
+            .filter(|_| lag_seconds == 0)
+            .map(|f| f >= LATER_REPLICA_TARGET);
+        ReadMix {
+            right_after_write,
+            later,
+            later_after_ms,
+            no_write_sessions,
+            later_target_met,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +167,8 @@ pub struct Header {
     pub readers: u32,
     pub pairs_per_writer: u64,
     pub duration_seconds: u64,
+    pub later_reads_per_pair: u32,
+    pub later_gap_ms: u64,
 }
 
 impl Report {
@@ -106,22 +183,34 @@ impl Report {
             .into_iter()
             .map(|(mode, out)| {
                 let g = mode.guarantee();
-                let variants = Variant::ALL
+                let mut report = |variant: Variant, t: Tally| {
+                    let v = variant_report(variant, g.promises(variant), t);
+                    if v.verdict == "VIOLATION" {
+                        violations.push(Violation {
+                            mode,
+                            variant,
+                            stale: v.stale,
+                            pairs: v.pairs,
+                        });
+                    }
+                    v
+                };
+                let variants: Vec<VariantReport> = Variant::ALL
                     .into_iter()
                     .zip(out.tallies)
-                    .map(|(variant, t)| {
-                        let v = variant_report(variant, g.promises(variant), t);
-                        if v.verdict == "VIOLATION" {
-                            violations.push(Violation {
-                                mode,
-                                variant,
-                                stale: v.stale,
-                                pairs: v.pairs,
-                            });
-                        }
-                        v
-                    })
+                    .map(|(variant, t)| report(variant, t))
                     .collect();
+                let later_min_gap_ms = out.later.min_gap_us.map(|us| us as f64 / 1000.0);
+                let later = (h.later_reads_per_pair > 0)
+                    .then(|| report(Variant::LaterSameConnection, out.later));
+                let a = &variants[Variant::SameConnection.index()];
+                let read_mix = ReadMix::new(
+                    Share::new(a.pairs, a.replica_reads),
+                    later.as_ref().map(|l| Share::new(l.pairs, l.replica_reads)),
+                    h.later_gap_ms,
+                    Share::new(out.background_reads, out.background_replica_reads),
+                    h.lag_seconds,
+                );
                 ModeReport {
                     mode,
                     guarantee: g,
@@ -131,6 +220,10 @@ impl Report {
                     background_reads: out.background_reads,
                     background_errors: out.background_errors,
                     variants,
+                    background_replica_reads: out.background_replica_reads,
+                    later,
+                    later_min_gap_ms,
+                    read_mix,
                 }
             })
             .collect();
@@ -144,6 +237,8 @@ impl Report {
             readers: h.readers,
             pairs_per_writer: h.pairs_per_writer,
             duration_seconds: h.duration_seconds,
+            later_reads_per_pair: h.later_reads_per_pair,
+            later_gap_ms: h.later_gap_ms,
             modes,
             violations,
             interrupted,
@@ -174,10 +269,19 @@ impl Report {
             if let Some(e) = &m.error {
                 f.push(format!("{}: not checked completely: {e}", m.mode));
             }
-            let errors: u64 =
-                m.variants.iter().map(|v| v.errors).sum::<u64>() + m.background_errors;
+            let errors: u64 = m
+                .variants
+                .iter()
+                .chain(&m.later)
+                .map(|v| v.errors)
+                .sum::<u64>()
+                + m.background_errors;
             if errors > 0 {
-                let first = m.variants.iter().find_map(|v| v.first_error.as_deref());
+                let first = m
+                    .variants
+                    .iter()
+                    .chain(&m.later)
+                    .find_map(|v| v.first_error.as_deref());
                 f.push(format!(
                     "{}: {errors} failed statements{}",
                     m.mode,
@@ -224,7 +328,10 @@ impl Report {
             if let Some(e) = &m.error {
                 notes.push(format!("{}: ERROR {e}", m.mode));
             }
-            for v in &m.variants {
+            if let Some(n) = m.read_mix.note() {
+                notes.push(format!("{}: {n}", m.mode));
+            }
+            for v in m.variants.iter().chain(&m.later) {
                 let lat = |f: fn(&Latency) -> f64| {
                     v.latency_ms
                         .as_ref()
@@ -276,6 +383,43 @@ impl Report {
     }
 }
 
+impl ReadMix {
+    /// One line for the table's notes; `None` when nothing was read.
+    fn note(&self) -> Option<String> {
+        let pct = |s: &Share| {
+            s.replica_fraction.map_or("-".to_string(), |f| {
+                format!("{:.1}% of {} reads", f * 100.0, s.reads)
+            })
+        };
+        if self.right_after_write.reads == 0 && self.later.is_none() {
+            return None;
+        }
+        let mut n = format!(
+            "on replicas: right after the session's own write {}",
+            pct(&self.right_after_write)
+        );
+        if let Some(l) = &self.later {
+            let _ = write!(
+                n,
+                "; more than {} ms after it {}",
+                self.later_after_ms,
+                pct(l)
+            );
+            match self.later_target_met {
+                Some(true) => n += " (target >= 80%: met)",
+                Some(false) => n += " (target >= 80%: MISSED)",
+                None => {}
+            }
+        }
+        let _ = write!(
+            n,
+            "; sessions that never write {}",
+            pct(&self.no_write_sessions)
+        );
+        Some(n)
+    }
+}
+
 fn variant_report(variant: Variant, promised: bool, mut t: Tally) -> VariantReport {
     let verdict = match (t.pairs, t.stale, promised) {
         (0, _, _) => "no data",
@@ -299,5 +443,93 @@ fn variant_report(variant: Variant, promised: bool, mut t: Tally) -> VariantRepo
         first_error: t.first_error,
         tokens_missing: t.tokens_missing,
         verdict,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_mix_and_the_80_percent_target() {
+        let mix =
+            |later, lag| ReadMix::new(Share::new(100, 78), later, 10, Share::new(50, 50), lag);
+        let m = mix(Some(Share::new(200, 170)), 0);
+        assert_eq!(m.right_after_write.replica_fraction, Some(0.78));
+        assert_eq!(m.later.as_ref().unwrap().replica_fraction, Some(0.85));
+        assert_eq!(m.later_target_met, Some(true));
+        assert_eq!(
+            mix(Some(Share::new(200, 160)), 0).later_target_met,
+            Some(true)
+        );
+        assert_eq!(
+            mix(Some(Share::new(200, 159)), 0).later_target_met,
+            Some(false)
+        );
+        // The target is for runs without injected lag, and needs later reads.
+        assert_eq!(mix(Some(Share::new(200, 0)), 1).later_target_met, None);
+        assert_eq!(mix(None, 0).later_target_met, None);
+        assert_eq!(mix(Some(Share::new(0, 0)), 0).later_target_met, None);
+        let note = mix(Some(Share::new(200, 159)), 0).note().unwrap();
+        assert!(note.contains("right after the session's own write 78.0% of 100 reads"));
+        assert!(note.contains("more than 10 ms after it 79.5% of 200 reads"));
+        assert!(note.contains("MISSED"), "{note}");
+        assert!(!mix(None, 0).note().unwrap().contains("more than"));
+    }
+
+    #[test]
+    fn later_reads_are_checked_and_counted() {
+        let h = || Header {
+            proxy: "p".into(),
+            sandbox: "s".into(),
+            primary_server_id: 1,
+            lag_seconds: 0,
+            lagged_replicas: 0,
+            writers: 1,
+            readers: 1,
+            pairs_per_writer: 1,
+            duration_seconds: 1,
+            later_reads_per_pair: 2,
+            later_gap_ms: 10,
+        };
+        let read = |value, server_id| super::super::stats::ReadBack {
+            value: Some(value),
+            server_id,
+            latency: std::time::Duration::from_millis(1),
+        };
+        let mut out = Outcome::default();
+        out.tallies[0].record(5, read(5, 2), 1, 0);
+        out.later.record(5, read(5, 2), 1, 0);
+        out.later.record(5, read(4, 3), 1, 7);
+        out.background_reads = 4;
+        out.background_replica_reads = 3;
+        let gtid: Mode = "gtid".parse().unwrap();
+        let r = Report::new(h(), vec![(gtid, out)], false, None);
+        let m = &r.modes[0];
+        let later = m.later.as_ref().unwrap();
+        assert_eq!(
+            (later.pairs, later.stale, later.verdict),
+            (2, 1, "VIOLATION")
+        );
+        assert_eq!(r.violations.len(), 1);
+        assert_eq!(r.violations[0].variant, Variant::LaterSameConnection);
+        assert!(!r.ok);
+        assert_eq!(
+            m.read_mix.later.as_ref().unwrap().replica_fraction,
+            Some(1.0)
+        );
+        assert_eq!(m.read_mix.no_write_sessions.replica_fraction, Some(0.75));
+        assert!(r.table().contains("A later, same conn"));
+        let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(json["modes"][0]["variants"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            json["modes"][0]["later"]["variant"],
+            "later_same_connection"
+        );
+        // Without --later-reads there is no later report.
+        let mut h0 = h();
+        h0.later_reads_per_pair = 0;
+        let r = Report::new(h0, vec![(gtid, Outcome::default())], false, None);
+        assert!(r.modes[0].later.is_none() && r.modes[0].read_mix.later.is_none());
     }
 }

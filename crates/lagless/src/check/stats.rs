@@ -30,6 +30,9 @@ pub struct Tally {
     pub max_stale_us: i64,
     pub latencies_us: Vec<u64>,
     pub first_error: Option<String>,
+    /// Later reads only: the shortest time seen from the session's write being acknowledged
+    /// to the read being sent (see [`gap_wait`]).
+    pub min_gap_us: Option<u64>,
 }
 
 impl Tally {
@@ -56,6 +59,12 @@ impl Tally {
         }
     }
 
+    /// Notes the gap before one later read.
+    pub fn gap(&mut self, gap: Duration) {
+        let us = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
+        self.min_gap_us = Some(self.min_gap_us.map_or(us, |m| m.min(us)));
+    }
+
     pub fn error(&mut self, e: &anyhow::Error) {
         self.errors += 1;
         if self.first_error.is_none() {
@@ -76,7 +85,18 @@ impl Tally {
         if self.first_error.is_none() {
             self.first_error = o.first_error;
         }
+        self.min_gap_us = match (self.min_gap_us, o.min_gap_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
+}
+
+/// How long to sleep before a read that must start more than `gap` after a write
+/// acknowledged `since_ack` ago: up to `gap` plus 1 ms (timers have millisecond resolution
+/// and sleep at least as long as asked), nothing when that much has passed already.
+pub fn gap_wait(since_ack: Duration, gap: Duration) -> Duration {
+    (gap + Duration::from_millis(1)).saturating_sub(since_ack)
 }
 
 /// Read latency percentiles in milliseconds.
@@ -128,5 +148,25 @@ mod tests {
         let l = Latency::of(&mut t.latencies_us).unwrap();
         assert_eq!((l.p50, l.p99), (2.0, 4.0));
         assert!(Latency::of(&mut []).is_none());
+    }
+
+    #[test]
+    fn later_reads_start_after_the_gap() {
+        let ms = Duration::from_millis;
+        assert_eq!(gap_wait(ms(0), ms(10)), ms(11));
+        assert_eq!(gap_wait(ms(4), ms(10)), ms(7));
+        assert_eq!(gap_wait(ms(11), ms(10)), ms(0));
+        assert_eq!(gap_wait(ms(500), ms(10)), ms(0));
+        let mut a = Tally::default();
+        assert_eq!(a.min_gap_us, None);
+        a.gap(ms(12));
+        a.gap(Duration::from_micros(11_200));
+        let mut b = Tally::default();
+        b.gap(ms(15));
+        a.merge(b);
+        assert_eq!(a.min_gap_us, Some(11_200));
+        let mut c = Tally::default();
+        c.merge(a);
+        assert_eq!(c.min_gap_us, Some(11_200));
     }
 }

@@ -1,5 +1,6 @@
-//! One mode's run: writer sessions that write and read each write back in the three variants,
-//! and background readers that only add load.
+//! One mode's run: writer sessions that write and read each write back in the three variants
+//! (and, with `--later-reads`, read their row again once more than `--later-gap-ms` have passed
+//! since their write), and background readers that never write.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::{close, query_drop, query_first, quote, Endpoint};
 use super::mode::{Mode, Variant};
-use super::stats::{ReadBack, Tally};
+use super::stats::{gap_wait, ReadBack, Tally};
 use super::TABLE;
 
 /// What every mode's run shares.
@@ -24,6 +25,9 @@ pub struct Plan {
     pub readers: u32,
     pub pairs: u64,
     pub duration: Duration,
+    /// Later reads after each variant-A pair (0: none), and the gap they keep from the write.
+    pub later_reads: u32,
+    pub later_gap: Duration,
 }
 
 /// What one mode's run measured.
@@ -33,7 +37,11 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Indexed like [`Variant::ALL`].
     pub tallies: [Tally; 3],
+    /// The writers' own reads more than `later_gap` after their write.
+    pub later: Tally,
     pub background_reads: u64,
+    /// Background reads whose `@@server_id` was not the primary's.
+    pub background_replica_reads: u64,
     pub background_errors: u64,
     pub elapsed: Duration,
 }
@@ -54,7 +62,8 @@ pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Ou
     let mut readers = JoinSet::new();
     for _ in 0..plan.readers {
         let (ep, stop, n) = (plan.proxy.clone(), stop_readers.clone(), plan.writers);
-        readers.spawn(async move { reader(ep, mode, n, stop).await });
+        let primary_id = plan.primary_id;
+        readers.spawn(async move { reader(ep, mode, n, primary_id, stop).await });
     }
     let mut writers = JoinSet::new();
     for id in 1..=plan.writers {
@@ -62,40 +71,50 @@ pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Ou
         writers.spawn(async move { write_loop(plan, mode, id, deadline, cancel).await });
     }
     while let Some(joined) = writers.join_next().await {
-        let (tallies, stopped) = match joined {
+        let (tallies, later, stopped) = match joined {
             Ok(r) => r,
-            Err(e) => (Default::default(), Some(format!("a writer failed: {e}"))),
+            Err(e) => (
+                Default::default(),
+                Default::default(),
+                Some(format!("a writer failed: {e}")),
+            ),
         };
         for (total, t) in out.tallies.iter_mut().zip(tallies) {
             total.merge(t);
         }
+        out.later.merge(later);
         if let Some(e) = stopped {
             out.error.get_or_insert(e);
         }
     }
     stop_readers.cancel();
     while let Some(joined) = readers.join_next().await {
-        if let Ok((reads, errors)) = joined {
-            out.background_reads += reads;
-            out.background_errors += errors;
+        if let Ok(r) = joined {
+            out.background_reads += r.reads;
+            out.background_replica_reads += r.replica_reads;
+            out.background_errors += r.errors;
         }
     }
     out.elapsed = start.elapsed();
     out
 }
 
-/// One writer: owns row `id`, runs `pairs` rounds of (A, B, C) or until the deadline.
-/// Returns what it measured, and why it stopped early if it could not go on.
+/// One writer: owns row `id`, runs `pairs` rounds of (A, later reads, B, C) or until the
+/// deadline. Returns what it measured (variants, later reads), and why it stopped early if it
+/// could not go on.
 async fn write_loop(
     plan: Plan,
     mode: Mode,
     id: u32,
     deadline: tokio::time::Instant,
     cancel: CancellationToken,
-) -> ([Tally; 3], Option<String>) {
+) -> ([Tally; 3], Tally, Option<String>) {
     let mut w = match Writer::open(&plan, mode, id).await {
         Ok(w) => w,
-        Err(e) => return (Default::default(), Some(format!("writer {id}: {e:#}"))),
+        Err(e) => {
+            let why = Some(format!("writer {id}: {e:#}"));
+            return (Default::default(), Default::default(), why);
+        }
     };
     let mut stopped = None;
     'rounds: for _ in 0..plan.pairs {
@@ -109,8 +128,21 @@ async fn write_loop(
                 r = w.pair(variant) => r,
                 _ = cancel.cancelled() => break 'rounds,
             };
-            if let Err(e) = result {
-                w.tallies[variant.index()].error(&e);
+            let result = match result {
+                Ok(()) if variant == Variant::SameConnection && plan.later_reads > 0 => {
+                    let later = tokio::select! {
+                        r = w.later(plan.later_reads, plan.later_gap) => r,
+                        _ = cancel.cancelled() => break 'rounds,
+                    };
+                    later.map_err(|e| (Variant::LaterSameConnection, e))
+                }
+                r => r.map_err(|e| (variant, e)),
+            };
+            if let Err((failed, e)) = result {
+                match failed {
+                    Variant::LaterSameConnection => w.later.error(&e),
+                    v => w.tallies[v.index()].error(&e),
+                }
                 // The failed connection's state is unknown (maybe mid-result): start over.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 if let Err(e) = w.reopen().await {
@@ -120,7 +152,8 @@ async fn write_loop(
             }
         }
     }
-    (w.close().await, stopped)
+    let (tallies, later) = w.close().await;
+    (tallies, later, stopped)
 }
 
 /// A writer's three sessions, all in the mode under test.
@@ -140,6 +173,9 @@ struct Writer {
     /// session keeps the last token it was given.
     plain: Conn,
     tallies: [Tally; 3],
+    /// When the last write on `own` was acknowledged.
+    acked: Instant,
+    later: Tally,
 }
 
 impl Writer {
@@ -156,6 +192,8 @@ impl Writer {
             last: 0,
             history: Vec::new(),
             tallies: Default::default(),
+            acked: Instant::now(),
+            later: Tally::default(),
         })
     }
 
@@ -168,11 +206,11 @@ impl Writer {
         Ok(())
     }
 
-    async fn close(self) -> [Tally; 3] {
+    async fn close(self) -> ([Tally; 3], Tally) {
         for conn in [self.own, self.tokened, self.plain] {
             close(conn, self.ep.timeout).await;
         }
-        self.tallies
+        (self.tallies, self.later)
     }
 
     /// Values are wall-clock microseconds, kept strictly increasing: they grow across runs
@@ -204,6 +242,7 @@ impl Writer {
         let value = self.next_value();
         let update = format!("UPDATE {TABLE} SET v = {value} WHERE id = {}", self.id);
         query_drop(&mut self.own, &update, t).await?;
+        self.acked = Instant::now();
         if self.own.affected_rows() != 1 {
             bail!(
                 "`{update}` changed {} rows, not 1",
@@ -234,12 +273,38 @@ impl Writer {
                 r
             }
             Variant::NewConnection => read_back(&mut self.plain, &read, t).await?,
+            Variant::LaterSameConnection => unreachable!("later reads are Writer::later's"),
         };
-        let stale_for = r
-            .value
-            .and_then(|v| self.superseded_at(v))
-            .map_or(0, |at| (Self::now_us() - at).max(0));
+        let stale_for = self.stale_for(r.value);
         self.tallies[variant.index()].record(value, r, self.primary_id, stale_for);
+        Ok(())
+    }
+
+    /// How long the version read had been overwritten when the read completed.
+    fn stale_for(&self, read: Option<i64>) -> i64 {
+        read.and_then(|v| self.superseded_at(v))
+            .map_or(0, |at| (Self::now_us() - at).max(0))
+    }
+
+    /// `n` reads of the row on the writer's own connection, each sent more than `gap` after
+    /// the session's last write (the variant-A write just read back) was acknowledged.
+    async fn later(&mut self, n: u32, gap: Duration) -> Result<()> {
+        let t = self.ep.timeout;
+        let read = format!("SELECT v, @@server_id FROM {TABLE} WHERE id = {}", self.id);
+        for _ in 0..n {
+            // Sleeps at least as long as asked; the loop only guards that promise.
+            loop {
+                let since = self.acked.elapsed();
+                if since > gap {
+                    self.later.gap(since);
+                    break;
+                }
+                tokio::time::sleep(gap_wait(since, gap)).await;
+            }
+            let r = read_back(&mut self.own, &read, t).await?;
+            let stale_for = self.stale_for(r.value);
+            self.later.record(self.last, r, self.primary_id, stale_for);
+        }
         Ok(())
     }
 }
@@ -262,9 +327,23 @@ async fn read_back(conn: &mut Conn, sql: &str, t: Duration) -> Result<ReadBack> 
     })
 }
 
-/// Random point reads until `stop`; returns (reads, errors).
-async fn reader(ep: Endpoint, mode: Mode, rows: u32, stop: CancellationToken) -> (u64, u64) {
-    let (mut reads, mut errors) = (0, 0);
+/// What one background reader did.
+#[derive(Debug, Default)]
+struct Background {
+    reads: u64,
+    replica_reads: u64,
+    errors: u64,
+}
+
+/// Random point reads until `stop`, noting which were served by a replica.
+async fn reader(
+    ep: Endpoint,
+    mode: Mode,
+    rows: u32,
+    primary_id: u64,
+    stop: CancellationToken,
+) -> Background {
+    let mut b = Background::default();
     let mut conn = None;
     while !stop.is_cancelled() {
         let c = match conn.as_mut() {
@@ -275,22 +354,28 @@ async fn reader(ep: Endpoint, mode: Mode, rows: u32, stop: CancellationToken) ->
             } {
                 Ok(c) => conn.insert(c),
                 Err(_) => {
-                    errors += 1;
+                    b.errors += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
         let id = rand::thread_rng().gen_range(1..=rows);
-        let sql = format!("SELECT v FROM {TABLE} WHERE id = {id}");
+        let sql = format!("SELECT v, @@server_id FROM {TABLE} WHERE id = {id}");
         let r = tokio::select! {
-            r = query_first::<(i64,)>(c, &sql, ep.timeout) => r,
+            r = query_first::<(i64, u64)>(c, &sql, ep.timeout) => r,
             _ = stop.cancelled() => break,
         };
         match r {
-            Ok(_) => reads += 1,
+            Ok(row) => {
+                b.reads += 1;
+                // No row: not the primary, which has had every row since the set-up.
+                if row.is_none_or(|(_, server)| server != primary_id) {
+                    b.replica_reads += 1;
+                }
+            }
             Err(_) => {
-                errors += 1;
+                b.errors += 1;
                 if let Some(c) = conn.take() {
                     close(c, ep.timeout).await;
                 }
@@ -301,5 +386,5 @@ async fn reader(ep: Endpoint, mode: Mode, rows: u32, stop: CancellationToken) ->
     if let Some(c) = conn {
         close(c, ep.timeout).await;
     }
-    (reads, errors)
+    b
 }
