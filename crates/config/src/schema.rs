@@ -344,4 +344,8 @@ fn default_weight() -> u32 {
 pub enum Role {
     Primary,
     Replica,
+    /// The primary's partner in a primary/standby pair (dual-primary replication, only one
+    /// writable at a time): replicates from the primary, gets no traffic, and is the first
+    /// choice of a failover.
+    Standby,
 }

@@ -39,6 +39,8 @@ pub struct EnvOptions {
     pub extra: String,
     /// Semi-synchronous replication (AFTER_SYNC) in the sandbox.
     pub semi_sync: bool,
+    /// The first replica is configured as the primary's standby (`role = "standby"`).
+    pub standby: bool,
 }
 
 impl Default for EnvOptions {
@@ -49,6 +51,7 @@ impl Default for EnvOptions {
             timeouts_extra: String::new(),
             extra: String::new(),
             semi_sync: false,
+            standby: false,
         }
     }
 }
@@ -209,6 +212,8 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
     for s in &m.servers {
         let role = if s.role == lagless_sandbox::Role::Primary {
             "primary"
+        } else if opts.standby && s.name == "replica1" {
+            "standby"
         } else {
             "replica"
         };

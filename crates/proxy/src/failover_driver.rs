@@ -194,10 +194,14 @@ fn candidate_for(
     config: &lagless_config::Cluster,
     servers: &[lagless_topology::ServerObservation],
 ) -> Result<lagless_topology::failover::Candidate, lagless_topology::failover::NoCandidate> {
+    // A standby is the first choice among equally advanced candidates.
     let priorities: Vec<(&str, i32)> = config
         .servers
         .iter()
-        .map(|s| (s.name.as_str(), s.priority))
+        .map(|s| match s.role {
+            lagless_config::Role::Standby => (s.name.as_str(), i32::MAX),
+            _ => (s.name.as_str(), s.priority),
+        })
         .collect();
     let excluded: Vec<&str> = config
         .servers

@@ -16,11 +16,21 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
         return;
     }
     for (ci, cluster) in ctx.config.clusters.iter().enumerate() {
+        let standbys: Vec<String> = cluster
+            .servers
+            .iter()
+            .filter(|s| s.role == lagless_config::Role::Standby)
+            .map(|s| s.address.clone())
+            .collect();
         let servers = cluster
             .servers
             .iter()
             .enumerate()
-            .map(|(si, s)| MonitoredServer::new(ci, si, s.name.clone(), s.address.clone()))
+            .map(|(si, s)| {
+                let mut m = MonitoredServer::new(ci, si, s.name.clone(), s.address.clone());
+                m.standbys.clone_from(&standbys);
+                m
+            })
             .collect();
         let mut config = MonitorConfig::new(
             servers,

@@ -23,6 +23,10 @@ pub struct MonitoredServer {
     pub name: String,
     /// `host:port`.
     pub address: String,
+    /// The addresses of the cluster's standbys: a writable server that replicates from one is
+    /// the active side of a dual-primary pair, a primary (its link back is not replication
+    /// routing or failover should follow).
+    pub standbys: Vec<String>,
 }
 
 impl MonitoredServer {
@@ -37,6 +41,7 @@ impl MonitoredServer {
             server,
             name: name.into(),
             address: address.into(),
+            standbys: Vec::new(),
         }
     }
 }

@@ -210,6 +210,13 @@ impl Prober {
             }
             None => false,
         };
+        let from_standby = obs.replication.as_ref().is_some_and(|r| {
+            let source = format!("{}:{}", r.master_host, r.master_port);
+            self.server.standbys.contains(&source)
+        });
+        if from_standby && obs.read_only == Some(false) {
+            obs.dual_primary_link = obs.replication.take();
+        }
         if obs.replication.is_some() {
             obs.heartbeat_lag = v.heartbeat_age_us.map(parse::heartbeat_lag);
         }

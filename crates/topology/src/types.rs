@@ -76,6 +76,9 @@ pub struct ServerObservation {
     pub gtid_executed: Option<String>,
     /// The replication connection, `None` when this server replicates from nobody.
     pub replication: Option<ReplicaStatus>,
+    /// A writable server's link back from its standby (dual-primary replication): kept apart
+    /// from `replication`, since the server is a primary.
+    pub dual_primary_link: Option<ReplicaStatus>,
     /// This server's own binlog coordinates, `None` when binary logging is off.
     pub binlog: Option<BinlogPosition>,
     pub semi_sync: SemiSync,
@@ -107,6 +110,7 @@ impl ServerObservation {
             gtid_binlog_pos: None,
             gtid_executed: None,
             replication: None,
+            dual_primary_link: None,
             binlog: None,
             semi_sync: SemiSync::default(),
             heartbeat_lag: None,
