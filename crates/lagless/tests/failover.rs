@@ -673,17 +673,25 @@ fn a_primary_at_full_cpu_is_not_failed_over() {
     let report = load.stop();
 
     let failovers = failovers_logged(&env.proxy.stderr());
+    let (status, body) = lagless_e2e::admin_request(env.admin_port, "GET", "/status");
+    assert_eq!(status, 200);
+    let ha_events = body["ha_events"]
+        .as_array()
+        .expect("ha_events in GET /status")
+        .clone();
     let (acked, lost) = verify(&env, &[env.url()], "cpu", &[&report], started);
     let phase = report.phase(&clock, "cpu_busy_primary");
     let cpu_pct = (cpu.as_secs_f64() / busy.as_secs_f64() * 100.0).round();
     FaultResult::new("cpu_busy_primary", false, &phase, acked, lost.len())
         .with("failovers", failovers)
+        .with("ha_events", ha_events.len())
         .with("primary_cpu_pct", cpu_pct)
         .with("machine_cpu_busy_pct", machine_pct)
         .with("benchmark_queries", queries)
         .with("busy_ms", ms(busy))
         .print();
     assert_eq!(failovers, 0, "a busy primary was failed over");
+    assert!(ha_events.is_empty(), "HA events: {ha_events:?}");
     assert_eq!(the_primary(&env.sandbox).unwrap().server_id(), 1);
     for r in env.sandbox.replicas() {
         assert!(
