@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use lagless_sandbox::{Sandbox, Server};
+use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
 
 /// What the client saw instead of a success.
@@ -40,22 +41,56 @@ struct Op {
 }
 
 /// Faults marked during a run, in order: each opens a phase that lasts until the next mark.
+///
+/// A fault has two instants: when it was injected (the mark, just before the signal), and when
+/// it was seen to have taken effect (the process gone, or all its threads stopped). A signal is
+/// not acted on at once, all the more on a loaded machine: between the two, the server may
+/// still commit and acknowledge statements.
 #[derive(Debug, Clone, Default)]
-pub struct FaultClock(Arc<Mutex<Vec<(String, Instant)>>>);
+pub struct FaultClock(Arc<Mutex<Vec<Mark>>>);
+
+#[derive(Debug, Clone)]
+struct Mark {
+    name: String,
+    at: Instant,
+    effective: Option<Instant>,
+}
 
 impl FaultClock {
     /// Marks fault `name` as happening now (call it just before injecting the fault).
     pub fn mark(&self, name: &str) -> Instant {
         let now = Instant::now();
-        self.0.lock().unwrap().push((name.to_string(), now));
+        self.0.lock().unwrap().push(Mark {
+            name: name.to_string(),
+            at: now,
+            effective: None,
+        });
         now
     }
 
-    /// When fault `name` was marked, and when the next fault was (the end of its phase).
-    fn phase(&self, name: &str) -> Option<(Instant, Option<Instant>)> {
+    /// Records that fault `name` has now taken effect.
+    pub fn took_effect(&self, name: &str) -> Instant {
+        let now = Instant::now();
+        let mut marks = self.0.lock().unwrap();
+        let m = marks
+            .iter_mut()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("fault {name} was not marked"));
+        m.effective = Some(now);
+        now
+    }
+
+    /// Fault `name`: when it was marked, when it took effect (the mark if not recorded), and
+    /// when the next fault was marked (the end of its phase).
+    fn phase(&self, name: &str) -> Option<(Instant, Instant, Option<Instant>)> {
         let marks = self.0.lock().unwrap();
-        let i = marks.iter().position(|(n, _)| n == name)?;
-        Some((marks[i].1, marks.get(i + 1).map(|m| m.1)))
+        let i = marks.iter().position(|m| m.name == name)?;
+        let m = &marks[i];
+        Some((
+            m.at,
+            m.effective.unwrap_or(m.at),
+            marks.get(i + 1).map(|m| m.at),
+        ))
     }
 }
 
@@ -131,12 +166,20 @@ impl Load {
         .map(drop)
     }
 
-    /// Waits for the acknowledgement of a statement sent at or after `since`; returns how long
-    /// after `since` it came.
-    pub fn wait_ack_after(&self, since: Instant, timeout: Duration) -> Result<Duration> {
+    /// Waits for the acknowledgement of the first statement sent after fault `name` took
+    /// effect; returns how long after the fault's mark it came.
+    pub fn wait_first_ack(
+        &self,
+        clock: &FaultClock,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let (at, effective, _) = clock
+            .phase(name)
+            .unwrap_or_else(|| panic!("fault {name} was not marked"));
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(t) = first_ack_after(&self.ops.lock().unwrap(), since) {
+            if let Some(t) = first_ack_after(&self.ops.lock().unwrap(), at, effective) {
                 return Ok(t);
             }
             if Instant::now() > deadline {
@@ -179,10 +222,11 @@ impl Drop for Load {
     }
 }
 
-fn first_ack_after(ops: &[Op], since: Instant) -> Option<Duration> {
+/// The first acknowledgement of a statement sent at or after `sent_after`, measured from `from`.
+fn first_ack_after(ops: &[Op], from: Instant, sent_after: Instant) -> Option<Duration> {
     ops.iter()
-        .find(|o| o.sent >= since && o.error.is_none())
-        .map(|o| o.done - since)
+        .find(|o| o.sent >= sent_after && o.error.is_none())
+        .map(|o| o.done - from)
 }
 
 /// What a stopped [`Load`]'s client saw.
@@ -194,7 +238,7 @@ pub struct LoadReport {
 /// A fault's phase of a run: from its mark to the next one (or the end of the run).
 #[derive(Debug, Clone, Default)]
 pub struct Phase {
-    /// From the fault to the acknowledgement of the first statement sent after it.
+    /// From the fault to the acknowledgement of the first statement sent after it took effect.
     pub first_ack: Option<Duration>,
     /// Errors seen in the phase, by kind.
     pub errors: BTreeMap<String, u64>,
@@ -259,12 +303,12 @@ impl LoadReport {
 
     /// The phase of fault `name` on `clock`.
     pub fn phase(&self, clock: &FaultClock, name: &str) -> Phase {
-        let (start, end) = clock
+        let (start, effective, end) = clock
             .phase(name)
             .unwrap_or_else(|| panic!("fault {name} was not marked"));
         let ended_in = |o: &&Op| o.done >= start && end.is_none_or(|e| o.done < e);
         let mut p = Phase {
-            first_ack: first_ack_after(&self.ops, start),
+            first_ack: first_ack_after(&self.ops, start, effective),
             ..Phase::default()
         };
         for o in self.ops.iter().filter(ended_in) {
@@ -291,18 +335,26 @@ impl LoadReport {
     }
 
     /// Acknowledged ids missing from `present`, with when each was sent and acknowledged
-    /// relative to `fault`.
-    pub fn lost_around(&self, present: &BTreeSet<u64>, fault: Instant) -> Vec<Lost> {
+    /// relative to fault `name`.
+    pub fn lost_around(
+        &self,
+        present: &BTreeSet<u64>,
+        clock: &FaultClock,
+        name: &str,
+    ) -> Vec<Lost> {
+        let (at, effective, _) = clock
+            .phase(name)
+            .unwrap_or_else(|| panic!("fault {name} was not marked"));
         self.ops
             .iter()
             .filter(|o| o.error.is_none() && !present.contains(&o.id))
             .map(|o| Lost {
                 id: o.id,
-                sent_before: o.sent < fault,
-                acked_ms_before: if o.done <= fault {
-                    ms(fault - o.done)
+                sent_before: o.sent < effective,
+                acked_ms_before: if o.done <= at {
+                    ms(at - o.done)
                 } else {
-                    -ms(o.done - fault)
+                    -ms(o.done - at)
                 },
             })
             .collect()
@@ -310,14 +362,15 @@ impl LoadReport {
 }
 
 /// An acknowledged write missing at the end. Asynchronous replication can lose writes that the
-/// dying primary committed and had not sent yet: sent before the fault, acknowledged just
-/// before it (or just after: the OK was on its way). A write sent after the fault never reached
-/// the old primary and must not be missing.
+/// dying primary committed and had not sent yet: sent before the fault took effect,
+/// acknowledged just before it (or just after: the OK was on its way). A write sent after that
+/// never reached the old primary and must not be missing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lost {
     pub id: u64,
+    /// Sent before the fault took effect.
     pub sent_before: bool,
-    /// How long before the fault its acknowledgement came (negative: after).
+    /// How long before the fault's mark its acknowledgement came (negative: after).
     pub acked_ms_before: f64,
 }
 
@@ -429,26 +482,64 @@ pub fn writable(sandbox: &Sandbox) -> Vec<&Server> {
         .collect()
 }
 
-/// The one writable server; fails if there are none or several.
+/// The one writable server; fails if there are none or several for 10 s (a server slow to
+/// answer on a loaded machine counts as not writable until it answers).
 pub fn the_primary(sandbox: &Sandbox) -> Result<&Server> {
-    match writable(sandbox)[..] {
-        [one] => Ok(one),
-        ref v => bail!(
-            "expected one writable server, found {:?}",
-            v.iter().map(|s| s.name()).collect::<Vec<_>>()
-        ),
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match writable(sandbox)[..] {
+            [one] => return Ok(one),
+            ref v if Instant::now() > deadline => bail!(
+                "expected one writable server, found {:?}",
+                v.iter().map(|s| s.name()).collect::<Vec<_>>()
+            ),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
 }
 
-/// Marks fault `name` on `clock` and sends `sig` to `server` at once (its pid looked up
-/// before the mark): writes sent after the mark were sent after the signal. For SIGKILL, call
-/// [`Server::kill`] after it to wait until the process is gone.
-pub fn signal_marked(
-    clock: &FaultClock,
-    name: &str,
-    server: &Server,
-    sig: nix::sys::signal::Signal,
-) -> Result<Instant> {
+/// kill -9 of `server` as fault `name`: marked just before the signal (the pid looked up
+/// first), in effect once the process is gone.
+pub fn kill_marked(clock: &FaultClock, name: &str, server: &Server) -> Result<Instant> {
+    let at = signal_marked(clock, name, server, Signal::SIGKILL)?;
+    server.kill()?;
+    clock.took_effect(name);
+    Ok(at)
+}
+
+/// SIGSTOP of `server` as fault `name`: marked just before the signal, in effect once every
+/// thread of the process is stopped.
+pub fn stop_marked(clock: &FaultClock, name: &str, server: &Server) -> Result<Instant> {
+    let pid = server
+        .pid()
+        .with_context(|| format!("{} is not running", server.name()))?;
+    let at = clock.mark(name);
+    lagless_sandbox::process::signal(pid, Signal::SIGSTOP)?;
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.flatten().all(|t| {
+                    let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                    // The state follows the command name, which is in parentheses.
+                    stat.rfind(')')
+                        .and_then(|i| stat[i + 1..].split_whitespace().next())
+                        .is_some_and(|state| state == "T" || state == "t")
+                })
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stopped() {
+        if Instant::now() > deadline {
+            bail!("{} (pid {pid}) did not stop within 5 s", server.name());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    clock.took_effect(name);
+    Ok(at)
+}
+
+fn signal_marked(clock: &FaultClock, name: &str, server: &Server, sig: Signal) -> Result<Instant> {
     let pid = server
         .pid()
         .with_context(|| format!("{} is not running", server.name()))?;
