@@ -3,14 +3,14 @@
 //! server holds, and the one machine-readable line each fault test prints:
 //!
 //! ```text
-//! FAULT-RESULT {"fault":"kill9","semi_sync":false,"first_write_ms":71.2,"errors":{"2013":1},"acked":812,"lost":0,...}
+//! FAULT-RESULT {"fault":"kill9","semi_sync":false,"first_write_ms":71.2,"errors":{"9002":1},"acked":812,"lost":0,...}
 //! ```
 //!
 //! `scripts/faults.sh` collects those lines over several runs into one table.
 //!
 //! The workload's statements are a closure (this crate has no client library of its own): the
 //! test builds its connection, and maps its client's errors to a [`ClientError`] whose `kind` is
-//! the error code (`"2013"`) or the kind of client failure (`"io"`, `"driver"`).
+//! the error code (`"9002"`) or the kind of client failure (`"io"`, `"driver"`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 /// What the client saw instead of a success.
 #[derive(Debug, Clone)]
 pub struct ClientError {
-    /// The server error code as text (`"2013"`), or the client's own kind (`"io"`, `"driver"`).
+    /// The server error code as text (`"9002"`), or the client's own kind (`"io"`, `"driver"`).
     pub kind: String,
     pub message: String,
 }

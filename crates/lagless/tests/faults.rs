@@ -148,7 +148,7 @@ fn killed_backend_connection_gives_an_error_then_the_session_recovers() {
             .query_drop("SELECT CONNECTION_ID()")
             .await
             .expect_err("the backend connection is gone");
-        assert_eq!(server_error_code(&err), Some(2013), "{err:?}");
+        assert_eq!(server_error_code(&err), Some(9002), "{err:?}");
         // Same client connection, next statement: a fresh backend connection.
         let v: Option<i32> = victim
             .query_first("/* lagless:primary */ SELECT 2")
@@ -183,7 +183,7 @@ fn killed_primary_fails_fast_and_the_proxy_recovers_when_it_returns() {
         primary.kill().unwrap();
         let (r, took) = sleeper.await.unwrap();
         let err = r.expect_err("statement in flight on a killed primary fails");
-        assert_eq!(server_error_code(&err), Some(2013), "{err:?}");
+        assert_eq!(server_error_code(&err), Some(9002), "{err:?}");
         assert!(took < Duration::from_secs(5), "error after {took:?}");
         // A new client still connects and reads from the replicas; a write fails promptly
         // with an error packet instead of hanging.
@@ -198,7 +198,7 @@ fn killed_primary_fails_fast_and_the_proxy_recovers_when_it_returns() {
             .await
             .expect_err("no primary");
         assert!(
-            matches!(server_error_code(&err), Some(2006 | 2013)),
+            matches!(server_error_code(&err), Some(9001 | 9002)),
             "{err:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -557,4 +557,41 @@ fn both_replicas_killed_reads_go_on_from_the_primary_without_errors() {
         assert_eq!(sid, 1);
     });
     load.finish(&env, "rk2", "kill_both_replicas");
+}
+
+/// libmariadb (the mariadb CLI, sysbench, mysqlclient) reads an ERR packet with a client-side
+/// code (2006, 2013) as "2027 Received malformed packet": Lagless's own errors use codes from
+/// 9000, which such clients show as they are.
+#[test]
+fn the_mariadb_cli_sees_lagless_errors_with_their_own_code() {
+    let env = start(EnvOptions::default());
+    let primary = env.sandbox.primary();
+    let port = env.port();
+    let cli = std::thread::spawn(move || {
+        lagless_e2e::mariadb_cli(
+            port,
+            "app",
+            "lagless",
+            // LAST_INSERT_ID() keeps it on the primary (the CLI strips comments, hints too).
+            "SELECT SLEEP(5) AS lagless_cli_sleep, LAST_INSERT_ID();",
+        )
+        .unwrap()
+    });
+    // Kill the backend connection running the sleep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        let id = primary
+            .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%lagless_cli_sleep%' AND INFO NOT LIKE '%PROCESSLIST%'")
+            .unwrap();
+        if !id.trim().is_empty() {
+            break id.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the sleep never reached the primary");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    primary.sql(&format!("KILL CONNECTION {id}")).unwrap();
+    let out = cli.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ERROR 9002"), "{stderr}");
+    assert!(!stderr.contains("2027"), "{stderr}");
 }

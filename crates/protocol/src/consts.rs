@@ -245,12 +245,19 @@ pub const ER_WRONG_VALUE_FOR_VAR: ErrorCode = ec(1231, b"42000");
 pub const ER_NOT_SUPPORTED_YET: ErrorCode = ec(1235, b"42000");
 /// MariaDB: max_statement_time exceeded.
 pub const ER_STATEMENT_TIMEOUT: ErrorCode = ec(1969, b"70100");
-pub const CR_SERVER_GONE_ERROR: ErrorCode = ec(2006, b"HY000");
-pub const CR_SERVER_LOST: ErrorCode = ec(2013, b"HY000");
 
-/// What the proxy reports when the backend disappears mid-request.
-pub const PROXY_BACKEND_LOST: ErrorCode = CR_SERVER_LOST;
+// --- Lagless's own errors ---
+// Client-side codes (2000-2999, e.g. 2006, 2013) must not be sent by a server: libmariadb
+// (the mariadb CLI, sysbench, mysqlclient) turns an ERR packet carrying one into
+// 2027 "Received malformed packet". Like ProxySQL, Lagless uses codes from 9000.
+
+/// A backend server could not be reached (or refused the login): the statement did not run.
+pub const PROXY_BACKEND_UNREACHABLE: ErrorCode = ec(9001, b"HY000");
+/// The backend connection broke while a statement ran: its outcome is unknown.
+pub const PROXY_BACKEND_LOST: ErrorCode = ec(9002, b"HY000");
 pub const PROXY_BACKEND_LOST_MESSAGE: &str = "Lost connection to backend server during query";
+/// The session's transaction was lost with its server (failover): nothing of it committed.
+pub const PROXY_TRANSACTION_LOST: ErrorCode = ec(9003, b"HY000");
 
 // --- Character set / collation ids ---
 pub const LATIN1_SWEDISH_CI: u8 = 8;

@@ -529,7 +529,7 @@ impl Engine {
             );
         } else {
             self.client
-                .queue_err(1, &err_packet(consts::CR_SERVER_LOST, message));
+                .queue_err(1, &err_packet(consts::PROXY_TRANSACTION_LOST, message));
         }
         self.client.flush().await?;
         Ok(Flow::Continue)

@@ -76,7 +76,7 @@ impl SessionError {
                     });
                 }
                 other => (
-                    consts::CR_SERVER_GONE_ERROR,
+                    consts::PROXY_BACKEND_UNREACHABLE,
                     format!("Lagless cannot reach backend server {server}: {other}"),
                 ),
             },

@@ -102,7 +102,7 @@ impl Engine {
         };
         if self.trx_lost {
             let msg = "The transaction was lost with its server (failover): ROLLBACK to continue";
-            return self.reply_error(consts::CR_SERVER_LOST, msg).await;
+            return self.reply_error(consts::PROXY_TRANSACTION_LOST, msg).await;
         }
         let c = classify(&sql, &self.tracked.lex);
         let plan = self.plan(&c);
@@ -193,7 +193,7 @@ impl Engine {
         let Some(conn) = self.backends.existing(server) else {
             return self
                 .reply_error(
-                    consts::CR_SERVER_LOST,
+                    consts::PROXY_BACKEND_LOST,
                     "The cursor's backend connection is gone",
                 )
                 .await;
@@ -203,7 +203,7 @@ impl Engine {
         if conn.stream.write_all(&framed).await.is_err() {
             self.backends.drop_conn(server);
             return self
-                .reply_error(consts::CR_SERVER_LOST, "Lost connection to backend server")
+                .reply_error(consts::PROXY_BACKEND_LOST, "Lost connection to backend server")
                 .await;
         }
         let caps = conn.capabilities;
