@@ -586,7 +586,10 @@ fn the_mariadb_cli_sees_lagless_errors_with_their_own_code() {
         if !id.trim().is_empty() {
             break id.trim().to_string();
         }
-        assert!(Instant::now() < deadline, "the sleep never reached the primary");
+        assert!(
+            Instant::now() < deadline,
+            "the sleep never reached the primary"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     primary.sql(&format!("KILL CONNECTION {id}")).unwrap();

@@ -203,7 +203,10 @@ impl Engine {
         if conn.stream.write_all(&framed).await.is_err() {
             self.backends.drop_conn(server);
             return self
-                .reply_error(consts::PROXY_BACKEND_LOST, "Lost connection to backend server")
+                .reply_error(
+                    consts::PROXY_BACKEND_LOST,
+                    "Lost connection to backend server",
+                )
                 .await;
         }
         let caps = conn.capabilities;
