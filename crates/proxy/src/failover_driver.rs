@@ -26,8 +26,9 @@ pub struct FailoverDriver {
     ctx: Arc<ProxyContext>,
     cluster: usize,
     history: VecDeque<Arc<Snapshot>>,
-    /// Fenced servers a rejoin was already tried for (it is tried once per reappearance).
-    rejoin_tried: Vec<usize>,
+    /// Fenced servers a rejoin is running or was done for (once per reappearance; a fence or
+    /// rejoin that failed is tried again).
+    rejoin_tried: Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
 impl FailoverDriver {
@@ -36,7 +37,7 @@ impl FailoverDriver {
             ctx,
             cluster,
             history: VecDeque::new(),
-            rejoin_tried: Vec::new(),
+            rejoin_tried: Arc::default(),
         }
     }
 
@@ -129,14 +130,26 @@ impl FailoverDriver {
             if !self.ctx.cluster.is_fenced(r) {
                 continue;
             }
+            let Ok(mut tried) = self.rejoin_tried.lock() else {
+                return;
+            };
             if !reachable {
-                self.rejoin_tried.retain(|x| *x != i);
+                tried.retain(|x| *x != i);
                 continue;
             }
-            if self.rejoin_tried.contains(&i) {
+            if tried.contains(&i) {
                 continue;
             }
-            self.rejoin_tried.push(i);
+            tried.push(i);
+            drop(tried);
+            let tried = self.rejoin_tried.clone();
+            // A failed attempt is forgotten after a pause: the next snapshot tries again.
+            let retry_later = move || async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(mut t) = tried.lock() {
+                    t.retain(|x| *x != i);
+                }
+            };
             let old = Member::new(s.name.clone(), s.address.clone());
             let new = Member::new(
                 config.servers[primary.server].name.clone(),
@@ -147,6 +160,7 @@ impl FailoverDriver {
             tokio::spawn(async move {
                 if let Err(e) = fence(&old, &opts).await {
                     warn!(server = %old.name, error = %e, "cannot fence the former primary yet");
+                    retry_later().await;
                     return;
                 }
                 info!(server = %old.name, "former primary fenced (read_only = 1)");
@@ -182,7 +196,10 @@ impl FailoverDriver {
                         }
                         ctx.ha.push(record);
                     }
-                    Err(e) => warn!(server = %old.name, error = %e, "rejoin failed"),
+                    Err(e) => {
+                        warn!(server = %old.name, error = %e, "rejoin failed");
+                        retry_later().await;
+                    }
                 }
             });
         }
