@@ -69,20 +69,31 @@ fn insert_load(name: &str, url: String, table: &str, first_id: u64) -> Load {
     })
 }
 
-/// The server id the proxy at `url` sends writes to.
+/// The server id the proxy at `url` sends writes to (asked for up to 10 s: the proxy may be
+/// between primaries).
 fn primary_behind(url: &str) -> u32 {
     rt().block_on(async {
-        let mut c = mysql_async::Conn::from_url(url).await.unwrap();
-        c.query_first("/* lagless:primary */ SELECT @@server_id")
-            .await
-            .unwrap()
-            .unwrap()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = async {
+                let mut c = mysql_async::Conn::from_url(url).await?;
+                c.query_first::<u32, _>("/* lagless:primary */ SELECT @@server_id")
+                    .await
+            }
+            .await;
+            match r {
+                Ok(Some(id)) => return id,
+                r if Instant::now() > deadline => panic!("no primary behind {url}: {r:?}"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     })
 }
 
 /// Every acknowledged insert of `reports` on the writable server, which must be the one the
 /// proxies route writes to: returns how many were acknowledged, and the missing ones with how
-/// long before `fault` each was acknowledged.
+/// long before `fault` each was acknowledged. With `fenced`, that server must be the only
+/// writable one.
 fn verify(
     env: &Env,
     proxies: &[String],
@@ -91,14 +102,20 @@ fn verify(
     clock: &FaultClock,
     fault: &str,
 ) -> (usize, Vec<Lost>) {
-    let primary = the_primary(&env.sandbox).unwrap();
-    for url in proxies {
+    let sid = primary_behind(&proxies[0]);
+    for url in &proxies[1..] {
         assert_eq!(
             primary_behind(url),
-            primary.server_id(),
-            "the proxy routes writes to the one writable server"
+            sid,
+            "the proxies route writes to one server"
         );
     }
+    let primary = env
+        .sandbox
+        .servers()
+        .iter()
+        .find(|s| s.server_id() == sid)
+        .expect("a server of the sandbox");
     let present = ids_on(primary, table).unwrap();
     let (mut acked, mut lost) = (0, Vec::new());
     for r in reports {
@@ -187,6 +204,11 @@ fn kill_9_under_insert_load(semi_sync: bool) {
     .unwrap();
     let new = the_primary(&env.sandbox).unwrap();
     assert_ne!(new.server_id(), 1, "a replica was promoted");
+    assert_eq!(
+        primary_behind(&env.url()),
+        new.server_id(),
+        "the proxy routes writes to the one writable server"
+    );
     let settled = wait_for(Duration::from_secs(15), "rejoined or quarantined", || {
         replicates_from(old, new) || env.proxy.stderr().contains("former primary quarantined")
     })
@@ -254,12 +276,14 @@ fn a_hung_primary_is_failed_over_and_comes_back_fenced() {
 
 /// With semi-sync the insert in flight when the primary stopped resumes at SIGCONT waiting for
 /// a replica's acknowledgement that will not come (the replicas follow the new primary), up to
-/// `rpl_semi_sync_master_timeout` (10 s): `SET GLOBAL read_only = 1` waits behind it.
+/// `rpl_semi_sync_master_timeout` (10 s): `SET GLOBAL read_only = 1` waits behind it, and the
+/// old primary stays writable that long.
 #[test]
-#[ignore = "proxy bug: fencing a returning old primary is tried once (failover_driver.rs \
-            rejoin_fenced: rejoin_tried is set before the attempt and cleared only when the \
-            server is unreachable again); here SET GLOBAL read_only = 1 times out after 2 s \
-            behind the resumed semi-sync commit, and the old primary stays writable"]
+#[ignore = "proxy bug: while the returning old primary is not yet fenced (here ~10 s: SET \
+            GLOBAL read_only = 1 waits behind its resumed semi-sync commit), one missed probe of \
+            the new primary makes the failover driver adopt the old primary as 'a promoted \
+            primary' (promoted_primary excludes only the current primary, not fenced servers), \
+            then fence and quarantine the new one: split brain, acknowledged writes lost"]
 fn a_hung_semi_sync_primary_is_failed_over_without_losing_acknowledged_writes() {
     sigstop_under_insert_load(true);
 }
@@ -288,20 +312,33 @@ fn sigstop_under_insert_load(semi_sync: bool) {
     let held = stopped.elapsed();
     old.resume().unwrap();
     let took = took.unwrap();
+    // The result line is printed whether or not the old primary gets fenced.
     let fenced = wait_for(Duration::from_secs(15), "the old primary fenced", || {
         is_fenced(old)
-    })
-    .unwrap();
-    let new = the_primary(&env.sandbox).unwrap();
-    assert_ne!(new.server_id(), 1, "a replica was promoted");
-    let settled = wait_for(Duration::from_secs(15), "rejoined or quarantined", || {
-        replicates_from(old, new) || env.proxy.stderr().contains("former primary quarantined")
-    })
-    .unwrap();
-    let old_state = if replicates_from(old, new) {
-        "rejoined"
-    } else {
-        "quarantined"
+    });
+    let new_id = primary_behind(&env.url());
+    assert_ne!(new_id, 1, "a replica was promoted");
+    let new = env
+        .sandbox
+        .servers()
+        .iter()
+        .find(|s| s.server_id() == new_id)
+        .unwrap();
+    let (settled, old_state) = match &fenced {
+        Ok(_) => {
+            let settled = wait_for(Duration::from_secs(15), "rejoined or quarantined", || {
+                replicates_from(old, new)
+                    || env.proxy.stderr().contains("former primary quarantined")
+            })
+            .unwrap();
+            let state = if replicates_from(old, new) {
+                "rejoined"
+            } else {
+                "quarantined"
+            };
+            (Some(settled), state)
+        }
+        Err(_) => (None, "not fenced (writable)"),
     };
     load.wait_acked(load.acked() + 100, Duration::from_secs(10))
         .unwrap();
@@ -309,11 +346,15 @@ fn sigstop_under_insert_load(semi_sync: bool) {
 
     let (acked, lost) = verify(&env, &[env.url()], "hung", &[&report], &clock, "sigstop");
     let phase = report.phase(&clock, "sigstop");
+    let fenced_ms = fenced.as_ref().ok().map(|f| ms(*f));
     FaultResult::new("sigstop", semi_sync, &phase, acked, lost.len())
         .with("lost_acked_ms_before_stop", lost_ms(&lost))
         .with("held_ms", ms(held))
-        .with("fenced_ms_after_sigcont", ms(fenced))
-        .with("settled_ms_after_sigcont", ms(fenced + settled))
+        .with("fenced_ms_after_sigcont", fenced_ms)
+        .with(
+            "settled_ms_after_sigcont",
+            fenced.as_ref().ok().zip(settled).map(|(f, s)| ms(*f + s)),
+        )
         .with("old_primary", old_state)
         .print();
     println!(
@@ -323,6 +364,8 @@ fn sigstop_under_insert_load(semi_sync: bool) {
     // Stopped just after acknowledging a write, the primary may not have sent it yet: the
     // same window as a kill.
     assert_no_loss_beyond_replication(semi_sync, &lost);
+    fenced.unwrap();
+    assert_eq!(the_primary(&env.sandbox).unwrap().server_id(), new_id);
     assert!(
         phase.error_count() <= 1
             && phase
@@ -644,6 +687,11 @@ fn two_proxies_under_insert_load(semi_sync: bool) {
         phase.messages
     );
     let new = the_primary(&env.sandbox).unwrap();
+    assert_eq!(
+        primary_behind(&env.url()),
+        new.server_id(),
+        "the proxies route writes to the one writable server"
+    );
     for r in env.sandbox.replicas() {
         if r.server_id() != new.server_id() {
             assert!(
