@@ -598,3 +598,35 @@ fn the_mariadb_cli_sees_lagless_errors_with_their_own_code() {
     assert!(stderr.contains("ERROR 9002"), "{stderr}");
     assert!(!stderr.contains("2027"), "{stderr}");
 }
+
+/// A replica paused (SIGSTOP) while a read runs on it: once the monitor finds it unreachable
+/// the read is sent elsewhere, before any byte of it reached the client. No client error.
+#[test]
+fn a_read_in_flight_on_a_paused_replica_is_retried_elsewhere() {
+    let env = start(EnvOptions::failover());
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        let sticky: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        assert_ne!(sticky, 1, "reads go to a replica");
+        let replica = env
+            .sandbox
+            .replicas()
+            .iter()
+            .find(|s| s.server_id() == sticky)
+            .unwrap();
+        let read = tokio::spawn(async move {
+            let started = Instant::now();
+            let r: Result<Option<(u32, u32)>, _> =
+                c.query_first("SELECT SLEEP(1), @@server_id").await;
+            (r, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        replica.pause().unwrap();
+        let (r, took) = read.await.unwrap();
+        replica.resume().unwrap();
+        let (_, ran_on) = r.expect("no client-visible error").expect("a row");
+        assert_ne!(ran_on, sticky, "the read was retried on another server");
+        assert!(took < Duration::from_secs(5), "answered after {took:?}");
+        println!("read in flight on a paused replica: answered by server {ran_on} after {took:?}");
+    });
+}

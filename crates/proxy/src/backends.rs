@@ -43,6 +43,9 @@ pub struct BackendConn {
     pub key: PoolKey,
     /// No command is half-way: a response not fully read makes the connection unusable.
     pub clean: bool,
+    /// Bytes of the response being relayed have started to reach the client: a statement
+    /// abandoned now cannot be retried elsewhere unseen.
+    pub answering: bool,
     /// Counts the connection against its server's cap (`[pool] max_per_server`).
     pub permit: Option<Permit>,
     /// The character-set variables as its handshake set them (see `pool::HANDSHAKE_VARS`).
@@ -212,6 +215,7 @@ pub async fn open_conn(
             charset: settings.charset,
         },
         clean: true,
+        answering: false,
         permit: None,
         handshake_vars: None,
     };

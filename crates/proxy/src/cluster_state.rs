@@ -55,6 +55,8 @@ pub struct ClusterState {
     failing_over: Vec<AtomicBool>,
     /// Woken when a failover names a new primary (statements waiting on the old one end).
     pub primary_changed: tokio::sync::Notify,
+    /// Woken when the monitor finds a server unreachable (reads waiting on it end).
+    server_down: tokio::sync::Notify,
     /// Per cluster: wakes the monitor for a round at once (see [`ClusterState::suspect`]).
     pub probe_now: Vec<Arc<tokio::sync::Notify>>,
     /// Per cluster: the primary's GTID position at the monitor's previous round.
@@ -86,6 +88,7 @@ impl ClusterState {
                 .map(|_| Arc::new(tokio::sync::Notify::new()))
                 .collect(),
             primary_changed: tokio::sync::Notify::new(),
+            server_down: tokio::sync::Notify::new(),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -202,7 +205,10 @@ impl ClusterState {
             let Some(stats) = self.servers.get(o.cluster).and_then(|c| c.get(o.server)) else {
                 continue;
             };
-            stats.monitor_down.store(!o.reachable, Ordering::Relaxed);
+            let was_down = stats.monitor_down.swap(!o.reachable, Ordering::Relaxed);
+            if !o.reachable && !was_down {
+                self.server_down.notify_waiters();
+            }
             let healthy = o.reachable
                 && stats.down_until_ms.load(Ordering::Relaxed) == 0
                 && !stats.fenced.load(Ordering::Acquire)
@@ -289,8 +295,10 @@ impl ClusterState {
         self.primary_changed.notify_waiters();
     }
 
-    /// Runs `fut` unless `r` is fenced (demoted by a failover) first: then `None`. A statement
-    /// waiting on a hung primary ends this way once a replica is promoted.
+    /// Runs `fut` unless `r` is lost first: then `None`. A primary is lost when it is fenced
+    /// (demoted by a failover): a statement waiting on a hung primary ends this way once a
+    /// replica is promoted. A replica is lost when the monitor finds it unreachable (a paused
+    /// or hung server): the read waiting on it can go elsewhere.
     pub async fn until_demoted<T>(
         &self,
         r: ServerRef,
@@ -299,10 +307,14 @@ impl ClusterState {
         let demoted = async {
             loop {
                 let changed = self.primary_changed.notified();
-                if self.is_fenced(r) {
+                let down = self.server_down.notified();
+                if self.is_fenced(r) || (self.monitor_down(r) && !self.is_primary(r)) {
                     return;
                 }
-                changed.await;
+                tokio::select! {
+                    () = changed => {}
+                    () = down => {}
+                }
             }
         };
         tokio::select! {
@@ -343,6 +355,11 @@ impl ClusterState {
     /// Whether the routing view has `r` as its cluster's primary now.
     pub fn is_primary(&self, r: ServerRef) -> bool {
         self.view.load().primary(r.cluster) == r
+    }
+
+    /// The monitor's last probe of `r` failed.
+    pub fn monitor_down(&self, r: ServerRef) -> bool {
+        self.stats(r).monitor_down.load(Ordering::Relaxed)
     }
 
     pub fn is_fenced(&self, r: ServerRef) -> bool {

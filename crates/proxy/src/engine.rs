@@ -666,13 +666,18 @@ impl Engine {
         // A primary that hangs is failed over without answering: the statement waiting on it
         // then ends with an error (outcome unknown) instead of waiting forever.
         let Some(outcome) = ctx.cluster.until_demoted(server, relay).await else {
+            let answering = backends.existing(server).is_some_and(|c| c.answering);
             backends.drop_conn(server);
             let name = config.clusters[server.cluster].servers[server.server]
                 .name
                 .clone();
-            return Err(Attempt::NoAnswer(SessionError::BackendLost {
-                server: name,
-            }));
+            let e = SessionError::BackendLost { server: name };
+            // Part of the answer reached the client: only closing the connection is honest.
+            return Err(if answering {
+                Attempt::Fatal(e)
+            } else {
+                Attempt::NoAnswer(e)
+            });
         };
         let conn = backends
             .existing(server)

@@ -70,6 +70,7 @@ pub async fn relay_response(
     let mut out = Relayed::default();
     let mut walk = Walk::default();
     let mut sent_any = false;
+    backend.answering = false;
     let fail = |error, sent| RelayError {
         error,
         client_saw_bytes: sent,
@@ -134,6 +135,7 @@ pub async fn relay_response(
                             write_header(&mut framed, rewritten.len(), seq);
                             framed.extend_from_slice(&rewritten);
                             let prefix = backend.buf[start..pos].to_vec();
+                            backend.answering = true;
                             write_both(client, &prefix, &framed)
                                 .await
                                 .map_err(|e| fail(e, sent_any))?;
@@ -164,6 +166,7 @@ pub async fn relay_response(
             }
         }
         if pos > start {
+            backend.answering = true;
             client
                 .write_framed(&backend.buf[start..pos])
                 .await
