@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::mode::{Guarantee, Mode, Variant};
-use super::stats::{Latency, Tally};
+use super::stats::{Latency, StaleRead, Tally};
 use super::workload::Outcome;
 
 /// The target: with no injected lag, at least this share of the reads that do not
@@ -128,6 +128,10 @@ pub struct VariantReport {
     pub promised: bool,
     pub pairs: u64,
     pub stale: u64,
+    /// Stale reads answered by the primary (a lost or overwritten write, not lag).
+    pub stale_on_primary: u64,
+    /// The first few stale reads, with the server that answered and when.
+    pub stale_examples: Vec<StaleRead>,
     /// Stale reads that did not find the row at all.
     pub missing_rows: u64,
     /// The longest time, at the end of a stale read, since the version it returned had been
@@ -354,6 +358,15 @@ impl Report {
                     v.errors,
                     v.verdict
                 );
+                if v.stale_on_primary > 0 {
+                    notes.push(format!(
+                        "{} {}: {} of the {} stale reads were answered by the primary",
+                        m.mode,
+                        v.variant.label(),
+                        v.stale_on_primary,
+                        v.stale
+                    ));
+                }
                 if v.tokens_missing > 0 {
                     notes.push(format!(
                         "{} {}: SELECT @lagless_token gave no token {} times (read without one)",
@@ -433,6 +446,8 @@ fn variant_report(variant: Variant, promised: bool, mut t: Tally) -> VariantRepo
         promised,
         pairs: t.pairs,
         stale: t.stale,
+        stale_on_primary: t.stale_on_primary,
+        stale_examples: t.stale_examples,
         missing_rows: t.missing_rows,
         max_stale_ms: t.max_stale_us as f64 / 1000.0,
         replica_fraction: (t.pairs > 0).then(|| t.replica_reads as f64 / t.pairs as f64),
@@ -496,6 +511,7 @@ mod tests {
             value: Some(value),
             server_id,
             latency: std::time::Duration::from_millis(1),
+            at_unix_us: 0,
         };
         let mut out = Outcome::default();
         out.tallies[0].record(5, read(5, 2), 1, 0);
@@ -513,6 +529,8 @@ mod tests {
         );
         assert_eq!(r.violations.len(), 1);
         assert_eq!(r.violations[0].variant, Variant::LaterSameConnection);
+        assert_eq!(later.stale_examples[0].server_id, 3);
+        assert_eq!(later.stale_on_primary, 0);
         assert!(!r.ok);
         assert_eq!(
             m.read_mix.later.as_ref().unwrap().replica_fraction,

@@ -11,6 +11,27 @@ pub struct ReadBack {
     pub value: Option<i64>,
     pub server_id: u64,
     pub latency: Duration,
+    /// When the read completed, in microseconds since the Unix epoch (to match server logs).
+    pub at_unix_us: i64,
+}
+
+/// Stale reads kept as examples per variant.
+pub const STALE_EXAMPLES: usize = 5;
+
+/// One stale read, for the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StaleRead {
+    /// The value the session wrote last (what a fresh read returns).
+    pub written: i64,
+    /// What the read returned; null when the row was missing.
+    pub read: Option<i64>,
+    /// `@@server_id` of the server that answered (0: unknown, the row was missing).
+    pub server_id: u64,
+    pub latency_ms: f64,
+    /// How long the version read had been overwritten when the read completed.
+    pub stale_for_ms: f64,
+    /// When the read completed, milliseconds since the Unix epoch.
+    pub at_unix_ms: i64,
 }
 
 /// Raw counts of one variant, merged over the writers.
@@ -18,6 +39,11 @@ pub struct ReadBack {
 pub struct Tally {
     pub pairs: u64,
     pub stale: u64,
+    /// Stale reads the primary answered: the primary always has the last committed value,
+    /// so these mean the write was lost or overwritten, not replication lag.
+    pub stale_on_primary: u64,
+    /// The first [`STALE_EXAMPLES`] stale reads.
+    pub stale_examples: Vec<StaleRead>,
     pub missing_rows: u64,
     pub primary_reads: u64,
     pub replica_reads: u64,
@@ -47,15 +73,25 @@ impl Tally {
         self.latencies_us
             .push(u64::try_from(r.latency.as_micros()).unwrap_or(u64::MAX));
         match r.value {
-            None => {
-                self.stale += 1;
-                self.missing_rows += 1;
-            }
+            None => self.missing_rows += 1,
             Some(v) if v < written => {
-                self.stale += 1;
                 self.max_stale_us = self.max_stale_us.max(stale_for_us);
             }
-            Some(_) => {}
+            Some(_) => return,
+        }
+        self.stale += 1;
+        if r.server_id == primary_id {
+            self.stale_on_primary += 1;
+        }
+        if self.stale_examples.len() < STALE_EXAMPLES {
+            self.stale_examples.push(StaleRead {
+                written,
+                read: r.value,
+                server_id: r.server_id,
+                latency_ms: r.latency.as_secs_f64() * 1000.0,
+                stale_for_ms: stale_for_us as f64 / 1000.0,
+                at_unix_ms: r.at_unix_us / 1000,
+            });
         }
     }
 
@@ -75,6 +111,10 @@ impl Tally {
     pub fn merge(&mut self, o: Tally) {
         self.pairs += o.pairs;
         self.stale += o.stale;
+        self.stale_on_primary += o.stale_on_primary;
+        let room = STALE_EXAMPLES.saturating_sub(self.stale_examples.len());
+        self.stale_examples
+            .extend(o.stale_examples.into_iter().take(room));
         self.missing_rows += o.missing_rows;
         self.primary_reads += o.primary_reads;
         self.replica_reads += o.replica_reads;
@@ -135,12 +175,27 @@ mod tests {
             value,
             server_id,
             latency: Duration::from_millis(ms),
+            at_unix_us: 1_000_000 * ms as i64,
         };
         t.record(10, read(Some(10), 2, 1), 1, 0);
         t.record(11, read(Some(7), 3, 2), 1, 4);
         t.record(12, read(None, 2, 3), 1, 9);
         t.record(13, read(Some(14), 1, 4), 1, 0);
         assert_eq!((t.pairs, t.stale, t.missing_rows), (4, 2, 1));
+        assert_eq!(t.stale_on_primary, 0);
+        assert_eq!(t.stale_examples.len(), 2);
+        assert_eq!(
+            t.stale_examples[0],
+            StaleRead {
+                written: 11,
+                read: Some(7),
+                server_id: 3,
+                latency_ms: 2.0,
+                stale_for_ms: 0.004,
+                at_unix_ms: 2000,
+            }
+        );
+        assert_eq!(t.stale_examples[1].read, None);
         assert_eq!(
             (t.primary_reads, t.replica_reads, t.max_stale_us),
             (1, 3, 4)
@@ -148,6 +203,29 @@ mod tests {
         let l = Latency::of(&mut t.latencies_us).unwrap();
         assert_eq!((l.p50, l.p99), (2.0, 4.0));
         assert!(Latency::of(&mut []).is_none());
+    }
+
+    #[test]
+    fn stale_reads_on_the_primary_and_examples_are_bounded() {
+        let mut a = Tally::default();
+        let read = |value, server_id| ReadBack {
+            value: Some(value),
+            server_id,
+            latency: Duration::from_millis(1),
+            at_unix_us: 0,
+        };
+        for _ in 0..4 {
+            a.record(10, read(9, 1), 1, 5);
+        }
+        a.record(10, read(10, 1), 1, 0);
+        let mut b = Tally::default();
+        for _ in 0..3 {
+            b.record(10, read(8, 2), 1, 5);
+        }
+        a.merge(b);
+        assert_eq!((a.pairs, a.stale, a.stale_on_primary), (8, 7, 4));
+        assert_eq!(a.stale_examples.len(), STALE_EXAMPLES);
+        assert_eq!(a.stale_examples[4].server_id, 2);
     }
 
     #[test]

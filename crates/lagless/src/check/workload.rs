@@ -240,7 +240,13 @@ impl Writer {
     async fn pair(&mut self, variant: Variant) -> Result<()> {
         let t = self.ep.timeout;
         let value = self.next_value();
-        let update = format!("UPDATE {TABLE} SET v = {value} WHERE id = {}", self.id);
+        // Only ever upward: a write whose statement failed or timed out here may still be
+        // committed later (queued in the proxy); it must not overwrite a newer value, which
+        // a read would then report as stale even on the primary.
+        let update = format!(
+            "UPDATE {TABLE} SET v = {value} WHERE id = {} AND v < {value}",
+            self.id
+        );
         query_drop(&mut self.own, &update, t).await?;
         self.acked = Instant::now();
         if self.own.affected_rows() != 1 {
@@ -324,6 +330,7 @@ async fn read_back(conn: &mut Conn, sql: &str, t: Duration) -> Result<ReadBack> 
         value,
         server_id,
         latency,
+        at_unix_us: Writer::now_us(),
     })
 }
 
