@@ -150,8 +150,9 @@ def notes(fault, rows):
 def cmd_report(meta_path, out_json, out_md, *logs):
     with open(meta_path) as f:
         meta = json.load(f)
-    with open("/proc/loadavg") as f:
-        meta["loadavg_end"] = [float(x) for x in f.read().split()[:3]]
+    if "loadavg_end" not in meta:
+        with open("/proc/loadavg") as f:
+            meta["loadavg_end"] = [float(x) for x in f.read().split()[:3]]
     results, failures = [], {}
     for path in logs:
         run, res, failed = parse_log(path)
@@ -216,10 +217,11 @@ def cmd_report(meta_path, out_json, out_md, *logs):
     md.append("")
     md.append(
         "First acknowledged write: from the fault to the acknowledgement of the first insert "
-        "sent after it (for faults that need no failover, that is one insert's latency). "
-        "Errors 2013 are the insert in flight when the primary failed (`the statement's outcome "
-        "is unknown`). With asynchronous replication a write acknowledged just before the kill "
-        "may not have reached any replica and can be lost; with semi-sync none may be."
+        "sent after the fault took effect (process gone, or all its threads stopped; for faults "
+        "that need no failover, that is about one insert's latency). Errors 9002 (2013 before "
+        "commit 24228be) are the insert in flight when the primary failed (`the statement's "
+        "outcome is unknown`). With asynchronous replication a write acknowledged just before "
+        "the fault may not have reached any replica and can be lost; with semi-sync none may be."
     )
     if failures:
         md.append("")
