@@ -279,11 +279,6 @@ fn a_hung_primary_is_failed_over_and_comes_back_fenced() {
 /// `rpl_semi_sync_master_timeout` (10 s): `SET GLOBAL read_only = 1` waits behind it, and the
 /// old primary stays writable that long.
 #[test]
-#[ignore = "proxy bug: while the returning old primary is not yet fenced (here ~10 s: SET \
-            GLOBAL read_only = 1 waits behind its resumed semi-sync commit), one missed probe of \
-            the new primary makes the failover driver adopt the old primary as 'a promoted \
-            primary' (promoted_primary excludes only the current primary, not fenced servers), \
-            then fence and quarantine the new one: split brain, acknowledged writes lost"]
 fn a_hung_semi_sync_primary_is_failed_over_without_losing_acknowledged_writes() {
     sigstop_under_insert_load(true);
 }

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::context::ProxyContext;
 use crate::ha_history::{HaRecord, HaStep};
+use lagless_routing::gtid::MariaPos;
 
 /// How much monitor history detection looks at.
 const HISTORY: Duration = Duration::from_secs(10);
@@ -76,7 +77,28 @@ impl FailoverDriver {
                 .cloned()
                 .collect();
             if !ours_is_primary {
-                if let Some(p) = promoted_primary(&observations, &[primary_name.as_str()]) {
+                // Never a server this proxy fenced (a former primary that is writable again
+                // until its fence succeeds), and only one that has everything ours was last
+                // seen to have written: a successor, not a stale old primary.
+                let cluster = self.cluster;
+                let mut excluded: Vec<&str> = vec![primary_name.as_str()];
+                excluded.extend(
+                    config.clusters[cluster]
+                        .servers
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| {
+                            self.ctx.cluster.is_fenced(lagless_routing::ServerRef {
+                                cluster,
+                                server: *i,
+                            })
+                        })
+                        .map(|(_, s)| s.name.as_str()),
+                );
+                let written = last_written(&self.history, cluster, primary.server);
+                if let Some(p) = promoted_primary(&observations, &excluded)
+                    .filter(|p| has_all_of(p, written.as_ref()))
+                {
                     info!(primary = %p.name, "a promoted primary was found: routing writes to it");
                     self.ctx.cluster.set_primary(self.cluster, p.server);
                     return;
@@ -471,4 +493,29 @@ fn count_transactions(ranges: &[lagless_topology::failover::GtidRange]) -> Strin
         "{}{known} transaction{plural}",
         if open { "at least " } else { "" }
     )
+}
+
+/// What the server `server` had written (`gtid_binlog_pos`) the last time it was observed.
+fn last_written(
+    history: &VecDeque<Arc<Snapshot>>,
+    cluster: usize,
+    server: usize,
+) -> Option<MariaPos> {
+    history.iter().rev().find_map(|snap| {
+        snap.get(cluster, server)
+            .filter(|o| o.reachable)
+            .and_then(|o| o.gtid_binlog_pos.as_deref())
+            .and_then(|g| g.parse().ok())
+    })
+}
+
+/// Whether `o` has applied or written everything in `written` (true when that is unknown).
+fn has_all_of(o: &lagless_topology::ServerObservation, written: Option<&MariaPos>) -> bool {
+    let Some(written) = written else {
+        return true;
+    };
+    o.gtid_current_pos
+        .as_deref()
+        .and_then(|g| g.parse::<MariaPos>().ok())
+        .is_some_and(|have| have.contains(written))
 }
