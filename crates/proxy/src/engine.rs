@@ -662,7 +662,14 @@ impl Engine {
             return Ok(Relayed::default());
         };
         let caps = conn.capabilities;
-        let relay = relay_response(conn, client, expect, |ok| tracked.learn(ok, caps));
+        let relay = relay_response(conn, client, expect, |ok| {
+            tracked.learn(ok, caps);
+            // Published before the OK reaches the client: a `global` read the client then
+            // makes on another connection must already see it.
+            if let Some(g) = tracked.pending_gtid().and_then(|g| g.parse().ok()) {
+                ctx.committed(&g);
+            }
+        });
         // A primary that hangs is failed over without answering: the statement waiting on it
         // then ends with an error (outcome unknown) instead of waiting forever.
         let Some(outcome) = ctx.cluster.until_demoted(server, relay).await else {

@@ -91,6 +91,11 @@ impl TrackedState {
         }
     }
 
+    /// The GTID of the last write learned and not yet taken.
+    pub fn pending_gtid(&self) -> Option<&str> {
+        self.last_gtid.as_deref()
+    }
+
     /// The GTID of the last write learned since the previous call (from `last_gtid`).
     pub fn take_last_gtid(&mut self) -> Option<String> {
         self.last_gtid.take()
