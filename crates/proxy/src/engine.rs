@@ -719,11 +719,9 @@ impl Engine {
 
     /// Updates routing state and counters after a statement ran.
     fn record(&mut self, c: &Classification<'_>, plan: &RoutePlan, relayed: Relayed) {
+        // Already published proxy-wide when its OK was seen (see `attempt`).
         if let Some(gtid) = self.tracked.take_last_gtid() {
             self.routing.record_write(&gtid, self.ctx.now_ms());
-            if let Ok(g) = gtid.parse() {
-                self.ctx.committed(&g);
-            }
         }
         self.routing
             .after(c, plan.server, relayed.status, !relayed.was_error);
