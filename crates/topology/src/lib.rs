@@ -34,12 +34,15 @@
 //!   the lag it gives.
 //! - `monitor`: [`spawn`]: one task per server and the task that gathers their observations
 //!   into rounds and publishes snapshots.
+//! - [`binlog_stream`]: GTID streaming: each server's binlog read as a replication client, so
+//!   that its committed GTIDs are known within milliseconds between polls ([`spawn_streams`]).
 //! - [`failover`]: deciding from the snapshots that the primary failed and which replica to
 //!   promote (pure), and the actions: failover, switchover, fence, rejoin, the failover lock.
 //!
 //! Time is `tokio::time::Instant` throughout, so tests can run with paused time.
 #![forbid(unsafe_code)]
 
+pub mod binlog_stream;
 pub mod config;
 pub mod failover;
 pub mod heartbeat;
@@ -53,6 +56,7 @@ use std::time::Duration;
 
 use lagless_backend::BackendError;
 
+pub use binlog_stream::{spawn_streams, StreamConfig, StreamState, StreamedServer};
 pub use config::{HeartbeatConfig, MonitorConfig, MonitoredServer};
 pub use monitor::spawn;
 pub use types::{
