@@ -304,6 +304,8 @@ fn replica_status() -> ReplicaStatus {
         last_io_error: String::new(),
         last_sql_errno: 0,
         last_sql_error: String::new(),
+        received_heartbeats: None,
+        heartbeat_period: None,
     }
 }
 

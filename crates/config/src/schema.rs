@@ -75,6 +75,10 @@ pub struct RawFailover {
     pub hold_writes_ms: u64,
     /// Bound on waiting for the candidate to apply what it received.
     pub apply_timeout_ms: u64,
+    /// `MASTER_HEARTBEAT_PERIOD` (ms) for the replicas Lagless repoints; 0 leaves the server's
+    /// default (half of `slave_net_timeout`). A stalled primary is detected after about 1.5
+    /// periods without heartbeats.
+    pub replica_heartbeat_ms: u64,
 }
 
 impl Default for RawFailover {
@@ -84,6 +88,7 @@ impl Default for RawFailover {
             failcount: 1,
             hold_writes_ms: 5000,
             apply_timeout_ms: 5000,
+            replica_heartbeat_ms: 250,
         }
     }
 }

@@ -262,6 +262,7 @@ fn options(ctx: &ProxyContext, cluster: usize) -> FailoverOptions {
         ),
     );
     opts.apply_timeout = ctx.config.failover.apply_timeout;
+    opts.heartbeat_period = ctx.config.failover.replica_heartbeat;
     opts.connect_timeout = ctx.config.timeouts.connect;
     opts
 }

@@ -252,7 +252,8 @@ pub(crate) fn configure_replica(
 ) -> Result<()> {
     replica.sql(&format!(
         "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER={}, \
-         MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE",
+         MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, \
+         MASTER_HEARTBEAT_PERIOD=0.25; START SLAVE",
         primary.port(),
         quote(&users.replication.user),
         quote(&users.replication.password)

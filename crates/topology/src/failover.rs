@@ -7,7 +7,8 @@
 //!   - [`primary_failed`]: is the primary down, from the monitor's [`Snapshot`](crate::Snapshot)s?
 //!     Only after confirmed failures: its own probes failed [`DetectionPolicy::failcount`] times
 //!     in a row for at least [`DetectionPolicy::min_unreachable`], *and* every reachable
-//!     replica has stopped receiving from it (IO thread not `Yes`, or an IO error). A busy
+//!     replica has stopped receiving from it (IO thread not `Yes`, an IO error, or no event
+//!     and no heartbeat for 1.5 heartbeat periods). A busy
 //!     primary whose replicas still receive is never declared failed.
 //!   - [`choose_candidate`]: the replica to promote: one holding every transaction any
 //!     reachable replica received (with semi-sync, every acknowledged one), then the most
@@ -102,6 +103,9 @@ pub const DEFAULT_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default bound on waiting, as the loser of [`with_failover_lock`], for the winner's result.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Default `MASTER_HEARTBEAT_PERIOD` for repointed replicas: an idle primary is heard from four
+/// times a second, so a stalled one is noticed after about 0.6 s (1.5 periods + a margin).
+pub const DEFAULT_HEARTBEAT_PERIOD: Duration = Duration::from_millis(250);
 
 /// A server to act on: its name (as in the snapshots) and `host:port` address.
 ///
@@ -195,6 +199,10 @@ pub struct FailoverOptions {
     /// `rpl_semi_sync_master_enabled = ON` (wait point AFTER_SYNC), and a rejoining old
     /// primary `rpl_semi_sync_master_enabled = OFF`, `rpl_semi_sync_slave_enabled = ON`.
     pub semi_sync: bool,
+    /// `MASTER_HEARTBEAT_PERIOD` for replicas Lagless points at a primary (`None`: the server's
+    /// default, half of `slave_net_timeout`). Short periods let detection see a stalled
+    /// primary sooner (see [`primary_failed`]).
+    pub heartbeat_period: Option<Duration>,
     /// Called by [`failover`] and [`switchover`] as soon as the new primary answered
     /// `SET GLOBAL read_only = 0`, before the other replicas are repointed: the moment to send
     /// writes (held ones first) to it. Must not block.
@@ -216,6 +224,7 @@ impl FailoverOptions {
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
             lock_wait: DEFAULT_LOCK_WAIT,
             semi_sync: false,
+            heartbeat_period: Some(DEFAULT_HEARTBEAT_PERIOD),
             on_promoted: None,
         }
     }
@@ -233,6 +242,7 @@ impl fmt::Debug for FailoverOptions {
             .field("verify_timeout", &self.verify_timeout)
             .field("lock_wait", &self.lock_wait)
             .field("semi_sync", &self.semi_sync)
+            .field("heartbeat_period", &self.heartbeat_period)
             .field("on_promoted", &self.on_promoted.is_some())
             .finish()
     }

@@ -116,6 +116,8 @@ mod tests {
             last_io_error: String::new(),
             last_sql_errno: 0,
             last_sql_error: String::new(),
+            received_heartbeats: None,
+            heartbeat_period: None,
         });
         o
     }

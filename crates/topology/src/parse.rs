@@ -138,6 +138,12 @@ fn parse_replica_row(r: &Row<'_>) -> ReplicaStatus {
         last_io_error: text(&["Last_IO_Error"]),
         last_sql_errno: number(&["Last_SQL_Errno"]).unwrap_or(0) as u32,
         last_sql_error: text(&["Last_SQL_Error"]),
+        received_heartbeats: number(&["Slave_received_heartbeats"]),
+        heartbeat_period: r
+            .get(&["Slave_heartbeat_period"])
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64),
     }
 }
 

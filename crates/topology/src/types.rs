@@ -180,6 +180,12 @@ pub struct ReplicaStatus {
     pub last_sql_errno: u32,
     /// Empty when none.
     pub last_sql_error: String,
+    /// MariaDB `Slave_received_heartbeats`: heartbeats received from the primary since the
+    /// connection was configured. `None` where the server does not report it (MySQL).
+    pub received_heartbeats: Option<u64>,
+    /// MariaDB `Slave_heartbeat_period`: the primary sends a heartbeat after this long without
+    /// events. `None` when unknown or 0 (heartbeats off).
+    pub heartbeat_period: Option<Duration>,
 }
 
 impl ReplicaStatus {

@@ -66,6 +66,8 @@ pub struct Failover {
     pub failcount: u32,
     pub hold_writes: Duration,
     pub apply_timeout: Duration,
+    /// `None`: the server's default heartbeat period.
+    pub replica_heartbeat: Option<Duration>,
 }
 
 /// `[monitor]`, validated.
@@ -313,6 +315,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         pool: Pool {
             multiplex: raw.pool.multiplex,
             max_per_server: (raw.pool.max_per_server > 0).then_some(raw.pool.max_per_server),
+            replica_heartbeat: (raw.failover.replica_heartbeat_ms > 0)
+                .then(|| Duration::from_millis(raw.failover.replica_heartbeat_ms)),
             max_idle_per_server: raw.pool.max_idle_per_server,
             wait_timeout: positive_ms("pool.wait_timeout_ms", raw.pool.wait_timeout_ms)?,
             hold: Duration::from_millis(raw.pool.hold_ms),

@@ -9,17 +9,20 @@
 //!    paused (SIGSTOP) or overloaded one shows as probe timeouts.
 //! 2. **The replicas**: every reachable replica of it, observed after the primary was last
 //!    seen alive, no longer receives from it: its IO thread is not `Yes` (`Connecting` after a
-//!    lost connection) or it reports an IO error (`Last_IO_Errno`). A primary that the proxy
-//!    cannot reach but whose replicas still receive (a primary at 100% CPU, a network problem
-//!    between the proxy and the primary only) is not failed over.
+//!    lost connection) or it reports an IO error (`Last_IO_Errno`), or it has received
+//!    nothing, not even a heartbeat, for 1.5 heartbeat periods (MariaDB's
+//!    `Slave_received_heartbeats`; see `silent`). A primary that the proxy cannot reach but
+//!    whose replicas still receive (a primary at 100% CPU, a network problem between the
+//!    proxy and the primary only) is not failed over.
 //!
 //! How fast replicas notice: a killed primary closes its connections, and the replicas show
 //! `Connecting` within milliseconds. A stalled primary (paused, hung, or its network cut) does
-//! not: a replica only notices when nothing arrives for `slave_net_timeout` seconds (default
-//! 60). For failover within seconds, set `slave_net_timeout` low on the replicas (e.g. 2-4 s;
-//! `CHANGE MASTER` then sets `MASTER_HEARTBEAT_PERIOD` to half of it, so an idle primary still
-//! sends something in time). Measured on the sandbox with `slave_net_timeout = 1`: replicas
-//! show `Connecting` about 1 s after a SIGSTOP.
+//! not: the IO thread only gives up when nothing arrives for `slave_net_timeout` seconds
+//! (default 60). The heartbeat count shows it sooner: a live primary sends a heartbeat after
+//! every `MASTER_HEARTBEAT_PERIOD` without events, so a count and received position that stand
+//! still for 1.5 periods mean it is silent. The sandbox sets the period to 0.25 s
+//! (`slave_net_timeout = 2`), and Lagless keeps that period when it repoints replicas
+//! ([`FailoverOptions::heartbeat_period`](super::FailoverOptions::heartbeat_period)).
 //!
 //! When no replica is reachable, the probes alone decide (and there is then nothing to
 //! promote: [`choose_candidate`](super::choose_candidate) finds no candidate).
@@ -178,7 +181,7 @@ pub fn primary_failed<S: Borrow<Snapshot>>(
             waiting_for.push(Pending::NotObservedSince {
                 replica: r.name.clone(),
             });
-        } else if receives(r) {
+        } else if receives(r) && !silent(history, r) {
             waiting_for.push(Pending::StillReceiving {
                 replica: r.name.clone(),
             });
@@ -209,6 +212,49 @@ fn receives(r: &ServerObservation) -> bool {
     r.replication
         .as_ref()
         .is_some_and(|st| st.io_running == ThreadState::Yes && st.last_io_errno == 0)
+}
+
+/// How long past its heartbeat period a replica must have received nothing to count as cut
+/// off: room for a heartbeat sent late by a busy primary and for probe timing.
+const SILENCE_MARGIN: Duration = Duration::from_millis(200);
+
+/// The replica's IO thread still says `Yes`, but nothing (no event, no heartbeat) arrived from
+/// its primary for 1.5 heartbeat periods plus [`SILENCE_MARGIN`]: a live primary sends a
+/// heartbeat whenever it has had nothing to send for one period, so it is stalled (SIGSTOP,
+/// hung, network cut). This signal comes long before the IO thread's own `slave_net_timeout`
+/// (2 periods by default, and it takes a reconnect to show). Needs MariaDB's heartbeat count
+/// in the replica's status (`Slave_received_heartbeats`); without it, `false`.
+///
+/// The silence is measured between this replica's observations in `history`: from the oldest
+/// one in the unbroken run (going back from the latest) whose received position and heartbeat
+/// count are the latest's, to the latest. That is a lower bound of the real silence.
+fn silent<S: Borrow<Snapshot>>(history: &[S], replica: &ServerObservation) -> bool {
+    let Some(st) = replica.replication.as_ref() else {
+        return false;
+    };
+    let (Some(_), Some(period)) = (st.received_heartbeats, st.heartbeat_period) else {
+        return false;
+    };
+    let marker = |s: &crate::types::ReplicaStatus| {
+        (
+            s.received_heartbeats,
+            s.read_master_log_pos,
+            s.master_log_file.clone(),
+            s.gtid_io_pos.clone(),
+        )
+    };
+    let latest = marker(st);
+    let mut since = replica.observed_at;
+    for snap in history.iter().rev().map(Borrow::borrow) {
+        let Some(o) = snap.by_name(&replica.name) else {
+            break;
+        };
+        match o.replication.as_ref() {
+            Some(s) if o.reachable && marker(s) == latest => since = since.min(o.observed_at),
+            _ => break,
+        }
+    }
+    replica.observed_at.saturating_duration_since(since) >= period * 3 / 2 + SILENCE_MARGIN
 }
 
 /// The reachable replicas of `primary` among `servers`: those replicating from its address, or

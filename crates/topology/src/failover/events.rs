@@ -25,6 +25,9 @@ pub enum Step {
     WaitCaughtUp,
     /// `KILL` of the candidate's SQL thread when it did not catch up.
     KillSqlThread,
+    /// `KILL` of a replica's IO thread before `STOP SLAVE` (it may be stuck on a stalled
+    /// primary).
+    KillIoThread,
     StopSlave,
     ResetSlaveAll,
     /// `SET GLOBAL read_only = 1`.
@@ -54,6 +57,7 @@ impl fmt::Display for Step {
             Step::WaitApplied => "wait until applied",
             Step::WaitCaughtUp => "wait until caught up",
             Step::KillSqlThread => "kill SQL thread",
+            Step::KillIoThread => "kill IO thread",
             Step::StopSlave => "stop slave",
             Step::ResetSlaveAll => "reset slave all",
             Step::SetReadOnly => "set read_only=1",

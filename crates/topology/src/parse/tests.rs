@@ -47,6 +47,8 @@ fn mariadb_slave_status_running() {
     assert_eq!(st.sql_delay, 0);
     assert_eq!((st.last_io_errno, st.last_sql_errno), (0, 0));
     assert!(st.last_io_error.is_empty() && st.last_sql_error.is_empty());
+    assert_eq!(st.received_heartbeats, Some(0));
+    assert_eq!(st.heartbeat_period, Some(Duration::from_secs(30)));
 }
 
 #[test]

@@ -24,6 +24,8 @@ fn status(io_pos: &str, delay: u64) -> ReplicaStatus {
         last_io_error: String::new(),
         last_sql_errno: 0,
         last_sql_error: String::new(),
+        received_heartbeats: None,
+        heartbeat_period: None,
     }
 }
 

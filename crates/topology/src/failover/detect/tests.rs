@@ -44,6 +44,8 @@ fn status(master_port: u16, io: ThreadState, errno: u32) -> ReplicaStatus {
         last_io_error: String::new(),
         last_sql_errno: 0,
         last_sql_error: String::new(),
+        received_heartbeats: None,
+        heartbeat_period: None,
     }
 }
 
@@ -341,4 +343,83 @@ proptest! {
             prop_assert!(primary_failed(&h, "primary", &pol, now + MS * 1000).is_failed());
         }
     }
+}
+
+/// A replica that received `beats` heartbeats and is still `Yes`, with a 250 ms period.
+fn beating(i: usize, at: Instant, beats: u64) -> ServerObservation {
+    let mut o = replica(i, at, ThreadState::Yes, 0);
+    let st = o.replication.as_mut().unwrap();
+    st.received_heartbeats = Some(beats);
+    st.heartbeat_period = Some(MS * 250);
+    o
+}
+
+/// SIGSTOP at t0+100 ms: the primary's probes time out, the replicas' IO threads still say
+/// `Yes` and their heartbeat counts stand still from `last_beat_at` on, observed every 100 ms
+/// up to `until`.
+fn paused(last_beat_at: u64, until: u64) -> (Vec<Arc<Snapshot>>, Instant) {
+    let t0 = Instant::now();
+    let mut h = Vec::new();
+    let mut t = 0;
+    while t <= until {
+        let at = t0 + MS * t as u32;
+        let beats = if t < last_beat_at {
+            t / 100
+        } else {
+            last_beat_at / 100
+        };
+        let p = if t < 100 {
+            primary(at, 0)
+        } else {
+            primary(at, ((t - 100) / 100 + 1) as u32)
+        };
+        h.push(snap(
+            t,
+            vec![p, beating(1, at + MS, beats), beating(2, at + MS, beats)],
+        ));
+        t += 100;
+    }
+    (h, t0 + MS * (until as u32 + 2))
+}
+
+#[test]
+fn paused_primary_confirmed_by_silent_heartbeats() {
+    let p = DetectionPolicy::default();
+    // Silent since 100 ms; at 500 ms: 400 ms < 1.5 * 250 + 200.
+    let (h, now) = paused(100, 500);
+    let v = primary_failed(&h, "primary", &p, now);
+    assert!(
+        matches!(&v, Verdict::Suspect(s) if s.waiting_for.iter().all(|w| matches!(w, Pending::StillReceiving { .. }))),
+        "{v:?}"
+    );
+    // At 700 ms: 600 ms of silence.
+    let (h, now) = paused(100, 700);
+    let v = primary_failed(&h, "primary", &p, now);
+    let Verdict::Failed(f) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(f.confirmed_by, ["replica1", "replica2"]);
+}
+
+#[test]
+fn heartbeats_still_arriving_keep_an_unreachable_primary() {
+    // The primary's probes fail from 100 ms on, but its heartbeats keep coming (proxy-side
+    // network problem, or a primary too busy to answer probes): never failed.
+    let (h, now) = paused(10_000, 3_000);
+    let v = primary_failed(&h, "primary", &DetectionPolicy::default(), now);
+    assert!(matches!(v, Verdict::Suspect(_)), "{v:?}");
+    // Without heartbeat counts (MySQL), a still-`Yes` IO thread is never "silent".
+    let (mut h, now) = paused(100, 3_000);
+    for s in &mut h {
+        let s = Arc::make_mut(s);
+        for o in &mut s.servers {
+            if let Some(st) = o.replication.as_mut() {
+                st.received_heartbeats = None;
+            }
+        }
+    }
+    assert!(matches!(
+        primary_failed(&h, "primary", &DetectionPolicy::default(), now),
+        Verdict::Suspect(_)
+    ));
 }
