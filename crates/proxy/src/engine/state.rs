@@ -166,11 +166,15 @@ impl TrackedState {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
-        let mut sql = String::from("\x03SET SESSION ");
+        // Empty (no allocation) until there is something to set: this runs for every statement
+        // on a connection just taken from the pool.
+        let mut sql = String::new();
         let mut any = false;
         let mut item = |sql: &mut String, name: &str| {
             if any {
                 sql.push_str(", ");
+            } else {
+                sql.push_str("\x03SET SESSION ");
             }
             any = true;
             sql.push_str(name);
