@@ -93,7 +93,9 @@ pub fn backend_capabilities(client: u64, local_infile: bool) -> u64 {
 
 /// The session's connections, indexed like the configuration's clusters and servers.
 pub struct SessionBackends {
-    conns: Vec<Vec<Option<BackendConn>>>,
+    /// Boxed: a connection moves between the session and the pool after every statement of a
+    /// multiplexed session, and a `BackendConn` is a few hundred bytes.
+    conns: Vec<Vec<Option<Box<BackendConn>>>>,
     pub settings: BackendSettings,
     pool: Arc<Pool>,
 }
@@ -130,18 +132,18 @@ impl SessionBackends {
             self.conns[r.cluster][r.server] = Some(conn);
         }
         Ok(self.conns[r.cluster][r.server]
-            .as_mut()
+            .as_deref_mut()
             .expect("connected above"))
     }
 
     /// The connection to `r` if one is open.
     pub fn existing(&mut self, r: ServerRef) -> Option<&mut BackendConn> {
-        self.conns[r.cluster][r.server].as_mut()
+        self.conns[r.cluster][r.server].as_deref_mut()
     }
 
     /// Every open connection.
     pub fn open_conns(&mut self) -> impl Iterator<Item = &mut BackendConn> {
-        self.conns.iter_mut().flatten().flatten()
+        self.conns.iter_mut().flatten().flatten().map(|c| &mut **c)
     }
 
     /// Forgets a connection (after an error, or to reopen it with new settings).

@@ -40,7 +40,10 @@ pub const HANDSHAKE_VARS: &[&str] = &[
 pub type HandshakeVars = Arc<Vec<(String, String)>>;
 
 struct ServerPool {
-    idle: Mutex<Vec<BackendConn>>,
+    /// Boxed, like the sessions' (see `SessionBackends`): a connection moves in and out after
+    /// every statement of a multiplexed session, as a pointer rather than a few hundred bytes.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<BackendConn>>>,
     /// [`HANDSHAKE_VARS`] per handshake character set, learned from the first connection.
     handshake: Mutex<Vec<(u8, HandshakeVars)>>,
     /// One permit per open connection when the server has a cap.
@@ -101,12 +104,17 @@ impl Pool {
         config: &Config,
         r: ServerRef,
         settings: &BackendSettings,
-    ) -> Result<BackendConn, SessionError> {
+    ) -> Result<Box<BackendConn>, SessionError> {
         let sp = self.server(r);
         let key = PoolKey {
             capabilities: settings.capabilities,
             charset: settings.charset,
         };
+        // The common case, every statement of a multiplexed session: an idle connection is
+        // there. No wake-up registration and no deadline needed for it.
+        if let Some(conn) = self.take_idle(r, key, settings.database.as_deref()) {
+            return Ok(conn);
+        }
         let deadline = Instant::now() + self.wait_timeout;
         loop {
             let returned = sp.returned.notified();
@@ -138,7 +146,7 @@ impl Pool {
                 },
             };
             self.logins.fetch_add(1, Ordering::Relaxed);
-            let mut conn = open_conn(config, r, settings).await?;
+            let mut conn = Box::new(open_conn(config, r, settings).await?);
             conn.permit = permit;
             conn.handshake_vars = self.handshake_vars(&mut conn).await;
             return Ok(conn);
@@ -187,7 +195,12 @@ impl Pool {
     }
 
     /// Takes the most recently used idle connection that fits, checking it is still open.
-    fn take_idle(&self, r: ServerRef, key: PoolKey, schema: Option<&str>) -> Option<BackendConn> {
+    fn take_idle(
+        &self,
+        r: ServerRef,
+        key: PoolKey,
+        schema: Option<&str>,
+    ) -> Option<Box<BackendConn>> {
         loop {
             let conn = {
                 let mut idle = self.server(r).idle.lock().ok()?;
@@ -198,7 +211,7 @@ impl Pool {
                 let pos = idle
                     .iter()
                     .rposition(|c| fits(c) && c.schema.as_deref() == schema)
-                    .or_else(|| idle.iter().rposition(fits))?;
+                    .or_else(|| idle.iter().rposition(|c| fits(c)))?;
                 idle.swap_remove(pos)
             };
             if still_open(&conn) {
@@ -214,7 +227,7 @@ impl Pool {
 
     /// Gives a connection back for other sessions, or closes it when it cannot be shared or
     /// enough are idle.
-    pub fn give_back(&self, mut conn: BackendConn) {
+    pub fn give_back(&self, mut conn: Box<BackendConn>) {
         if !conn.clean
             || !conn.buf.is_empty()
             || (conn.handshake_vars.is_none()
