@@ -44,8 +44,13 @@ pub fn intercept(sql: &str) -> Option<Intercepted<'_>> {
         };
     }
     if let Some(rest) = strip_word(t, "select") {
-        // Compared in place: this runs for every SELECT, so no lower-cased copy.
-        let var = rest.trim().trim_end_matches(';').trim_end();
+        // Compared in place: this runs for every SELECT, so no lower-cased copy, and an
+        // ordinary SELECT is told apart by its first character, without walking to its end.
+        let rest = rest.trim_start();
+        if !rest.starts_with('@') {
+            return None;
+        }
+        let var = rest.trim_end().trim_end_matches(';').trim_end();
         return if var.eq_ignore_ascii_case("@lagless_consistency") {
             Some(Intercepted::GetConsistency)
         } else if var.eq_ignore_ascii_case("@lagless_token") {
