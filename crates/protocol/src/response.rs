@@ -129,6 +129,14 @@ impl ResponseTracker {
         }
     }
 
+    /// Whether a packet starting with `first` is a plain row of the result set being read: the
+    /// tracker's answer for it would be [`PacketKind::Row`], not done, no status, no change of
+    /// state. Lets the forwarder skip rows without calling [`Self::on_packet`].
+    #[inline]
+    pub fn is_row(&self, first: u8, payload_len: usize) -> bool {
+        self.state == State::Rows && first != 0xFF && !self.is_terminator(first, payload_len)
+    }
+
     fn is_terminator(&self, first: u8, len: usize) -> bool {
         first == 0xFE
             && if self.deprecate_eof {

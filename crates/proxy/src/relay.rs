@@ -109,6 +109,14 @@ pub async fn relay_response(
             let Some(&first) = buf.get(pos + HEADER_LEN) else {
                 break;
             };
+            if tracker.is_row(first, len) {
+                // Most packets of a large result: forwarded as they are, nothing to learn.
+                out.packets += 1;
+                walk.continuation = len == MAX_PAYLOAD;
+                pos += HEADER_LEN;
+                walk.skip = len;
+                continue;
+            }
             let need = tracker.bytes_needed(first, len);
             let Some(head) = buf.get(pos + HEADER_LEN..pos + HEADER_LEN + need) else {
                 break;

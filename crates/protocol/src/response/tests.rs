@@ -28,7 +28,8 @@ fn row(first: u8) -> Vec<u8> {
     vec![first, b'x', b'y']
 }
 
-/// Feeds packets, checking `bytes_needed` is honoured; returns index of the packet that ended it.
+/// Feeds packets, checking `bytes_needed` is honoured and that `is_row` (the forwarder's fast
+/// path) agrees with `on_packet`; returns index of the packet that ended it.
 fn run(
     expect: Expect,
     deprecate: bool,
@@ -37,7 +38,11 @@ fn run(
     let mut t = ResponseTracker::new(expect, deprecate);
     for (i, p) in packets.iter().enumerate() {
         let need = t.bytes_needed(p[0], p.len());
+        let fast = t.is_row(p[0], p.len());
+        let before = t.state;
         let ev = t.on_packet(&p[..need.max(1)], p.len())?;
+        let plain_row = ev.kind == PacketKind::Row && !ev.done && ev.status.is_none();
+        assert_eq!(fast, plain_row && t.state == before, "packet {i}: {p:?}");
         if ev.done {
             assert!(t.is_finished());
             return Ok(Some(i));
