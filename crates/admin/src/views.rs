@@ -40,6 +40,16 @@ pub struct Backend {
     pub writes: u64,
     pub other: u64,
     pub failures: u64,
+    /// Where routing learns the server's executed GTIDs besides polling: `"stream"` while its
+    /// binlog stream is up (GTID streaming), else `"poll"`.
+    pub gtid_source: &'static str,
+    /// The binlog stream's state (`connecting`, `streaming`, `refused`, `retrying`), `None`
+    /// when streaming is off.
+    pub binlog_stream: Option<&'static str>,
+    /// Why the stream is refused or retrying.
+    pub binlog_stream_error: Option<String>,
+    /// The replica's executed GTIDs as routing sees them (polled, moved forward by the stream).
+    pub executed_gtid: Option<String>,
 }
 
 impl Backends {
@@ -52,6 +62,7 @@ impl Backends {
                     server: si,
                 };
                 let st = ctx.cluster.stats(r);
+                let stream = ctx.cluster.stream(r);
                 servers.push(Backend {
                     cluster: c.name.clone(),
                     name: s.name.clone(),
@@ -64,6 +75,17 @@ impl Backends {
                     writes: load(&st.writes),
                     other: load(&st.other),
                     failures: load(&st.failures),
+                    gtid_source: ctx.cluster.gtid_source(r),
+                    binlog_stream: stream.as_ref().map(|s| s.state.name()),
+                    binlog_stream_error: stream
+                        .as_ref()
+                        .and_then(|s| s.state.reason().map(str::to_string)),
+                    executed_gtid: view
+                        .server(r)
+                        .replica
+                        .as_ref()
+                        .and_then(|x| x.gtids.as_ref())
+                        .map(ToString::to_string),
                 });
             }
         }

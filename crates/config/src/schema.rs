@@ -122,6 +122,12 @@ pub struct RawMonitor {
     /// Write a heartbeat row on the primary each interval and measure replica lag from it.
     pub heartbeat: bool,
     pub heartbeat_schema: String,
+    /// Also read every server's binlog as a replication client, to learn its executed GTIDs
+    /// within milliseconds (needs REPLICATION SLAVE; a server that refuses is polled only).
+    pub binlog_streaming: bool,
+    /// The replication server id of those binlog connections; 0 picks one at random in
+    /// 0x4C000000..=0x4CFFFFFF. Must differ from every server's and replica's server_id.
+    pub binlog_server_id: u32,
 }
 
 impl Default for RawMonitor {
@@ -132,6 +138,8 @@ impl Default for RawMonitor {
             timeout_ms: 1000,
             heartbeat: false,
             heartbeat_schema: "lagless".into(),
+            binlog_streaming: true,
+            binlog_server_id: 0,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct ClusterState {
     turn: AtomicU64,
     /// The monitor's latest observation of every server, for SHOW LAGLESS REPLICATION.
     observations: std::sync::Mutex<Vec<lagless_topology::ServerObservation>>,
+    /// The binlog streams' latest state of every server (empty when streaming is off).
+    streams: std::sync::Mutex<Vec<lagless_topology::StreamedServer>>,
     /// Per cluster: a failover is running (writes wait for it).
     failing_over: Vec<AtomicBool>,
     /// Woken when a failover names a new primary (statements waiting on the old one end).
@@ -76,6 +78,7 @@ impl ClusterState {
             balance: config.routing.balance,
             any_down: AtomicBool::new(false),
             observations: std::sync::Mutex::new(Vec::new()),
+            streams: std::sync::Mutex::new(Vec::new()),
             failing_over: config
                 .clusters
                 .iter()
@@ -221,6 +224,15 @@ impl ClusterState {
                 observed_ms: self.millis(o.observed_at),
             });
             let mut replica = replica_state(o);
+            // What the server's binlog stream confirmed since may be newer than this poll.
+            if let (Some(r), Some(streamed)) = (
+                replica.as_mut(),
+                self.streamed_executed(o.cluster, o.server),
+            ) {
+                let mut g = r.gtids.take().unwrap_or_default();
+                g.merge_max(&streamed);
+                r.gtids = Some(g);
+            }
             if let (Some(r), Some(p)) =
                 (replica.as_mut(), previous.get(o.cluster).cloned().flatten())
             {
@@ -254,6 +266,89 @@ impl ClusterState {
                 }
             }
         });
+    }
+
+    /// Takes in the binlog streams' state: each replica's executed GTIDs move forward to what
+    /// its stream confirmed, between the monitor's polls (and `caught_up` with them). The
+    /// routing view is republished only when some replica's position moved.
+    pub fn apply_streams(&self, streams: &[lagless_topology::StreamedServer]) {
+        if let Ok(mut all) = self.streams.lock() {
+            all.retain(|o| {
+                !streams
+                    .iter()
+                    .any(|n| n.cluster == o.cluster && n.server == o.server)
+            });
+            all.extend(streams.iter().cloned());
+        }
+        let view = self.view.load();
+        let moved = streams.iter().any(|s| {
+            let (Some(e), Some(r)) = (
+                s.executed.as_ref(),
+                view.clusters
+                    .get(s.cluster)
+                    .and_then(|c| c.servers.get(s.server))
+                    .and_then(|v| v.replica.as_ref()),
+            ) else {
+                return false;
+            };
+            !r.gtids.as_ref().is_some_and(|g| g.contains(e))
+        });
+        if !moved {
+            return;
+        }
+        let previous = self
+            .previous_primary_pos
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        self.publish(|v| {
+            for s in streams {
+                let Some(e) = s.executed.as_ref() else {
+                    continue;
+                };
+                let Some(r) = v
+                    .clusters
+                    .get_mut(s.cluster)
+                    .and_then(|c| c.servers.get_mut(s.server))
+                    .and_then(|v| v.replica.as_mut())
+                else {
+                    continue;
+                };
+                let mut g = r.gtids.take().unwrap_or_default();
+                g.merge_max(e);
+                if let Some(p) = previous.get(s.cluster).cloned().flatten() {
+                    r.caught_up = Some(g.contains(&p));
+                }
+                r.gtids = Some(g);
+            }
+        });
+    }
+
+    /// The executed GTIDs `server`'s binlog stream confirmed, while it streams.
+    fn streamed_executed(&self, cluster: usize, server: usize) -> Option<MariaPos> {
+        let streams = self.streams.lock().ok()?;
+        streams
+            .iter()
+            .find(|s| s.cluster == cluster && s.server == server)
+            .and_then(|s| s.executed.clone())
+    }
+
+    /// The binlog stream of `r`, when streaming is on.
+    pub fn stream(&self, r: ServerRef) -> Option<lagless_topology::StreamedServer> {
+        let streams = self.streams.lock().ok()?;
+        streams
+            .iter()
+            .find(|s| s.cluster == r.cluster && s.server == r.server)
+            .cloned()
+    }
+
+    /// Where routing learns `r`'s executed GTIDs besides polling: `"stream"` while its binlog
+    /// stream is up, else `"poll"`.
+    pub fn gtid_source(&self, r: ServerRef) -> &'static str {
+        match self.stream(r) {
+            Some(s) if s.state == lagless_topology::StreamState::Streaming => "stream",
+            _ => "poll",
+        }
     }
 
     pub fn failing_over(&self, cluster: usize) -> bool {
@@ -446,6 +541,101 @@ role = "replica"
 "#,
         )
         .unwrap()
+    }
+
+    fn observation(
+        server: usize,
+        gtid: &str,
+        replica: bool,
+    ) -> lagless_topology::ServerObservation {
+        let m = lagless_topology::MonitoredServer::new(0, server, "s", "127.0.0.1:1");
+        let mut o = lagless_topology::ServerObservation::blank(&m, Instant::now());
+        o.reachable = true;
+        o.read_only = Some(replica);
+        o.gtid_current_pos = Some(gtid.into());
+        o.gtid_binlog_pos = Some(gtid.into());
+        o.replication = replica.then(|| lagless_topology::ReplicaStatus {
+            connection_name: String::new(),
+            io_running: lagless_topology::ThreadState::Yes,
+            sql_running: lagless_topology::ThreadState::Yes,
+            seconds_behind_master: Some(0),
+            master_host: "127.0.0.1".into(),
+            master_port: 1,
+            master_log_file: "b.000001".into(),
+            read_master_log_pos: 4,
+            relay_master_log_file: "b.000001".into(),
+            exec_master_log_pos: 4,
+            gtid_io_pos: gtid.into(),
+            using_gtid: "Slave_Pos".into(),
+            sql_delay: 0,
+            last_io_errno: 0,
+            last_io_error: String::new(),
+            last_sql_errno: 0,
+            last_sql_error: String::new(),
+        });
+        o
+    }
+
+    fn snapshot(primary: &str, replica: &str) -> lagless_topology::Snapshot {
+        lagless_topology::Snapshot {
+            servers: vec![
+                observation(0, primary, false),
+                observation(1, replica, true),
+            ],
+            taken_at: Instant::now(),
+            round: 1,
+        }
+    }
+
+    fn streamed(executed: Option<&str>) -> lagless_topology::StreamedServer {
+        lagless_topology::StreamedServer {
+            cluster: 0,
+            server: 1,
+            name: "r".into(),
+            state: if executed.is_some() {
+                lagless_topology::StreamState::Streaming
+            } else {
+                lagless_topology::StreamState::Retrying("lost".into())
+            },
+            executed: executed.map(|e| e.parse().unwrap()),
+            streamed: executed.map(|e| e.parse().unwrap()),
+            gtid_events: 0,
+            updated_at: Instant::now(),
+        }
+    }
+
+    fn replica_gtids(state: &ClusterState) -> (String, Option<bool>) {
+        let view = state.view(Instant::now());
+        let r = view.clusters[0].servers[1].replica.clone().unwrap();
+        (r.gtids.unwrap().to_string(), r.caught_up)
+    }
+
+    #[test]
+    fn streamed_gtids_move_a_replica_forward_between_polls() {
+        let state = ClusterState::new(&config(), Instant::now());
+        let r = ServerRef {
+            cluster: 0,
+            server: 1,
+        };
+        state.apply_monitor(&snapshot("0-1-10", "0-1-5"));
+        state.apply_monitor(&snapshot("0-1-12", "0-1-5"));
+        assert_eq!(replica_gtids(&state), ("0-1-5".into(), Some(false)));
+        assert_eq!(state.gtid_source(r), "poll");
+        // The stream confirms 0-1-11: still behind what the primary had at the last poll.
+        state.apply_streams(&[streamed(Some("0-1-11"))]);
+        assert_eq!(replica_gtids(&state), ("0-1-11".into(), Some(false)));
+        assert_eq!(state.gtid_source(r), "stream");
+        // Then 0-1-12: caught up.
+        state.apply_streams(&[streamed(Some("0-1-12"))]);
+        assert_eq!(replica_gtids(&state), ("0-1-12".into(), Some(true)));
+        // An older poll does not move it back while the stream is up.
+        state.apply_monitor(&snapshot("0-1-12", "0-1-8"));
+        assert_eq!(replica_gtids(&state).0, "0-1-12");
+        // The stream is lost: polls alone again.
+        state.apply_streams(&[streamed(None)]);
+        assert_eq!(state.gtid_source(r), "poll");
+        state.apply_monitor(&snapshot("0-1-12", "0-1-9"));
+        assert_eq!(replica_gtids(&state).0, "0-1-9");
     }
 
     #[test]

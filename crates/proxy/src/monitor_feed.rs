@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lagless_topology::{HeartbeatConfig, MonitorConfig, MonitoredServer};
+use lagless_topology::{HeartbeatConfig, MonitorConfig, MonitoredServer, StreamConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::ProxyContext;
@@ -48,6 +48,9 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
             tracing::error!(cluster = %cluster.name, error = %e, "monitor not started");
             continue;
         }
+        if m.binlog_streaming {
+            start_streams(&ctx, ci, &config, &shutdown);
+        }
         let (mut rx, _task) = lagless_topology::spawn(config, shutdown.clone());
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
@@ -70,4 +73,46 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
             }
         });
     }
+}
+
+/// One replication server id for all of this proxy's binlog streams (configured, or random).
+fn stream_server_id(configured: Option<u32>) -> u32 {
+    static RANDOM: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    configured
+        .unwrap_or_else(|| *RANDOM.get_or_init(lagless_topology::binlog_stream::random_server_id))
+}
+
+/// GTID streaming for one cluster: each server's binlog, read as a replication client, moves
+/// its executed GTIDs forward in the routing view between polls. `LAGLESS_BINLOG_UNCONFIRMED=1`
+/// (for measurement only) publishes streamed GTIDs without confirming they are committed.
+fn start_streams(
+    ctx: &Arc<ProxyContext>,
+    cluster: usize,
+    monitor: &MonitorConfig,
+    shutdown: &CancellationToken,
+) {
+    let mut config = StreamConfig::new(
+        monitor.servers.clone(),
+        monitor.user.clone(),
+        monitor.password.clone(),
+    );
+    config.connect_timeout = monitor.connect_timeout;
+    config.server_id = stream_server_id(ctx.config.monitor.binlog_server_id);
+    config.confirm = std::env::var_os("LAGLESS_BINLOG_UNCONFIRMED").is_none_or(|v| v != "1");
+    if !config.confirm {
+        tracing::warn!(cluster, "LAGLESS_BINLOG_UNCONFIRMED=1: streamed GTIDs are trusted before they are confirmed committed (measurement only)");
+    }
+    let (mut rx, _task) = lagless_topology::spawn_streams(config, shutdown.clone());
+    let ctx = ctx.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let streams = rx.borrow_and_update().clone();
+            ctx.cluster.apply_streams(&streams);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+        }
+    });
 }

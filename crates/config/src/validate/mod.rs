@@ -78,6 +78,10 @@ pub struct Monitor {
     pub timeout: Duration,
     /// The heartbeat table's schema, when heartbeats are on.
     pub heartbeat_schema: Option<String>,
+    /// GTID streaming from each server's binlog.
+    pub binlog_streaming: bool,
+    /// The streams' replication server id (`None`: random).
+    pub binlog_server_id: Option<u32>,
 }
 
 /// `[consistency]`, validated.
@@ -341,6 +345,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 .monitor
                 .heartbeat
                 .then(|| raw.monitor.heartbeat_schema.clone()),
+            binlog_streaming: raw.monitor.binlog_streaming,
+            binlog_server_id: (raw.monitor.binlog_server_id > 0)
+                .then_some(raw.monitor.binlog_server_id),
         },
         consistency: ConsistencyConfig {
             default: raw

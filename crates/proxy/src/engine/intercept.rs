@@ -171,6 +171,7 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
                 server: si,
             };
             let stats = engine.ctx.cluster.stats(r);
+            let stream = engine.ctx.cluster.stream(r);
             let n = |a: &std::sync::atomic::AtomicU64| Some(a.load(Ordering::Relaxed).to_string());
             rows.push(vec![
                 Some(c.name.clone()),
@@ -185,6 +186,16 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
                 n(&stats.failures),
                 Some(engine.ctx.pool.idle_count(r).to_string()),
                 engine.ctx.pool.open_count(r).map(|n| n.to_string()),
+                Some(engine.ctx.cluster.gtid_source(r).to_string()),
+                stream.as_ref().map(|s| match s.state.reason() {
+                    Some(why) => format!("{}: {why}", s.state.name()),
+                    None => s.state.name().to_string(),
+                }),
+                view.server(r)
+                    .replica
+                    .as_ref()
+                    .and_then(|x| x.gtids.as_ref())
+                    .map(ToString::to_string),
             ]);
         }
     }
@@ -202,6 +213,9 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
             "failures",
             "pool_idle",
             "pool_open",
+            "gtid_source",
+            "binlog_stream",
+            "executed_gtid",
         ],
         rows,
     }
