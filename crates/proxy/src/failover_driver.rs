@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use lagless_topology::failover::{
     choose_candidate, failover, fence, primary_failed, promoted_primary, rejoin,
-    with_failover_lock, Account, DetectionPolicy, FailoverOptions, Locked, Member, RejoinOutcome,
+    with_failover_lock, Account, DetectionPolicy, FailoverOptions, LockScope, Locked, Member,
+    RejoinOutcome,
 };
 use lagless_topology::Snapshot;
 use tokio::time::Instant;
@@ -263,6 +264,10 @@ fn options(ctx: &ProxyContext, cluster: usize) -> FailoverOptions {
     );
     opts.apply_timeout = ctx.config.failover.apply_timeout;
     opts.heartbeat_period = ctx.config.failover.replica_heartbeat;
+    opts.lock_scope = match ctx.config.failover.lock {
+        lagless_config::FailoverLock::Majority => LockScope::Majority,
+        lagless_config::FailoverLock::Candidate => LockScope::Candidate,
+    };
     opts.connect_timeout = ctx.config.timeouts.connect;
     opts
 }

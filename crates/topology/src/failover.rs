@@ -203,10 +203,24 @@ pub struct FailoverOptions {
     /// default, half of `slave_net_timeout`). Short periods let detection see a stalled
     /// primary sooner (see [`primary_failed`]).
     pub heartbeat_period: Option<Duration>,
+    /// Which servers [`with_failover_lock`] must lock before acting.
+    pub lock_scope: LockScope,
     /// Called by [`failover`] and [`switchover`] as soon as the new primary answered
     /// `SET GLOBAL read_only = 0`, before the other replicas are repointed: the moment to send
     /// writes (held ones first) to it. Must not block.
     pub on_promoted: Option<PromotionHook>,
+}
+
+/// Where [`with_failover_lock`] takes its lock (see the `lock` module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockScope {
+    /// A majority of the cluster's servers other than the failed primary: safe with several
+    /// proxies, whatever candidates they choose; no failover when most replicas are down too.
+    #[default]
+    Majority,
+    /// The candidate only: fails over as long as a candidate is reachable; safe only when one
+    /// proxy does failover (or all always choose the same candidate).
+    Candidate,
 }
 
 /// See [`FailoverOptions::on_promoted`].
@@ -225,6 +239,7 @@ impl FailoverOptions {
             lock_wait: DEFAULT_LOCK_WAIT,
             semi_sync: false,
             heartbeat_period: Some(DEFAULT_HEARTBEAT_PERIOD),
+            lock_scope: LockScope::Majority,
             on_promoted: None,
         }
     }
@@ -243,6 +258,7 @@ impl fmt::Debug for FailoverOptions {
             .field("lock_wait", &self.lock_wait)
             .field("semi_sync", &self.semi_sync)
             .field("heartbeat_period", &self.heartbeat_period)
+            .field("lock_scope", &self.lock_scope)
             .field("on_promoted", &self.on_promoted.is_some())
             .finish()
     }

@@ -467,18 +467,23 @@ async fn racing_callers_promote_once_and_an_errant_old_primary_is_quarantined() 
     let (_, snap) = m.until_failed(Duration::from_secs(5)).await;
     m.stop().await;
 
-    // Two proxies, same state, same candidate, at the same moment.
+    // Two proxies at the same moment that chose different candidates (as proxies that saw
+    // different positions would): the majority lock lets only one act.
     let opts = options(&sb);
     let all = members(&sb);
-    let race = || async {
-        let candidate = choose_candidate(&snap.servers, &[], &[]).unwrap();
-        with_failover_lock(&all, "primary", &candidate.member(), &opts, || {
-            failover(&snap.servers, &candidate, &opts)
-        })
-        .await
-        .unwrap()
+    let race = |excluded: &'static str| {
+        let (all, opts, snap) = (&all, &opts, &snap);
+        async move {
+            let candidate = choose_candidate(&snap.servers, &[], &[excluded]).unwrap();
+            assert_ne!(candidate.name, excluded);
+            with_failover_lock(all, "primary", &candidate.member(), opts, || {
+                failover(&snap.servers, &candidate, opts)
+            })
+            .await
+            .unwrap()
+        }
     };
-    let (a, b) = tokio::join!(race(), race());
+    let (a, b) = tokio::join!(race("replica2"), race("replica1"));
     let (mut promoted, mut found) = (Vec::new(), Vec::new());
     for outcome in [a, b] {
         match outcome {
@@ -491,8 +496,21 @@ async fn racing_callers_promote_once_and_an_errant_old_primary_is_quarantined() 
             Locked::AlreadyPromoted { primary } => found.push(primary),
         }
     }
-    assert_eq!(promoted, ["replica1"]);
-    assert_eq!(found, ["replica1"]);
+    assert_eq!(
+        promoted.len(),
+        1,
+        "one promotion: {promoted:?}, found {found:?}"
+    );
+    assert_eq!(
+        found, promoted,
+        "the other caller found the promoted primary"
+    );
+    let winner = promoted[0].clone();
+    let (np, other) = if winner == "replica1" {
+        (r1, r2)
+    } else {
+        (r2, r1)
+    };
     // A third caller after the fact does nothing either.
     let late = choose_candidate(&snap.servers, &[], &[]).unwrap();
     let outcome = with_failover_lock(&all, "primary", &late.member(), &opts, || async {
@@ -503,15 +521,15 @@ async fn racing_callers_promote_once_and_an_errant_old_primary_is_quarantined() 
     assert_eq!(
         outcome,
         Locked::<()>::AlreadyPromoted {
-            primary: "replica1".into()
+            primary: winner.clone()
         }
     );
     blocking(|| {
-        assert_primary(r1);
-        assert_eq!(count(r1, "app.t"), 3);
-        assert_replicates_from(r2, r1);
-        r1.sql("INSERT INTO app.t VALUES (4)").unwrap();
-        wait_rows(r2, "app.t", 4);
+        assert_primary(np);
+        assert_eq!(count(np, "app.t"), 3);
+        assert_replicates_from(other, np);
+        np.sql("INSERT INTO app.t VALUES (4)").unwrap();
+        wait_rows(other, "app.t", 4);
     });
 
     // The old primary comes back; before it is fenced, something writes to it.
@@ -522,7 +540,7 @@ async fn racing_callers_promote_once_and_an_errant_old_primary_is_quarantined() 
     });
     let errant = MariaGtid::parse(errant.trim()).unwrap();
     fence(&member(p), &opts).await.unwrap();
-    let report = rejoin(&member(p), &member(r1), &opts).await.unwrap();
+    let report = rejoin(&member(p), &member(np), &opts).await.unwrap();
     eprintln!(
         "errant {errant}: {:?} (old {}, new {})",
         report.outcome, report.old_position, report.new_position
