@@ -79,6 +79,19 @@ pub struct RawFailover {
     /// default (half of `slave_net_timeout`). A stalled primary is detected after about 1.5
     /// periods without heartbeats.
     pub replica_heartbeat_ms: u64,
+    /// Where the failover lock is taken before promoting: `majority` (of the servers other
+    /// than the failed primary: safe with several proxies) or `candidate` (the candidate only:
+    /// fails over with most replicas down too, safe with a single failover proxy).
+    pub lock: FailoverLock,
+}
+
+/// `[failover] lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverLock {
+    #[default]
+    Majority,
+    Candidate,
 }
 
 impl Default for RawFailover {
@@ -89,6 +102,7 @@ impl Default for RawFailover {
             hold_writes_ms: 5000,
             apply_timeout_ms: 5000,
             replica_heartbeat_ms: 250,
+            lock: FailoverLock::Majority,
         }
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::consistency::Consistency;
 use crate::schema::{
-    Balance, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass, UserRoute,
+    Balance, FailoverLock, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass,
+    UserRoute,
 };
 
 /// Why a configuration was refused. Messages name the key.
@@ -68,6 +69,7 @@ pub struct Failover {
     pub apply_timeout: Duration,
     /// `None`: the server's default heartbeat period.
     pub replica_heartbeat: Option<Duration>,
+    pub lock: FailoverLock,
 }
 
 /// `[monitor]`, validated.
@@ -315,12 +317,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             failcount: raw.failover.failcount.max(1),
             hold_writes: Duration::from_millis(raw.failover.hold_writes_ms),
             apply_timeout: positive_ms("failover.apply_timeout_ms", raw.failover.apply_timeout_ms)?,
+            replica_heartbeat: (raw.failover.replica_heartbeat_ms > 0)
+                .then(|| Duration::from_millis(raw.failover.replica_heartbeat_ms)),
+            lock: raw.failover.lock,
         },
         pool: Pool {
             multiplex: raw.pool.multiplex,
             max_per_server: (raw.pool.max_per_server > 0).then_some(raw.pool.max_per_server),
-            replica_heartbeat: (raw.failover.replica_heartbeat_ms > 0)
-                .then(|| Duration::from_millis(raw.failover.replica_heartbeat_ms)),
             max_idle_per_server: raw.pool.max_idle_per_server,
             wait_timeout: positive_ms("pool.wait_timeout_ms", raw.pool.wait_timeout_ms)?,
             hold: Duration::from_millis(raw.pool.hold_ms),
