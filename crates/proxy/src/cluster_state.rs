@@ -572,6 +572,8 @@ role = "replica"
             last_io_error: String::new(),
             last_sql_errno: 0,
             last_sql_error: String::new(),
+            received_heartbeats: None,
+            heartbeat_period: None,
         });
         o
     }
