@@ -246,6 +246,88 @@ fn many_clients_share_a_capped_pool() {
     });
 }
 
+/// Prepared statements do not pin a session: 24 clients, each with its statements prepared
+/// and all connected until every one is done, share 2 connections per server. The same text
+/// executed with other parameter types by other sessions on the same server statement returns
+/// each session's own values, and each server prepares it once per connection.
+#[test]
+fn prepared_statements_do_not_pin_sessions() {
+    let env = start(2, "max_per_server = 2\nwait_timeout_ms = 5000");
+    rt().block_on(async {
+        let mut setup = conn(&env).await;
+        setup
+            .query_drop("CREATE TABLE IF NOT EXISTS pool_ps (id INT PRIMARY KEY, v VARCHAR(20))")
+            .await
+            .unwrap();
+        setup
+            .query_drop("REPLACE INTO pool_ps VALUES (1, 'one'), (2, 'two')")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await; // replicated
+        let clients = 24;
+        let done = std::sync::Arc::new(tokio::sync::Barrier::new(clients));
+        let mut tasks = Vec::new();
+        for i in 0..clients {
+            let (url, done) = (env.url(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut c = Conn::from_url(url).await.unwrap();
+                let echo = c.prep("SELECT ?, ?").await.unwrap();
+                let lookup = c.prep("SELECT v FROM pool_ps WHERE id = ?").await.unwrap();
+                let mut wrong = Vec::new();
+                for j in 0..30i64 {
+                    // Even clients bind (integer, string), odd ones (string, double).
+                    let (a, b): (mysql_async::Value, mysql_async::Value) = if i % 2 == 0 {
+                        ((i as i64 * 1000 + j).into(), format!("s{i}-{j}").into())
+                    } else {
+                        (format!("t{i}-{j}").into(), (j as f64 + 0.5).into())
+                    };
+                    let row: Option<mysql_async::Row> =
+                        c.exec_first(&echo, (a.clone(), b.clone())).await.unwrap();
+                    let row = row.unwrap();
+                    let sql = |v: Option<&mysql_async::Value>| v.map(|v| v.as_sql(false));
+                    let got = (sql(row.as_ref(0)), sql(row.as_ref(1)));
+                    let want = (Some(a.as_sql(false)), Some(b.as_sql(false)));
+                    if got != want {
+                        wrong.push(format!("{got:?} != {want:?}"));
+                    }
+                    let id = 1 + (i as i64 + j) % 2;
+                    let v: Option<String> = c.exec_first(&lookup, (id,)).await.unwrap();
+                    let want = if id == 1 { "one" } else { "two" };
+                    if v.as_deref() != Some(want) {
+                        wrong.push(format!("id {id}: {v:?}"));
+                    }
+                }
+                // Everyone stays connected, statements prepared, until all are done.
+                done.wait().await;
+                c.close(echo).await.unwrap();
+                c.disconnect().await.unwrap();
+                wrong
+            }));
+        }
+        let mut wrong = Vec::new();
+        for t in tasks {
+            wrong.extend(t.await.unwrap());
+        }
+        assert!(wrong.is_empty(), "wrong results: {wrong:?}");
+        for (server, _, open) in pool_counts(&mut setup).await {
+            let open = open.expect("capped");
+            assert!(open <= 2, "{server}: {open} connections open");
+        }
+        for s in env.sandbox.servers() {
+            let n: u64 = s
+                .scalar(
+                    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                     WHERE VARIABLE_NAME = 'PREPARED_STMT_COUNT'",
+                )
+                .unwrap()
+                .parse()
+                .unwrap();
+            // 2 statements on at most 2 connections (plus none leaked per session).
+            assert!(n <= 4, "{}: {n} statements prepared", s.name());
+        }
+    });
+}
+
 async fn logins(c: &mut Conn) -> u64 {
     let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
     rows.into_iter()

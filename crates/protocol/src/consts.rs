@@ -239,6 +239,7 @@ pub const ER_LOCK_DEADLOCK: ErrorCode = ec(1213, b"40001");
 pub const ER_UNKNOWN_STMT_HANDLER: ErrorCode = ec(1243, b"HY000");
 pub const ER_NOT_SUPPORTED_AUTH_MODE: ErrorCode = ec(1251, b"08004");
 pub const ER_OPTION_PREVENTS_STATEMENT: ErrorCode = ec(1290, b"HY000");
+pub const ER_STMT_HAS_NO_OPEN_CURSOR: ErrorCode = ec(1421, b"HY000");
 pub const ER_QUERY_INTERRUPTED: ErrorCode = ec(1317, b"70100");
 pub const ER_UNKNOWN_ERROR: ErrorCode = ec(1105, b"HY000");
 pub const ER_WRONG_VALUE_FOR_VAR: ErrorCode = ec(1231, b"42000");

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::error::SessionError;
 use crate::pool::{HandshakeVars, Permit, Pool, PoolKey};
+use crate::stmt_cache::StmtCache;
 
 /// One logged-in server connection.
 pub struct BackendConn {
@@ -50,6 +51,8 @@ pub struct BackendConn {
     pub permit: Option<Permit>,
     /// The character-set variables as its handshake set them (see `pool::HANDSHAKE_VARS`).
     pub handshake_vars: Option<HandshakeVars>,
+    /// The statements prepared on it, for whichever session uses it next.
+    pub stmts: StmtCache,
 }
 
 /// What every backend connection of a session is opened with.
@@ -220,6 +223,7 @@ pub async fn open_conn(
         answering: false,
         permit: None,
         handshake_vars: None,
+        stmts: StmtCache::default(),
     };
     let reply = crate::relay::command(&mut conn, TRACK_ALL, Expect::Query).await?;
     if let Some(err) = reply.error {

@@ -40,6 +40,7 @@ use crate::error::{err_packet, SessionError};
 use crate::handshake::ClientIdentity;
 use crate::relay::{command, relay_response, Relayed};
 use prepared::Statements;
+use crate::stmt_cache::{self, StmtKey};
 use state::TrackedState;
 
 /// How long a server that failed is left out of the read pool before it is tried again.
@@ -282,7 +283,7 @@ impl Engine {
             || r.pins.any()
             || self.conn_state
             || self.trx_lost
-            || !self.stmts.is_empty()
+            || self.stmts.cursor_opened
     }
 
     /// A connection kept for the session's next statement (see [`leaves_state_to_ask`]).
@@ -938,8 +939,8 @@ fn sql_text(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// The execute payload for `conn`, preparing the statement there first if needed and sending
-/// the long data buffered for it.
+/// The execute payload for `conn`, preparing the statement on that connection first if it
+/// does not have it (see `crate::stmt_cache`) and sending the long data buffered for it.
 async fn prepared_execute(
     stmts: &mut Statements,
     id: u32,
@@ -954,8 +955,12 @@ async fn prepared_execute(
         );
         return Err(Attempt::ServerError(err));
     };
-    let backend_id = match stmt.backend_id(server) {
-        Some(b) => b,
+    let key = StmtKey {
+        context: stmt_cache::context_of(conn.schema.as_deref(), &conn.vars),
+        sql: stmt.sql.clone(),
+    };
+    let backend_id = match conn.stmts.get_mut(&key) {
+        Some(cached) => cached.id,
         None => {
             let mut prep = vec![Command::StmtPrepare as u8];
             prep.extend_from_slice(stmt.sql.as_bytes());
@@ -975,7 +980,10 @@ async fn prepared_execute(
                         source: lagless_protocol::ProtocolError::Malformed("prepare reply"),
                     })
                 })?;
-            stmt.on.push((server, b));
+            let closed = conn.stmts.insert(key.clone(), b);
+            close_statements(conn, &closed)
+                .await
+                .map_err(Attempt::Retryable)?;
             b
         }
     };
@@ -992,13 +1000,40 @@ async fn prepared_execute(
             })
         })?;
     }
-    stmt.last = Some(server);
-    prepared::rewrite_execute(payload, stmt, server, backend_id).map_err(|e| {
+    stmt.last = Some((server, backend_id));
+    let cached = conn.stmts.get_mut(&key).expect("prepared above");
+    let out = prepared::rewrite_execute(payload, stmt, cached).map_err(|e| {
         Attempt::ServerError(err_packet(
             consts::ER_NET_READ_ERROR,
             format!("Malformed COM_STMT_EXECUTE: {e}"),
         ))
-    })
+    })?;
+    if prepared::opens_cursor(payload) {
+        stmts.cursor_opened = true;
+    }
+    Ok(out)
+}
+
+/// Sends COM_STMT_CLOSE (no response) for these server statement ids on `conn`.
+pub(crate) async fn close_statements(
+    conn: &mut crate::backends::BackendConn,
+    ids: &[u32],
+) -> Result<(), SessionError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut framed = BytesMut::new();
+    for id in ids {
+        let mut p = [Command::StmtClose as u8, 0, 0, 0, 0];
+        p[1..].copy_from_slice(&id.to_le_bytes());
+        encode_packet(0, &p, &mut framed);
+    }
+    conn.stream
+        .write_all(&framed)
+        .await
+        .map_err(|_| SessionError::BackendLost {
+            server: conn.server_name.clone(),
+        })
 }
 
 fn backend_settings(

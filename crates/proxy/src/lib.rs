@@ -33,6 +33,7 @@ pub mod pool;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod stmt_cache;
 
 pub use context::ProxyContext;
 pub use server::{serve, ShutdownSignals};

@@ -14,11 +14,13 @@ use tokio::time::Instant;
 
 use lagless_routing::gtid::MariaPos;
 
+use super::close_statements;
 use super::intercept::{self, Intercepted, TextResult};
 use super::prepared::{statement_id, with_id};
 use super::{Engine, Flow, Outgoing};
 use crate::error::{err_packet, SessionError};
 use crate::relay::{command, relay_response};
+use crate::stmt_cache::{self, StmtKey};
 
 impl Engine {
     /// COM_STMT_PREPARE: prepared where the statement would run now; the client gets Lagless's
@@ -68,9 +70,18 @@ impl Engine {
         let params = first
             .get(7..9)
             .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-        let client_id = self
-            .stmts
-            .add(Box::from(sql.as_ref()), params, server, backend_id);
+        // The connection keeps the statement for whichever session executes it next.
+        if let Some(conn) = self.backends.existing(server) {
+            let key = StmtKey {
+                context: stmt_cache::context_of(conn.schema.as_deref(), &conn.vars),
+                sql: sql.clone(),
+            };
+            let replaced = conn.stmts.insert(key, backend_id);
+            if close_statements(conn, &replaced).await.is_err() {
+                self.backends.drop_conn(server);
+            }
+        }
+        let client_id = self.stmts.add(sql, params);
         for (i, p) in reply.packets.iter().enumerate() {
             if i == 0 {
                 self.client.queue(p.seq, &with_id(&p.payload, client_id));
@@ -128,25 +139,17 @@ impl Engine {
         Ok(Flow::Continue)
     }
 
-    /// COM_STMT_CLOSE: closed on every server that has it (no response).
+    /// COM_STMT_CLOSE (no response): the session forgets the statement; the connections it
+    /// ran on keep theirs for other sessions (see `crate::stmt_cache`).
     pub(super) async fn close_statement(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
-        let Some(stmt) = statement_id(&packet.payload).and_then(|id| self.stmts.map.remove(&id))
-        else {
-            return Ok(Flow::Continue);
-        };
-        for (server, backend_id) in stmt.on {
-            if let Some(conn) = self.backends.existing(server) {
-                let mut framed = BytesMut::new();
-                encode_packet(0, &with_id(&packet.payload, backend_id), &mut framed);
-                if conn.stream.write_all(&framed).await.is_err() {
-                    self.backends.drop_conn(server);
-                }
-            }
+        if let Some(id) = statement_id(&packet.payload) {
+            self.stmts.map.remove(&id);
         }
         Ok(Flow::Continue)
     }
 
-    /// COM_STMT_RESET: on every server that has the statement; one answer to the client.
+    /// COM_STMT_RESET: forgets the long data; with a cursor open (the session then keeps its
+    /// connections), also resets the statement where it last ran. One answer to the client.
     pub(super) async fn reset_statement(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
         let Some(id) = statement_id(&packet.payload) else {
             return self
@@ -157,17 +160,17 @@ impl Engine {
             return self.unknown_statement(id).await;
         };
         stmt.long_data.clear();
-        let targets = stmt.on.clone();
-        let mut first_error = None;
-        for (server, backend_id) in targets {
+        let target = stmt.last.filter(|_| self.stmts.cursor_opened);
+        let mut error = None;
+        if let Some((server, backend_id)) = target {
             if let Some(conn) = self.backends.existing(server) {
                 match command(conn, &with_id(&packet.payload, backend_id), Expect::Single).await {
-                    Ok(reply) => first_error = first_error.or(reply.error),
+                    Ok(reply) => error = reply.error,
                     Err(_) => self.backends.drop_conn(server),
                 }
             }
         }
-        match first_error {
+        match error {
             Some(err) => self.client.queue_err(1, &err),
             None => self.client.queue_ok(
                 1,
@@ -181,15 +184,19 @@ impl Engine {
         Ok(Flow::Continue)
     }
 
-    /// COM_STMT_FETCH: to the server where the statement last ran, which holds its cursor.
+    /// COM_STMT_FETCH: to the connection where the statement last ran, which holds its cursor
+    /// (a session that opened a cursor keeps its connections).
     pub(super) async fn fetch(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
-        let stmt = statement_id(&packet.payload)
-            .and_then(|id| self.stmts.map.get(&id).map(|s| (id, s.last)));
-        let Some((id, Some(server))) = stmt else {
-            let id = statement_id(&packet.payload).unwrap_or(0);
+        let id = statement_id(&packet.payload).unwrap_or(0);
+        let Some(stmt) = self.stmts.map.get(&id) else {
             return self.unknown_statement(id).await;
         };
-        let backend_id = self.stmts.map[&id].backend_id(server).unwrap_or(0);
+        let Some((server, backend_id)) = stmt.last.filter(|_| self.stmts.cursor_opened) else {
+            let msg = format!("The statement ({id}) has no open cursor.");
+            return self
+                .reply_error(consts::ER_STMT_HAS_NO_OPEN_CURSOR, &msg)
+                .await;
+        };
         let Some(conn) = self.backends.existing(server) else {
             return self
                 .reply_error(
