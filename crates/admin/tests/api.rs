@@ -77,15 +77,30 @@ async fn backends_list_every_server_with_health_and_counters() {
     assert_eq!(
         keys(&servers[0]),
         sorted(vec![
-            "cluster", "name", "address", "role", "weight", "health", "sessions", "reads",
-            "writes", "other", "failures"
+            "cluster",
+            "name",
+            "address",
+            "role",
+            "weight",
+            "health",
+            "sessions",
+            "reads",
+            "writes",
+            "other",
+            "failures",
+            "gtid_source",
+            "binlog_stream",
+            "binlog_stream_error",
+            "executed_gtid"
         ])
     );
     assert_eq!(
         servers[0],
         json!({"cluster": "main", "name": "primary", "address": "127.0.0.1:1",
                "role": "primary", "weight": 1, "health": "up", "sessions": 0,
-               "reads": 0, "writes": 0, "other": 0, "failures": 0})
+               "reads": 0, "writes": 0, "other": 0, "failures": 0,
+               "gtid_source": "poll", "binlog_stream": null, "binlog_stream_error": null,
+               "executed_gtid": null})
     );
     assert_eq!(servers[1]["role"], "replica");
     assert_eq!(servers[4]["cluster"], "analytics");
