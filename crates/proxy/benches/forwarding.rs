@@ -6,7 +6,8 @@
 //! time per round trip (informational only: loopback, fake backend, noisy machine).
 //!
 //! Environment: `FWD_N` statements measured (default 20000), `FWD_WARMUP` (default 2000),
-//! `FWD_ONLY=point|range` one statement only (scripts/callgrind.sh runs it under callgrind,
+//! `FWD_ONLY=point|range|ps` one statement only (ps: the point select as a prepared statement,
+//! COM_STMT_EXECUTE) (scripts/callgrind.sh runs it under callgrind,
 //! collecting inside `measured_window` only).
 
 #[path = "../tests/support/forwarding.rs"]
@@ -31,9 +32,11 @@ fn main() {
     let warmup = env("FWD_WARMUP", if quick { 50 } else { 2_000 });
     let only = std::env::var("FWD_ONLY").unwrap_or_default();
     let mut h = Harness::start();
+    let ps = h.prepare_point_select();
     for (name, stmt) in [
         ("point", Statement::point_select()),
         ("range", Statement::range_100()),
+        ("ps", Statement::execute_point_select(ps)),
     ] {
         if !only.is_empty() && only != name {
             continue;

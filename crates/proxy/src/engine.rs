@@ -39,8 +39,8 @@ use crate::context::ProxyContext;
 use crate::error::{err_packet, SessionError};
 use crate::handshake::ClientIdentity;
 use crate::relay::{command, relay_response, Relayed};
-use prepared::Statements;
 use crate::stmt_cache::{self, StmtKey};
+use prepared::Statements;
 use state::TrackedState;
 
 /// How long a server that failed is left out of the read pool before it is tried again.
@@ -628,7 +628,7 @@ impl Engine {
             Outgoing::Packet(p) => Cow::Borrowed(&p.payload[..]),
             Outgoing::Execute(id, payload) => {
                 match prepared_execute(stmts, *id, payload, conn).await {
-                    Ok(p) => Cow::Owned(p),
+                    Ok(()) => Cow::Borrowed(&stmts.exec_buf[..]),
                     Err(a) => {
                         if matches!(a, Attempt::Retryable(_)) {
                             backends.drop_conn(server);
@@ -656,6 +656,9 @@ impl Engine {
         if conn.wbuf.capacity() > 1 << 20 {
             // A huge statement passed: give the memory back.
             conn.wbuf = BytesMut::with_capacity(1024);
+        }
+        if stmts.exec_buf.capacity() > 1 << 20 {
+            stmts.exec_buf = Vec::new();
         }
         let Some(expect) = expect else {
             // Nothing comes back (COM_STMT_CLOSE and the like).
@@ -939,14 +942,15 @@ fn sql_text(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// The execute payload for `conn`, preparing the statement on that connection first if it
-/// does not have it (see `crate::stmt_cache`) and sending the long data buffered for it.
+/// The execute payload for `conn` (left in `stmts.exec_buf`), preparing the statement on that
+/// connection first if it does not have it (see `crate::stmt_cache`) and sending the long data
+/// buffered for it.
 async fn prepared_execute(
     stmts: &mut Statements,
     id: u32,
     payload: &[u8],
     conn: &mut crate::backends::BackendConn,
-) -> Result<Vec<u8>, Attempt> {
+) -> Result<(), Attempt> {
     let server = conn.server;
     let Some(stmt) = stmts.map.get_mut(&id) else {
         let err = err_packet(
@@ -1002,7 +1006,7 @@ async fn prepared_execute(
     }
     stmt.last = Some((server, backend_id));
     let cached = conn.stmts.get_mut(&key).expect("prepared above");
-    let out = prepared::rewrite_execute(payload, stmt, cached).map_err(|e| {
+    prepared::rewrite_execute_into(payload, stmt, cached, &mut stmts.exec_buf).map_err(|e| {
         Attempt::ServerError(err_packet(
             consts::ER_NET_READ_ERROR,
             format!("Malformed COM_STMT_EXECUTE: {e}"),
@@ -1011,7 +1015,7 @@ async fn prepared_execute(
     if prepared::opens_cursor(payload) {
         stmts.cursor_opened = true;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Sends COM_STMT_CLOSE (no response) for these server statement ids on `conn`.

@@ -1,6 +1,7 @@
 //! The per-statement path of a multiplexed session forwarding result sets makes no heap
-//! allocation once warm (issue #6): a point select and a 100-row result set through the real
-//! engine, with a fake backend (see `support/forwarding.rs`). Counts, not timings.
+//! allocation once warm (issue #6): a point select, a 100-row result set and the point select
+//! as a prepared statement (COM_STMT_EXECUTE) through the real engine, with a fake backend (see
+//! `support/forwarding.rs`). Counts, not timings.
 
 #[path = "support/forwarding.rs"]
 mod forwarding;
@@ -13,9 +14,11 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn forwarding_result_sets_does_not_allocate() {
     let mut h = Harness::start();
+    let ps = h.prepare_point_select();
     for (name, stmt) in [
         ("point select", Statement::point_select()),
         ("100-row result", Statement::range_100()),
+        ("prepared point select", Statement::execute_point_select(ps)),
     ] {
         let c = h.measure(&stmt, 50, 300);
         assert_eq!(

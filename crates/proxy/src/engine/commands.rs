@@ -103,12 +103,7 @@ impl Engine {
                 .reply_error(consts::ER_NET_READ_ERROR, "Malformed COM_STMT_EXECUTE")
                 .await;
         };
-        let Some(sql) = self
-            .stmts
-            .map
-            .get(&id)
-            .map(|s| Arc::<str>::from(s.sql.as_ref()))
-        else {
+        let Some(sql) = self.stmts.map.get(&id).map(|s| s.sql.clone()) else {
             return self.unknown_statement(id).await;
         };
         if self.trx_lost {

@@ -39,6 +39,9 @@ pub struct Statements {
     /// An execution asked for a cursor: it lives on that connection, which the session keeps
     /// from then on.
     pub cursor_opened: bool,
+    /// The execute payload being rewritten for a server, reused from one execution to the
+    /// next (see [`rewrite_execute_into`]).
+    pub exec_buf: Vec<u8>,
 }
 
 impl Statements {
@@ -86,21 +89,40 @@ pub fn with_id(payload: &[u8], backend_id: u32) -> Vec<u8> {
     out
 }
 
-/// Rewrites a COM_STMT_EXECUTE for a connection's statement `cached`: its statement id, and
-/// the parameter types when the client did not resend them (new_params_bound = 0) but the
-/// types last bound on that connection's statement are not the client's (another connection,
-/// or another session bound others). Records the types when the client sends them.
-///
-/// # Errors
-/// A payload too short for its parameter count.
+/// [`rewrite_execute_into`] into a new Vec (for the tests).
+#[cfg(test)]
 pub fn rewrite_execute(
     payload: &[u8],
     stmt: &mut Prepared,
     cached: &mut CachedStmt,
 ) -> Result<Vec<u8>, ProtocolError> {
-    let mut out = with_id(payload, cached.id);
+    let mut out = Vec::new();
+    rewrite_execute_into(payload, stmt, cached, &mut out)?;
+    Ok(out)
+}
+
+/// Rewrites a COM_STMT_EXECUTE for a connection's statement `cached`: its statement id, and
+/// the parameter types when the client did not resend them (new_params_bound = 0) but the
+/// types last bound on that connection's statement are not the client's (another connection,
+/// or another session bound others). Records the types when the client sends them. Writes
+/// into `out` (cleared first), a buffer the session reuses: no allocation per execution once
+/// it is large enough.
+///
+/// # Errors
+/// A payload too short for its parameter count.
+pub fn rewrite_execute_into(
+    payload: &[u8],
+    stmt: &mut Prepared,
+    cached: &mut CachedStmt,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
+    out.clear();
+    out.extend_from_slice(payload);
+    if out.len() >= 5 {
+        out[1..5].copy_from_slice(&cached.id.to_le_bytes());
+    }
     if stmt.params == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let n = usize::from(stmt.params);
     // command(1) id(4) flags(1) iterations(4) null bitmap, then new_params_bound.
@@ -120,15 +142,14 @@ pub fn rewrite_execute(
         let types = stmt.types.as_ref().ok_or(ProtocolError::Malformed(
             "execution without parameter types",
         ))?;
-        let mut rebuilt = Vec::with_capacity(out.len() + types.len());
-        rebuilt.extend_from_slice(&out[..flag_at]);
-        rebuilt.push(1);
-        rebuilt.extend_from_slice(types);
-        rebuilt.extend_from_slice(&out[flag_at + 1..]);
-        out = rebuilt;
+        // new_params_bound = 1, followed by the types.
+        out.splice(
+            flag_at..=flag_at,
+            std::iter::once(1).chain(types.iter().copied()),
+        );
         cached.bound = Some(types.clone());
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

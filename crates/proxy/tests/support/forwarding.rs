@@ -159,6 +159,68 @@ fn sbtest_c(i: u64) -> String {
     s
 }
 
+/// The point select as a prepared statement (one LONGLONG parameter).
+pub const POINT_SELECT_PS: &str = "SELECT c FROM sbtest1 WHERE id=?";
+
+/// COM_STMT_PREPARE's answer for [`POINT_SELECT_PS`]: statement 1, one column, one parameter.
+fn prepare_response(caps: u64) -> Vec<u8> {
+    let deprecate_eof = caps & CLIENT_DEPRECATE_EOF != 0;
+    let mut out = Vec::new();
+    let mut seq = 1u8;
+    // OK, statement id, columns, params, filler, warnings
+    frame(
+        &mut out,
+        &mut seq,
+        &[0x00, 1, 0, 0, 0, 1, 0, 1, 0, 0x00, 0, 0],
+    );
+    let eof = EofPacket {
+        warnings: 0,
+        status: SERVER_STATUS_AUTOCOMMIT,
+    }
+    .encode();
+    frame(&mut out, &mut seq, &column("?", 8));
+    if !deprecate_eof {
+        frame(&mut out, &mut seq, &eof);
+    }
+    frame(&mut out, &mut seq, &column("c", 254));
+    if !deprecate_eof {
+        frame(&mut out, &mut seq, &eof);
+    }
+    out
+}
+
+/// COM_STMT_EXECUTE's answer: the point select's row in the binary protocol.
+pub fn execute_response(caps: u64) -> Vec<u8> {
+    let deprecate_eof = caps & CLIENT_DEPRECATE_EOF != 0;
+    let mut out = Vec::new();
+    let mut seq = 1u8;
+    frame(&mut out, &mut seq, &[1]);
+    frame(&mut out, &mut seq, &column("c", 254));
+    let eof = EofPacket {
+        warnings: 0,
+        status: SERVER_STATUS_AUTOCOMMIT,
+    }
+    .encode();
+    if !deprecate_eof {
+        frame(&mut out, &mut seq, &eof);
+    }
+    // header 0x00, NULL bitmap ((1 column + 7 + 2) / 8 = 1 byte), the value
+    let mut row = vec![0x00, 0x00];
+    put_lenenc_bytes(&mut row, sbtest_c(4242).as_bytes());
+    frame(&mut out, &mut seq, &row);
+    if deprecate_eof {
+        let ok = OkPacket {
+            header: 0xfe,
+            status: SERVER_STATUS_AUTOCOMMIT,
+            ..Default::default()
+        };
+        frame(&mut out, &mut seq, &ok.encode(caps));
+    } else {
+        frame(&mut out, &mut seq, &eof);
+    }
+    out
+}
+
 pub fn point_select_response(caps: u64) -> Vec<u8> {
     result_set(caps, &[("c", 254)], &[vec![sbtest_c(4242)]])
 }
@@ -242,6 +304,8 @@ fn serve_backend(mut s: TcpStream) {
         return;
     }
     let ok = ok_packet(caps);
+    let prepared = prepare_response(caps);
+    let executed = execute_response(caps);
     let point = point_select_response(caps);
     let range = range_response(caps);
     let charset_vars = result_set(
@@ -265,6 +329,11 @@ fn serve_backend(mut s: TcpStream) {
         }
         let reply: &[u8] = match buf.first() {
             Some(0x01) | None => return,
+            // COM_STMT_PREPARE (only the point select is known), COM_STMT_EXECUTE
+            Some(0x16) => &prepared,
+            Some(0x17) => &executed,
+            // COM_STMT_CLOSE and COM_STMT_SEND_LONG_DATA: no answer
+            Some(0x19 | 0x18) => continue,
             Some(0x03) => {
                 let sql = &buf[1..];
                 if sql == POINT_SELECT.as_bytes() {
@@ -384,6 +453,22 @@ impl Statement {
         )
     }
 
+    /// COM_STMT_EXECUTE of `POINT_SELECT_PS` prepared as client statement `id`, with its
+    /// parameter types sent (as libmariadb does on every execution).
+    pub fn execute_point_select(id: u32) -> Self {
+        let mut payload = vec![0x17];
+        payload.extend_from_slice(&id.to_le_bytes());
+        // flags, iteration count, NULL bitmap, new_params_bound, LONGLONG, the value
+        payload.extend_from_slice(&[0x00, 1, 0, 0, 0, 0x00, 1, 0x08, 0x00]);
+        payload.extend_from_slice(&4242i64.to_le_bytes());
+        let mut packet = Vec::new();
+        frame(&mut packet, &mut 0, &payload);
+        Statement {
+            packet,
+            expected: execute_response(CLIENT_CAPS & SERVER_CAPS),
+        }
+    }
+
     pub fn range_100() -> Self {
         Self::query(RANGE_100, range_response(CLIENT_CAPS & SERVER_CAPS))
     }
@@ -477,6 +562,42 @@ impl Harness {
         assert!(read_packet(&mut h.client, &mut ok), "no OK from open()");
         assert_eq!(ok.first(), Some(&0x00), "open() answered {ok:?}");
         h
+    }
+
+    /// Prepares `POINT_SELECT_PS` through the proxy (not counted: run as a window of one
+    /// statement) and returns the client's statement id.
+    pub fn prepare_point_select(&mut self) -> u32 {
+        let mut payload = vec![0x16];
+        payload.extend_from_slice(POINT_SELECT_PS.as_bytes());
+        let mut packet = Vec::new();
+        frame(&mut packet, &mut 0, &payload);
+        self.plan
+            .send(Window {
+                before: 0,
+                inside: 1,
+            })
+            .expect("engine thread");
+        self.client.write_all(&packet).expect("send");
+        // OK with the id, 1 parameter definition, EOF, 1 column definition, EOF.
+        assert!(
+            read_packet(&mut self.client, &mut self.reply),
+            "no prepare answer"
+        );
+        assert_eq!(
+            self.reply.first(),
+            Some(&0x00),
+            "prepare failed: {:?}",
+            self.reply
+        );
+        let id = u32::from_le_bytes([self.reply[1], self.reply[2], self.reply[3], self.reply[4]]);
+        for _ in 0..4 {
+            assert!(
+                read_packet(&mut self.client, &mut self.reply),
+                "prepare answer cut"
+            );
+        }
+        self.done.recv().expect("engine thread");
+        id
     }
 
     /// Runs `warmup` then `n` executions of `stmt`; returns the engine thread's allocations in
