@@ -2,7 +2,7 @@
 # Instructions per statement on the proxy's forwarding path, counted by valgrind's callgrind
 # (instruction counts are stable on a noisy machine; wall times are not). Not a test.
 #
-#   scripts/callgrind.sh                 # point select and 100-row result, 2000 statements each
+#   scripts/callgrind.sh                 # point select, 100-row result, prepared point select
 #   N=5000 ONLY=point scripts/callgrind.sh
 #   MODE=proxy N=5000 scripts/callgrind.sh   # the lagless binary under sysbench, real servers
 #
@@ -24,13 +24,13 @@
 # Both print instructions per statement and the top inclusive and exclusive costs; the raw files
 # stay in OUT for callgrind_annotate / kcachegrind.
 #
-# Environment (defaults): MODE=bench N=2000 WARMUP=200 ONLY="point range"
+# Environment (defaults): MODE=bench N=2000 WARMUP=200 ONLY="point range ps"
 #   OUT=results/callgrind TOP=30
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000}
 WARMUP=${WARMUP:-200}
-ONLY=${ONLY:-point range}
+ONLY=${ONLY:-point range ps}
 OUT=${OUT:-results/callgrind}
 TOP=${TOP:-30}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
