@@ -71,9 +71,20 @@ fn streamed_gtids_make_replicas_eligible_between_polls_and_refusal_falls_back() 
             .await
             .unwrap();
         c.query_drop("INSERT INTO s VALUES (1, 0)").await.unwrap();
-        wait_backends(&mut admin, Duration::from_secs(10), "every server streaming", |b| {
-            b.iter().all(|s| s.1 == "stream" && s.2.as_deref() == Some("streaming"))
-        })
+        wait_backends(
+            &mut admin,
+            Duration::from_secs(10),
+            "the replicas streaming, the primary idle",
+            |b| {
+                b.iter().all(|s| {
+                    if s.0 == "primary" {
+                        s.1 == "poll" && s.2.as_deref().is_some_and(|st| st.starts_with("idle"))
+                    } else {
+                        s.1 == "stream" && s.2.as_deref() == Some("streaming")
+                    }
+                })
+            },
+        )
         .await;
 
         let mut slowest = Duration::ZERO;
@@ -131,8 +142,8 @@ fn streamed_gtids_make_replicas_eligible_between_polls_and_refusal_falls_back() 
             ))
             .unwrap();
         }
-        wait_backends(&mut admin, Duration::from_secs(10), "every stream refused", |b| {
-            b.iter().all(|s| {
+        wait_backends(&mut admin, Duration::from_secs(10), "every replica's stream refused", |b| {
+            b.iter().filter(|s| s.0 != "primary").all(|s| {
                 s.1 == "poll" && s.2.as_deref().is_some_and(|st| st.starts_with("refused"))
             })
         })

@@ -29,9 +29,10 @@
 //! on the server is bounded whatever the write rate. While the answer lags the stream it is
 //! asked again 1 ms later, then less often.
 //!
-//! Executed positions are published for read-only servers (replicas) only: routing uses them
-//! for replicas, and a busy primary is spared the confirmations. `@@read_only` is checked every
-//! second, so a promoted or demoted server switches over.
+//! Only read-only servers (replicas) are streamed: routing uses executed GTIDs for replicas
+//! only, and a busy primary is spared the dump and the confirmations. A writable server is
+//! shown [`StreamState::Idle`]; `@@read_only` is checked every second, so a promoted or
+//! demoted server switches over.
 //!
 //! A server that refuses (no REPLICATION SLAVE privilege, binary log off, MySQL) is reported as
 //! [`StreamState::Refused`], logged once, and tried again every 30 s; lost connections are
@@ -164,6 +165,9 @@ pub enum StreamState {
     Refused(String),
     /// The connection failed or was lost (the reason); reconnecting with backoff.
     Retrying(String),
+    /// Not streamed (the reason): a writable server, a primary, whose GTIDs routing does not
+    /// need; streamed once it is read-only (checked every second).
+    Idle(String),
 }
 
 impl StreamState {
@@ -174,12 +178,13 @@ impl StreamState {
             Self::Streaming => "streaming",
             Self::Refused(_) => "refused",
             Self::Retrying(_) => "retrying",
+            Self::Idle(_) => "idle",
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Refused(r) | Self::Retrying(r) => Some(r),
+            Self::Refused(r) | Self::Retrying(r) | Self::Idle(r) => Some(r),
             _ => None,
         }
     }
@@ -193,7 +198,7 @@ pub struct StreamedServer {
     pub name: String,
     pub state: StreamState,
     /// GTIDs the server has committed (confirmed, or streamed when confirmation is off); `None`
-    /// unless streaming from a read-only server (a replica).
+    /// unless streaming.
     pub executed: Option<MariaPos>,
     /// The newest GTIDs its binlog sent; `None` unless streaming.
     pub streamed: Option<MariaPos>,
@@ -244,6 +249,8 @@ pub fn spawn_streams(
 enum Ended {
     Refused(String),
     Lost(String),
+    /// The server became read-only or writable: start over at once.
+    Role,
 }
 
 impl Ended {
@@ -346,6 +353,10 @@ impl ServerStream {
                     self.publish(StreamState::Refused(reason), None, None);
                     REFUSED_RETRY
                 }
+                Ended::Role => {
+                    backoff = BACKOFF_MIN;
+                    BACKOFF_MIN
+                }
                 Ended::Lost(reason) => {
                     if started.elapsed() > BACKOFF_MAX {
                         backoff = BACKOFF_MIN; // it streamed for a while: reconnect soon
@@ -399,9 +410,23 @@ impl ServerStream {
             return Ended::Refused("binary log is off (log_bin)".into());
         }
         let checksum = !col(2).eq_ignore_ascii_case("NONE");
-        // Only a read-only server (a replica) has its executed GTIDs published and confirmed:
-        // routing uses them for replicas only, and a busy primary is spared the queries.
-        let mut replica = matches!(col(6).as_str(), "1" | "ON");
+        // Only a read-only server (a replica) is streamed: routing uses executed GTIDs for
+        // replicas only, and a busy primary is spared the dump and the confirmations.
+        if !matches!(col(6).as_str(), "1" | "ON") {
+            self.publish(
+                StreamState::Idle("writable (a primary): not streamed while it is".into()),
+                None,
+                None,
+            );
+            loop {
+                sleep(ROLE_CHECK).await;
+                match read_only(&mut dump).await {
+                    Ok(true) => return Ended::Role,
+                    Ok(false) => {}
+                    Err(e) => return e,
+                }
+            }
+        }
         let binlog_pos = col(3);
         if col(5).parse::<u32>().ok() == Some(self.config.server_id) {
             return Ended::Refused(format!(
@@ -462,7 +487,6 @@ impl ServerStream {
         if !self.config.confirm {
             executed.merge_max(&streamed);
         }
-        let shown = |replica: bool, executed: &MariaPos| replica.then_some(executed.clone());
         loop {
             let mut moved = false;
             while let Some(frame) = framer.next(&mut buf) {
@@ -481,11 +505,7 @@ impl ServerStream {
                             streaming = true;
                             tracing::info!(server = %self.name(), server_id = self.config.server_id,
                                 "binlog streaming");
-                            self.publish(
-                                StreamState::Streaming,
-                                shown(replica, &executed).as_ref(),
-                                Some(&streamed),
-                            );
+                            self.publish(StreamState::Streaming, Some(&executed), Some(&streamed));
                         }
                         match parse_event(&ev, checksum) {
                             Err(e) => return Ended::Lost(e.to_string()),
@@ -516,16 +536,12 @@ impl ServerStream {
                 if Instant::now() >= next_role_check {
                     next_role_check = Instant::now() + ROLE_CHECK;
                     match read_only(control).await {
-                        Ok(ro) if ro != replica => {
-                            replica = ro;
-                            pending |= ro;
-                            publish = true;
-                        }
-                        Ok(_) => {}
+                        Ok(false) => return Ended::Role, // promoted: a primary now
+                        Ok(true) => {}
                         Err(e) => return e,
                     }
                 }
-                if replica && pending && Instant::now() >= next_confirm {
+                if pending && Instant::now() >= next_confirm {
                     // After a quiet spell a write is chased closely (it is committed
                     // microseconds after it reached the binlog); under a steady load the
                     // newest streamed GTID is nearly always still committing, and chasing it
@@ -553,11 +569,7 @@ impl ServerStream {
                 publish = true;
             }
             if publish && streaming {
-                self.publish(
-                    StreamState::Streaming,
-                    shown(replica, &executed).as_ref(),
-                    Some(&streamed),
-                );
+                self.publish(StreamState::Streaming, Some(&executed), Some(&streamed));
             }
             buf.compact();
             if buf.data.capacity() - buf.data.len() < 8 * 1024 {
@@ -566,7 +578,7 @@ impl ServerStream {
             let mut wake = deadline;
             if control.is_some() {
                 wake = wake.min(next_role_check);
-                if replica && pending {
+                if pending {
                     wake = wake.min(next_confirm);
                 }
             }

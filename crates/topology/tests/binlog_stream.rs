@@ -54,8 +54,11 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
     wait_for(
         &mut rx,
         Duration::from_secs(5),
-        "every server streaming",
-        |v| v.iter().all(|s| s.state == StreamState::Streaming),
+        "the replicas streaming, the primary (writable) idle",
+        |v| {
+            v[1..].iter().all(|s| s.state == StreamState::Streaming)
+                && matches!(v[0].state, StreamState::Idle(_))
+        },
     )
     .await;
 
@@ -129,11 +132,15 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
     let v = wait_for(
         &mut rx,
         Duration::from_secs(5),
-        "every stream refused",
-        |v| v.iter().all(|s| matches!(s.state, StreamState::Refused(_))),
+        "the replicas' streams refused",
+        |v| {
+            v[1..]
+                .iter()
+                .all(|s| matches!(s.state, StreamState::Refused(_)))
+        },
     )
     .await;
-    let reason = v[0].state.reason().unwrap();
+    let reason = v[1].state.reason().unwrap();
     assert!(reason.contains("REPLICATION SLAVE"), "{reason}");
     assert!(v.iter().all(|s| s.executed.is_none()));
     shutdown.cancel();
