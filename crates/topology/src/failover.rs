@@ -8,7 +8,7 @@
 //!     Only after confirmed failures: its own probes failed [`DetectionPolicy::failcount`] times
 //!     in a row for at least [`DetectionPolicy::min_unreachable`], *and* every reachable
 //!     replica has stopped receiving from it (IO thread not `Yes`, an IO error, or no event
-//!     and no heartbeat for 1.5 heartbeat periods). A busy
+//!     and no heartbeat for 2 heartbeat periods + 500 ms). A busy
 //!     primary whose replicas still receive is never declared failed.
 //!   - [`choose_candidate`]: the replica to promote: one holding every transaction any
 //!     reachable replica received (with semi-sync, every acknowledged one), then the most
@@ -104,7 +104,7 @@ pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default bound on waiting, as the loser of [`with_failover_lock`], for the winner's result.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// Default `MASTER_HEARTBEAT_PERIOD` for repointed replicas: an idle primary is heard from four
-/// times a second, so a stalled one is noticed after about 0.6 s (1.5 periods + a margin).
+/// times a second, so a stalled one is noticed after about 1 s (2 periods + 500 ms).
 pub const DEFAULT_HEARTBEAT_PERIOD: Duration = Duration::from_millis(250);
 
 /// A server to act on: its name (as in the snapshots) and `host:port` address.

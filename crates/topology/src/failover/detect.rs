@@ -10,7 +10,7 @@
 //! 2. **The replicas**: every reachable replica of it, observed after the primary was last
 //!    seen alive, no longer receives from it: its IO thread is not `Yes` (`Connecting` after a
 //!    lost connection) or it reports an IO error (`Last_IO_Errno`), or it has received
-//!    nothing, not even a heartbeat, for 1.5 heartbeat periods (MariaDB's
+//!    nothing, not even a heartbeat, for 2 heartbeat periods + 500 ms (MariaDB's
 //!    `Slave_received_heartbeats`; see `silent`). A primary that the proxy cannot reach but
 //!    whose replicas still receive (a primary at 100% CPU, a network problem between the
 //!    proxy and the primary only) is not failed over.
@@ -20,7 +20,7 @@
 //! not: the IO thread only gives up when nothing arrives for `slave_net_timeout` seconds
 //! (default 60). The heartbeat count shows it sooner: a live primary sends a heartbeat after
 //! every `MASTER_HEARTBEAT_PERIOD` without events, so a count and received position that stand
-//! still for 1.5 periods mean it is silent. The sandbox sets the period to 0.25 s
+//! still for 2 periods + 500 ms mean it is silent. The sandbox sets the period to 0.25 s
 //! (`slave_net_timeout = 2`), and Lagless keeps that period when it repoints replicas
 //! ([`FailoverOptions::heartbeat_period`](super::FailoverOptions::heartbeat_period)).
 //!
@@ -181,14 +181,15 @@ pub fn primary_failed<S: Borrow<Snapshot>>(
             waiting_for.push(Pending::NotObservedSince {
                 replica: r.name.clone(),
             });
-        } else if receives(r) && !silent(history, r) {
+        } else if !receives(r) || silent(history, r) {
+            confirmed_by.push(r.name.clone());
+        } else {
             waiting_for.push(Pending::StillReceiving {
                 replica: r.name.clone(),
             });
-        } else {
-            confirmed_by.push(r.name.clone());
         }
     }
+
     if waiting_for.is_empty() {
         Verdict::Failed(Failure {
             primary: primary.to_string(),
@@ -214,12 +215,15 @@ fn receives(r: &ServerObservation) -> bool {
         .is_some_and(|st| st.io_running == ThreadState::Yes && st.last_io_errno == 0)
 }
 
-/// How long past its heartbeat period a replica must have received nothing to count as cut
-/// off: room for a heartbeat sent late by a busy primary and for probe timing.
-const SILENCE_MARGIN: Duration = Duration::from_millis(200);
+/// How long past two heartbeat periods a replica must have received nothing to count as cut
+/// off: room for heartbeats sent late by a busy primary on a busy machine, and for probe
+/// timing. Measured: on a 2-core machine at load average 10-14 with the primary's CPU
+/// saturated, 1.5 periods + 200 ms (575 ms) of silence happened; a SIGSTOP is still detected
+/// within about 1.2 s with this bound.
+const SILENCE_MARGIN: Duration = Duration::from_millis(500);
 
 /// The replica's IO thread still says `Yes`, but nothing (no event, no heartbeat) arrived from
-/// its primary for 1.5 heartbeat periods plus [`SILENCE_MARGIN`]: a live primary sends a
+/// its primary for 2 heartbeat periods plus [`SILENCE_MARGIN`]: a live primary sends a
 /// heartbeat whenever it has had nothing to send for one period, so it is stalled (SIGSTOP,
 /// hung, network cut). This signal comes long before the IO thread's own `slave_net_timeout`
 /// (2 periods by default, and it takes a reconnect to show). Needs MariaDB's heartbeat count
@@ -254,7 +258,7 @@ fn silent<S: Borrow<Snapshot>>(history: &[S], replica: &ServerObservation) -> bo
             _ => break,
         }
     }
-    replica.observed_at.saturating_duration_since(since) >= period * 3 / 2 + SILENCE_MARGIN
+    replica.observed_at.saturating_duration_since(since) >= period * 2 + SILENCE_MARGIN
 }
 
 /// The reachable replicas of `primary` among `servers`: those replicating from its address, or

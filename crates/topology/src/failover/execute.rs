@@ -18,6 +18,9 @@ use super::events::{write_events, Event, Outcome, Recorder, Step};
 use super::history::{errant_transactions, show, unapplied, GtidRange};
 use super::{quote_str, FailoverOptions, Member};
 
+/// Bound on `STOP SLAVE` (see `make_replica`): two of MariaDB's 2 s waits for the threads.
+const STOP_SLAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the wait for the candidate to apply what it received ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyOutcome {
@@ -185,9 +188,19 @@ async fn run_failover(
         c.exec(rec, Step::StartSlave, "START SLAVE SQL_THREAD")
             .await?;
     }
+    if opts.semi_sync {
+        semi_sync_replica_off(&mut c, rec).await?;
+    }
     kill_threads(&mut c, rec, Step::KillIoThread, "'Slave_IO'").await?;
-    c.exec(rec, Step::StopIoThread, "STOP SLAVE IO_THREAD")
-        .await?;
+    let stop_bound = opts.statement_timeout.max(STOP_SLAVE_TIMEOUT);
+    c.run_within(
+        rec,
+        Step::StopIoThread,
+        "STOP SLAVE IO_THREAD",
+        None,
+        stop_bound,
+    )
+    .await?;
     let apply = wait_applied(&mut c, rec, opts).await?;
     if !apply.caught_up {
         kill_sql_thread(&mut c, rec).await?;
@@ -309,6 +322,26 @@ async fn replica_status(c: &mut Ctl, rec: &mut Recorder) -> Result<ReplicaStatus
 /// `STOP SLAVE` on a replica whose SQL thread waits for a metadata lock does not return.
 async fn kill_sql_thread(c: &mut Ctl, rec: &mut Recorder) -> Result<(), FailoverError> {
     kill_threads(c, rec, Step::KillSqlThread, "'Slave_SQL', 'Slave_worker'").await
+}
+
+/// `SET GLOBAL rpl_semi_sync_slave_enabled = OFF` before a replica's IO thread is stopped:
+/// with it on, the stopping IO thread first connects to its primary to kill its dump thread
+/// (`rpl_semi_sync_slave_kill_conn_timeout`, 5 s by default), which hangs on a stalled
+/// primary, and `STOP SLAVE` waits for it. Measured in the SIGSTOP fault test: `STOP SLAVE`
+/// after `KILL` of the IO thread still ran into its 2 s timeout with semi-sync on.
+async fn semi_sync_replica_off(c: &mut Ctl, rec: &mut Recorder) -> Result<(), FailoverError> {
+    c.exec(
+        rec,
+        Step::SemiSync,
+        "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+    )
+    .await?;
+    c.exec(
+        rec,
+        Step::SemiSync,
+        "SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1",
+    )
+    .await
 }
 
 /// `KILL`s the server's threads whose processlist command is in `commands` (an SQL list of
@@ -457,10 +490,17 @@ pub(crate) async fn make_replica(
     };
     if !from_own_binlog {
         // An old primary being rejoined has no IO thread; a replica's may be stuck on a stalled
-        // primary (see `kill_threads`).
+        // primary (see `kill_threads` and `semi_sync_replica_off`).
+        if opts.semi_sync {
+            semi_sync_replica_off(c, rec).await?;
+        }
         kill_threads(c, rec, Step::KillIoThread, "'Slave_IO'").await?;
     }
-    c.exec(rec, Step::StopSlave, "STOP SLAVE").await?;
+    // MariaDB waits for a replication thread to stop in 2 s steps: a thread that does not
+    // exit at the first signal costs 2 s, which the statement timeout must allow for.
+    let stop_bound = opts.statement_timeout.max(STOP_SLAVE_TIMEOUT);
+    c.run_within(rec, Step::StopSlave, "STOP SLAVE", None, stop_bound)
+        .await?;
     if from_own_binlog {
         c.exec(
             rec,
@@ -476,6 +516,8 @@ pub(crate) async fn make_replica(
             "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
         )
         .await?;
+    }
+    if opts.semi_sync {
         c.exec(
             rec,
             Step::SemiSync,

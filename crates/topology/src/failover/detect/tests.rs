@@ -385,15 +385,15 @@ fn paused(last_beat_at: u64, until: u64) -> (Vec<Arc<Snapshot>>, Instant) {
 #[test]
 fn paused_primary_confirmed_by_silent_heartbeats() {
     let p = DetectionPolicy::default();
-    // Silent since 100 ms; at 500 ms: 400 ms < 1.5 * 250 + 200.
-    let (h, now) = paused(100, 500);
+    // Silent since 100 ms; at 1000 ms: 900 ms < 2 * 250 + 500.
+    let (h, now) = paused(100, 1000);
     let v = primary_failed(&h, "primary", &p, now);
     assert!(
         matches!(&v, Verdict::Suspect(s) if s.waiting_for.iter().all(|w| matches!(w, Pending::StillReceiving { .. }))),
         "{v:?}"
     );
-    // At 700 ms: 600 ms of silence.
-    let (h, now) = paused(100, 700);
+    // At 1200 ms: 1100 ms of silence.
+    let (h, now) = paused(100, 1200);
     let v = primary_failed(&h, "primary", &p, now);
     let Verdict::Failed(f) = v else {
         panic!("{v:?}")
