@@ -201,6 +201,8 @@ fn many_clients_share_a_capped_pool() {
             .query_drop("REPLACE INTO pool_many VALUES (1, 7)")
             .await
             .unwrap();
+        // New sessions read from the replicas: the row must be there first.
+        wait_on_replicas(&env, "SELECT COUNT(*) FROM app.pool_many WHERE v = 7", "1");
         let logins_before = logins(&mut setup).await;
         let mut tasks = Vec::new();
         for i in 0..48 {
@@ -263,7 +265,7 @@ fn prepared_statements_do_not_pin_sessions() {
             .query_drop("REPLACE INTO pool_ps VALUES (1, 'one'), (2, 'two')")
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await; // replicated
+        wait_on_replicas(&env, "SELECT COUNT(*) FROM app.pool_ps", "2");
         let clients = 24;
         let done = std::sync::Arc::new(tokio::sync::Barrier::new(clients));
         let mut tasks = Vec::new();
@@ -326,6 +328,21 @@ fn prepared_statements_do_not_pin_sessions() {
             assert!(n <= 4, "{}: {n} statements prepared", s.name());
         }
     });
+}
+
+/// Waits (at most 10 s) until `query` answers `want` on every replica.
+fn wait_on_replicas(env: &Env, query: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for r in env.sandbox.replicas() {
+        while r.scalar(query).ok().as_deref() != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "{} never answered {want} to {query}",
+                r.name()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 async fn logins(c: &mut Conn) -> u64 {
