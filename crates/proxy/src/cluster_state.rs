@@ -55,10 +55,11 @@ pub struct ClusterState {
     streams: std::sync::Mutex<Vec<lagless_topology::StreamedServer>>,
     /// Per cluster: a failover is running (writes wait for it).
     failing_over: Vec<AtomicBool>,
-    /// Woken when a failover names a new primary (statements waiting on the old one end).
-    pub primary_changed: tokio::sync::Notify,
-    /// Woken when the monitor finds a server unreachable (reads waiting on it end).
-    server_down: tokio::sync::Notify,
+    /// Woken when a failover names a new primary (statements waiting on the old one end) and
+    /// when the monitor finds a server unreachable (reads waiting on it end). One Notify for
+    /// both: every statement registers with it (see `until_demoted`), so one registration is
+    /// half the cost of two.
+    demotions: tokio::sync::Notify,
     /// Per cluster: wakes the monitor for a round at once (see [`ClusterState::suspect`]).
     pub probe_now: Vec<Arc<tokio::sync::Notify>>,
     /// Per cluster: the primary's GTID position at the monitor's previous round.
@@ -90,8 +91,7 @@ impl ClusterState {
                 .iter()
                 .map(|_| Arc::new(tokio::sync::Notify::new()))
                 .collect(),
-            primary_changed: tokio::sync::Notify::new(),
-            server_down: tokio::sync::Notify::new(),
+            demotions: tokio::sync::Notify::new(),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -210,7 +210,7 @@ impl ClusterState {
             };
             let was_down = stats.monitor_down.swap(!o.reachable, Ordering::Relaxed);
             if !o.reachable && !was_down {
-                self.server_down.notify_waiters();
+                self.demotions.notify_waiters();
             }
             let healthy = o.reachable
                 && stats.down_until_ms.load(Ordering::Relaxed) == 0
@@ -396,7 +396,7 @@ impl ClusterState {
                 }
             }
         });
-        self.primary_changed.notify_waiters();
+        self.demotions.notify_waiters();
     }
 
     /// Runs `fut` unless `r` is lost first: then `None`. A primary is lost when it is fenced
@@ -410,18 +410,16 @@ impl ClusterState {
     ) -> Option<T> {
         let demoted = async {
             loop {
-                let changed = self.primary_changed.notified();
-                let down = self.server_down.notified();
+                let woken = self.demotions.notified();
                 if self.is_fenced(r) || (self.monitor_down(r) && !self.is_primary(r)) {
                     return;
                 }
-                tokio::select! {
-                    () = changed => {}
-                    () = down => {}
-                }
+                woken.await;
             }
         };
+        // Biased: no random draw per statement, and the statement is polled first.
         tokio::select! {
+            biased;
             out = fut => Some(out),
             () = demoted => None,
         }
