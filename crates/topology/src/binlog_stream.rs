@@ -48,9 +48,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagless_backend::{login, BackendError, Login, LoginOptions};
-use lagless_protocol::consts::{
-    CLIENT_DEPRECATE_EOF, CLIENT_LONG_FLAG, CLIENT_TRANSACTIONS, UTF8MB4_GENERAL_CI,
-};
 use lagless_protocol::ok_err::ErrPacket;
 use lagless_routing::gtid::MariaPos;
 use tokio::io::AsyncReadExt;
@@ -284,17 +281,14 @@ impl ServerStream {
         tx: Arc<watch::Sender<Vec<StreamedServer>>>,
     ) -> Self {
         let server = &config.servers[index];
-        let options = LoginOptions {
-            addr: server.address.clone(),
-            user: config.user.clone(),
-            password: config.password.clone(),
-            database: None,
-            capabilities: CLIENT_LONG_FLAG | CLIENT_TRANSACTIONS | CLIENT_DEPRECATE_EOF,
-            charset: UTF8MB4_GENERAL_CI,
-            connect_attrs: vec![("program_name".into(), "lagless-binlog-stream".into())],
-            connect_timeout: config.connect_timeout,
-            max_packet: 1 << 30,
-        };
+        let options = crate::login::control_login(
+            &server.address,
+            &config.user,
+            &config.password,
+            "lagless-binlog-stream",
+            config.connect_timeout,
+            1 << 30,
+        );
         ServerStream {
             index,
             config,

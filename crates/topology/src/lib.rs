@@ -46,6 +46,7 @@ pub mod binlog_stream;
 pub mod config;
 pub mod failover;
 pub mod heartbeat;
+mod login;
 mod monitor;
 pub mod parse;
 mod probe;

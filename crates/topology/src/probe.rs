@@ -20,9 +20,6 @@
 use std::time::Duration;
 
 use lagless_backend::{login, BackendError, Login, LoginOptions, QueryResult, TextResult};
-use lagless_protocol::consts::{
-    CLIENT_DEPRECATE_EOF, CLIENT_LONG_FLAG, CLIENT_TRANSACTIONS, UTF8MB4_GENERAL_CI,
-};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::config::{MonitorConfig, MonitoredServer};
@@ -68,17 +65,14 @@ pub(crate) struct Prober {
 
 impl Prober {
     pub(crate) fn new(server: MonitoredServer, config: &MonitorConfig) -> Self {
-        let options = LoginOptions {
-            addr: server.address.clone(),
-            user: config.user.clone(),
-            password: config.password.clone(),
-            database: None,
-            capabilities: CLIENT_LONG_FLAG | CLIENT_TRANSACTIONS | CLIENT_DEPRECATE_EOF,
-            charset: UTF8MB4_GENERAL_CI,
-            connect_attrs: vec![("program_name".into(), "lagless-monitor".into())],
-            connect_timeout: config.connect_timeout,
-            max_packet: 1 << 24,
-        };
+        let options = crate::login::control_login(
+            &server.address,
+            &config.user,
+            &config.password,
+            "lagless-monitor",
+            config.connect_timeout,
+            1 << 24,
+        );
         Prober {
             server,
             options,

@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use lagless_backend::{login, Login, LoginOptions, QueryResult, TextResult};
-use lagless_protocol::consts::{
-    CLIENT_DEPRECATE_EOF, CLIENT_LONG_FLAG, CLIENT_TRANSACTIONS, UTF8MB4_GENERAL_CI,
-};
+use lagless_backend::{login, Login, QueryResult, TextResult};
 use lagless_routing::gtid::MariaPos;
 use tokio::time::{timeout, Instant};
 
@@ -31,17 +28,14 @@ impl Ctl {
         rec: &mut Recorder,
     ) -> Result<Ctl, FailoverError> {
         let started = Instant::now();
-        let options = LoginOptions {
-            addr: member.address.clone(),
-            user: opts.admin.user.clone(),
-            password: opts.admin.password.clone(),
-            database: None,
-            capabilities: CLIENT_LONG_FLAG | CLIENT_TRANSACTIONS | CLIENT_DEPRECATE_EOF,
-            charset: UTF8MB4_GENERAL_CI,
-            connect_attrs: vec![("program_name".into(), "lagless-failover".into())],
-            connect_timeout: opts.connect_timeout,
-            max_packet: 1 << 24,
-        };
+        let options = crate::login::control_login(
+            &member.address,
+            &opts.admin.user,
+            &opts.admin.password,
+            "lagless-failover",
+            opts.connect_timeout,
+            1 << 24,
+        );
         let result = match timeout(opts.connect_timeout, login(&options)).await {
             Ok(Ok(login)) => Ok(login),
             Ok(Err(e)) => Err(StepError::Connect(e)),
