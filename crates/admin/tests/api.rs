@@ -302,10 +302,7 @@ fn observation(cluster: usize, server: usize, name: &str, now: Instant) -> Serve
 
 fn replica_status() -> ReplicaStatus {
     ReplicaStatus {
-        connection_name: String::new(),
         io_running: ThreadState::Yes,
-        sql_running: ThreadState::No,
-        seconds_behind_master: None,
         master_host: "127.0.0.1".into(),
         master_port: 1,
         master_log_file: "bin.000002".into(),
@@ -314,13 +311,7 @@ fn replica_status() -> ReplicaStatus {
         exec_master_log_pos: 700,
         gtid_io_pos: "0-1-12".into(),
         using_gtid: "Slave_Pos".into(),
-        sql_delay: 0,
-        last_io_errno: 0,
-        last_io_error: String::new(),
-        last_sql_errno: 0,
-        last_sql_error: String::new(),
-        received_heartbeats: None,
-        heartbeat_period: None,
+        ..Default::default()
     }
 }
 

@@ -17,7 +17,18 @@ use tokio::net::TcpStream;
 
 use crate::error::SessionError;
 use crate::pool::{HandshakeVars, Permit, Pool, PoolKey};
-use crate::stmt_cache::StmtCache;
+use crate::stmt_cache::{StmtCache, StmtKey};
+
+impl BackendConn {
+    /// The key of `sql` among the statements prepared on this connection, in its current
+    /// schema and variables (see `crate::stmt_cache`).
+    pub fn stmt_key(&self, sql: &Arc<str>) -> StmtKey {
+        StmtKey {
+            context: crate::stmt_cache::context_of(self.schema.as_deref(), &self.vars),
+            sql: sql.clone(),
+        }
+    }
+}
 
 /// One logged-in server connection.
 pub struct BackendConn {

@@ -562,7 +562,6 @@ role = "replica"
         o.gtid_current_pos = Some(gtid.into());
         o.gtid_binlog_pos = Some(gtid.into());
         o.replication = replica.then(|| lagless_topology::ReplicaStatus {
-            connection_name: String::new(),
             io_running: lagless_topology::ThreadState::Yes,
             sql_running: lagless_topology::ThreadState::Yes,
             seconds_behind_master: Some(0),
@@ -574,13 +573,7 @@ role = "replica"
             exec_master_log_pos: 4,
             gtid_io_pos: gtid.into(),
             using_gtid: "Slave_Pos".into(),
-            sql_delay: 0,
-            last_io_errno: 0,
-            last_io_error: String::new(),
-            last_sql_errno: 0,
-            last_sql_error: String::new(),
-            received_heartbeats: None,
-            heartbeat_period: None,
+            ..Default::default()
         });
         o
     }

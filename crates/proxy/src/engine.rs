@@ -39,7 +39,6 @@ use crate::context::ProxyContext;
 use crate::error::{err_packet, SessionError};
 use crate::handshake::ClientIdentity;
 use crate::relay::{command, relay_response, Relayed};
-use crate::stmt_cache::{self, StmtKey};
 use prepared::Statements;
 use state::TrackedState;
 
@@ -959,10 +958,7 @@ async fn prepared_execute(
         );
         return Err(Attempt::ServerError(err));
     };
-    let key = StmtKey {
-        context: stmt_cache::context_of(conn.schema.as_deref(), &conn.vars),
-        sql: stmt.sql.clone(),
-    };
+    let key = conn.stmt_key(&stmt.sql);
     let backend_id = match conn.stmts.get_mut(&key) {
         Some(cached) => cached.id,
         None => {

@@ -99,25 +99,13 @@ mod tests {
         o.reachable = true;
         o.read_only = Some(read_only);
         o.replication = replica.then(|| ReplicaStatus {
-            connection_name: String::new(),
             io_running: ThreadState::Yes,
             sql_running: parse_thread_state("Yes"),
             seconds_behind_master: Some(0),
             master_host: "127.0.0.1".into(),
             master_port: 3310,
-            master_log_file: String::new(),
-            read_master_log_pos: 0,
-            relay_master_log_file: String::new(),
-            exec_master_log_pos: 0,
-            gtid_io_pos: String::new(),
             using_gtid: "Slave_Pos".into(),
-            sql_delay: 0,
-            last_io_errno: 0,
-            last_io_error: String::new(),
-            last_sql_errno: 0,
-            last_sql_error: String::new(),
-            received_heartbeats: None,
-            heartbeat_period: None,
+            ..Default::default()
         });
         o
     }

@@ -133,9 +133,10 @@ impl ServerObservation {
 }
 
 /// State of a replication thread (`Slave_IO_Running`, `Slave_SQL_Running`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ThreadState {
     Yes,
+    #[default]
     No,
     /// IO thread only: (re)connecting to its primary.
     Connecting,
@@ -150,8 +151,9 @@ impl ThreadState {
 }
 
 /// A replica's replication connection, from `SHOW ALL SLAVES STATUS` (MariaDB) or
-/// `SHOW REPLICA STATUS` (MySQL; same fields under their `Source`/`Replica` names).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `SHOW REPLICA STATUS` (MySQL; same fields under their `Source`/`Replica` names). The
+/// default is a stopped connection to nowhere (tests build on it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicaStatus {
     /// MariaDB `Connection_name` / MySQL `Channel_Name`; empty for the default connection.
     pub connection_name: String,

@@ -20,7 +20,6 @@ use super::prepared::{statement_id, with_id};
 use super::{Engine, Flow, Outgoing};
 use crate::error::{err_packet, SessionError};
 use crate::relay::{command, relay_response};
-use crate::stmt_cache::{self, StmtKey};
 
 impl Engine {
     /// COM_STMT_PREPARE: prepared where the statement would run now; the client gets Lagless's
@@ -72,10 +71,7 @@ impl Engine {
             .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
         // The connection keeps the statement for whichever session executes it next.
         if let Some(conn) = self.backends.existing(server) {
-            let key = StmtKey {
-                context: stmt_cache::context_of(conn.schema.as_deref(), &conn.vars),
-                sql: sql.clone(),
-            };
+            let key = conn.stmt_key(&sql);
             let replaced = conn.stmts.insert(key, backend_id);
             if close_statements(conn, &replaced).await.is_err() {
                 self.backends.drop_conn(server);

@@ -239,22 +239,20 @@ fn silent<S: Borrow<Snapshot>>(history: &[S], replica: &ServerObservation) -> bo
     let (Some(_), Some(period)) = (st.received_heartbeats, st.heartbeat_period) else {
         return false;
     };
-    let marker = |s: &crate::types::ReplicaStatus| {
-        (
-            s.received_heartbeats,
-            s.read_master_log_pos,
-            s.master_log_file.clone(),
-            s.gtid_io_pos.clone(),
-        )
+    // Nothing received since: same heartbeat count, same received position.
+    let unchanged = |s: &crate::types::ReplicaStatus| {
+        s.received_heartbeats == st.received_heartbeats
+            && s.read_master_log_pos == st.read_master_log_pos
+            && s.master_log_file == st.master_log_file
+            && s.gtid_io_pos == st.gtid_io_pos
     };
-    let latest = marker(st);
     let mut since = replica.observed_at;
     for snap in history.iter().rev().map(Borrow::borrow) {
         let Some(o) = snap.by_name(&replica.name) else {
             break;
         };
         match o.replication.as_ref() {
-            Some(s) if o.reachable && marker(s) == latest => since = since.min(o.observed_at),
+            Some(s) if o.reachable && unchanged(s) => since = since.min(o.observed_at),
             _ => break,
         }
     }

@@ -18,8 +18,11 @@ use super::events::{write_events, Event, Outcome, Recorder, Step};
 use super::history::{errant_transactions, show, unapplied, GtidRange};
 use super::{quote_str, FailoverOptions, Member};
 
-/// Bound on `STOP SLAVE` (see `make_replica`): two of MariaDB's 2 s waits for the threads.
-const STOP_SLAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on `STOP SLAVE`: MariaDB waits for a replication thread to stop in 2 s steps, so a
+/// thread that does not exit at the first signal costs 2 s; this allows two of them.
+fn stop_bound(opts: &FailoverOptions) -> Duration {
+    opts.statement_timeout.max(Duration::from_secs(5))
+}
 
 /// How the wait for the candidate to apply what it received ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,13 +195,12 @@ async fn run_failover(
         semi_sync_replica_off(&mut c, rec).await?;
     }
     kill_threads(&mut c, rec, Step::KillIoThread, "'Slave_IO'").await?;
-    let stop_bound = opts.statement_timeout.max(STOP_SLAVE_TIMEOUT);
     c.run_within(
         rec,
         Step::StopIoThread,
         "STOP SLAVE IO_THREAD",
         None,
-        stop_bound,
+        stop_bound(opts),
     )
     .await?;
     let apply = wait_applied(&mut c, rec, opts).await?;
@@ -496,10 +498,7 @@ pub(crate) async fn make_replica(
         }
         kill_threads(c, rec, Step::KillIoThread, "'Slave_IO'").await?;
     }
-    // MariaDB waits for a replication thread to stop in 2 s steps: a thread that does not
-    // exit at the first signal costs 2 s, which the statement timeout must allow for.
-    let stop_bound = opts.statement_timeout.max(STOP_SLAVE_TIMEOUT);
-    c.run_within(rec, Step::StopSlave, "STOP SLAVE", None, stop_bound)
+    c.run_within(rec, Step::StopSlave, "STOP SLAVE", None, stop_bound(opts))
         .await?;
     if from_own_binlog {
         c.exec(

@@ -7,25 +7,15 @@ use crate::types::{ReplicaStatus, ThreadState};
 
 fn status(io_pos: &str, delay: u64) -> ReplicaStatus {
     ReplicaStatus {
-        connection_name: String::new(),
         io_running: ThreadState::Connecting,
         sql_running: ThreadState::Yes,
-        seconds_behind_master: None,
         master_host: "127.0.0.1".into(),
         master_port: 3310,
-        master_log_file: String::new(),
-        read_master_log_pos: 0,
-        relay_master_log_file: String::new(),
-        exec_master_log_pos: 0,
         gtid_io_pos: io_pos.into(),
         using_gtid: "Slave_Pos".into(),
         sql_delay: delay,
         last_io_errno: 2003,
-        last_io_error: String::new(),
-        last_sql_errno: 0,
-        last_sql_error: String::new(),
-        received_heartbeats: None,
-        heartbeat_period: None,
+        ..Default::default()
     }
 }
 

@@ -27,25 +27,14 @@ fn primary(at: Instant, failures: u32) -> ServerObservation {
 
 fn status(master_port: u16, io: ThreadState, errno: u32) -> ReplicaStatus {
     ReplicaStatus {
-        connection_name: String::new(),
         io_running: io,
         sql_running: ThreadState::Yes,
-        seconds_behind_master: None,
         master_host: "127.0.0.1".into(),
         master_port,
-        master_log_file: String::new(),
-        read_master_log_pos: 0,
-        relay_master_log_file: String::new(),
-        exec_master_log_pos: 0,
         gtid_io_pos: "0-1-5".into(),
         using_gtid: "Slave_Pos".into(),
-        sql_delay: 0,
         last_io_errno: errno,
-        last_io_error: String::new(),
-        last_sql_errno: 0,
-        last_sql_error: String::new(),
-        received_heartbeats: None,
-        heartbeat_period: None,
+        ..Default::default()
     }
 }
 
