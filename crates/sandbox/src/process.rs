@@ -206,6 +206,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         let pid = spawn_detached(Path::new("/bin/sleep"), &["30".into()], &log).unwrap();
+        // Until the child has exec'd, /proc shows the parent's command line.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !is_ours(pid, "30") && Instant::now() < deadline {
+            sleep(Duration::from_millis(2));
+        }
         assert!(is_ours(pid, "30"));
         signal(pid, Signal::SIGSTOP).unwrap();
         assert!(wait_gone(&[], Duration::ZERO).is_empty());
