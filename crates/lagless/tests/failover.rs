@@ -356,6 +356,12 @@ fn sigstop_under_insert_load(semi_sync: bool) {
         "SIGSTOP held {held:?} → first acknowledged write after {took:?}; errors: {:?}",
         phase.messages
     );
+    // Each failover step with its duration, for the fault runs' logs (scripts/faults.sh).
+    for line in env.proxy.stderr().lines() {
+        if line.contains("failover step") || line.contains("failover done") {
+            println!("proxy: {line}");
+        }
+    }
     // Stopped just after acknowledging a write, the primary may not have sent it yet: the
     // same window as a kill.
     assert_no_loss_beyond_replication(semi_sync, &lost);
