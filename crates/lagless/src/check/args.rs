@@ -12,7 +12,9 @@ use super::mode::Mode;
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckArgs {
     /// Consistency mode to check, repeatable: a bare name (`gtid`, `gtid_wait`, ...) or one with
-    /// its parameter (`gtid_wait(2000)`, `delay(500)`, `max_lag(2)`). Default: every mode.
+    /// its parameter (`gtid_wait(2000)`, `delay(500)`, `max_lag(2)`), or `direct`: the same
+    /// workload straight on the sandbox primary, the baseline of "p99 over direct" (what the
+    /// proxy added). Default: every mode, `direct` first.
     #[arg(long = "mode", value_name = "MODE")]
     pub modes: Vec<Mode>,
     /// Write/read-back pairs per writer, per variant and mode.

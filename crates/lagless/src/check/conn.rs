@@ -68,11 +68,13 @@ impl Endpoint {
             .with_context(|| format!("cannot connect to {}", self.addr()))
     }
 
-    /// A proxy session in `mode`. A refused mode is an error naming the statement.
+    /// A proxy session in `mode`. A refused mode is an error naming the statement. For
+    /// `direct` (this endpoint is then the primary) nothing is set: a plain session.
     pub async fn session(&self, mode: Mode) -> Result<Conn> {
         let mut conn = self.connect().await?;
-        let sql = mode.set_sql();
-        query_drop(&mut conn, &sql, self.timeout).await?;
+        if let Some(sql) = mode.set_sql() {
+            query_drop(&mut conn, &sql, self.timeout).await?;
+        }
         Ok(conn)
     }
 }

@@ -12,6 +12,11 @@
 //! sessions add random point reads. Where each read ran comes from `@@server_id` in the same
 //! statement (the primary's id is read from the sandbox manifest).
 //!
+//! The mode `direct` (first in a default run) is not the proxy's: it runs the same workload
+//! straight on the sandbox primary, as the manifest's application user, without a token in
+//! variant B. It is the baseline of the report's "p99 over direct": what the proxy added to
+//! each variant's read latency on the same machine in the same run.
+//!
 //! Entry point: [`run`], `fn(&CheckArgs) -> anyhow::Result<()>`. It prints the report (a
 //! Markdown table, or one JSON document with `--json`) to stdout and progress to stderr, then
 //! returns `Ok(())` when every promise held, or an error whose message lists the failures: a
@@ -35,7 +40,7 @@ mod workload;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use lagless_sandbox::{Role, Sandbox};
+use lagless_sandbox::{Role, Sandbox, ServerEntry};
 use tokio_util::sync::CancellationToken;
 
 pub use args::CheckArgs;
@@ -77,21 +82,24 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         timeout,
     )?;
     // Straight to the replicas, as the sandbox's application user, to see the table arrive.
+    // The primary too, for the `direct` baseline.
+    let direct = |s: &ServerEntry| Endpoint {
+        host: s.host.clone(),
+        port: s.port,
+        user: manifest.users.app.user.clone(),
+        password: manifest.users.app.password.clone(),
+        database: args.database.clone(),
+        timeout,
+    };
     let replicas: Vec<Endpoint> = manifest
         .servers
         .iter()
         .filter(|s| s.role == Role::Replica)
-        .map(|s| Endpoint {
-            host: s.host.clone(),
-            port: s.port,
-            user: manifest.users.app.user.clone(),
-            password: manifest.users.app.password.clone(),
-            database: args.database.clone(),
-            timeout,
-        })
+        .map(direct)
         .collect();
     let plan = Plan {
         proxy,
+        primary: direct(primary),
         primary_id: u64::from(primary.server_id),
         writers: args.writers,
         readers: args.readers,
@@ -128,7 +136,14 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             if cancel.is_cancelled() {
                 break;
             }
-            eprintln!("checking {mode}");
+            if mode.is_direct() {
+                eprintln!(
+                    "checking direct (straight on the primary {})",
+                    plan.primary.addr()
+                );
+            } else {
+                eprintln!("checking {mode}");
+            }
             let out = workload::run_mode(&plan, mode, &cancel).await;
             outcomes.push((mode, out));
         }

@@ -91,6 +91,9 @@ impl Guarantee {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Not a proxy mode: the same workload straight on the sandbox primary, without the
+    /// proxy, as the latency baseline the other modes are compared with.
+    Direct,
     Eventual,
     Primary,
     PrimaryAfterWrite,
@@ -104,7 +107,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    /// `Direct` first: a default run measures the baseline before the proxy's modes.
+    const ALL: [Kind; 11] = [
+        Kind::Direct,
         Kind::Eventual,
         Kind::Primary,
         Kind::PrimaryAfterWrite,
@@ -119,6 +124,7 @@ impl Kind {
 
     fn name(self) -> &'static str {
         match self {
+            Kind::Direct => "direct",
             Kind::Eventual => "eventual",
             Kind::Primary => "primary",
             Kind::PrimaryAfterWrite => "primary_after_write",
@@ -154,7 +160,8 @@ pub struct Mode {
 }
 
 impl Mode {
-    /// Every mode with its default parameter, in the order of the issue.
+    /// Every mode with its default parameter: `direct` (the baseline) first, then the proxy's
+    /// modes in the order of the issue.
     pub fn all() -> Vec<Mode> {
         Kind::ALL
             .iter()
@@ -173,13 +180,20 @@ impl Mode {
             Kind::Position | Kind::Gtid | Kind::PosWait | Kind::GtidWait => {
                 Guarantee::ReadYourWrites
             }
-            Kind::Primary | Kind::Global => Guarantee::AcrossConnections,
+            // Reading the primary itself is always fresh.
+            Kind::Direct | Kind::Primary | Kind::Global => Guarantee::AcrossConnections,
         }
     }
 
-    /// The statement that puts a session in this mode.
-    pub fn set_sql(self) -> String {
-        format!("SET @lagless_consistency = '{self}'")
+    /// Whether this is the baseline run straight on the primary, not through the proxy.
+    pub fn is_direct(self) -> bool {
+        self.kind == Kind::Direct
+    }
+
+    /// The statement that puts a proxy session in this mode; `None` for `direct`, whose
+    /// sessions go to the primary, which knows no `@lagless_consistency`.
+    pub fn set_sql(self) -> Option<String> {
+        (!self.is_direct()).then(|| format!("SET @lagless_consistency = '{self}'"))
     }
 
     /// A remark for the report: when staleness is expected from the injected lag.
@@ -271,13 +285,31 @@ mod tests {
         assert!("delay(x)".parse::<Mode>().is_err());
         assert!("delay(5".parse::<Mode>().is_err());
         assert!("strong".parse::<Mode>().is_err());
-        assert_eq!(Mode::all().len(), 10);
+        assert_eq!(Mode::all().len(), 11);
         for (i, v) in Variant::ALL.into_iter().enumerate() {
             assert_eq!(v.index(), i);
         }
         for m in Mode::all() {
             assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
         }
+    }
+
+    #[test]
+    fn direct_is_the_baseline_run_first() {
+        let d = "direct".parse::<Mode>().unwrap();
+        assert_eq!((d.kind, d.param), (Kind::Direct, None));
+        assert_eq!(" DIRECT ".parse::<Mode>().unwrap(), d);
+        assert_eq!(d.to_string(), "direct");
+        assert!("direct(5)".parse::<Mode>().is_err());
+        assert_eq!(Mode::all()[0], d);
+        assert!(d.is_direct() && d.set_sql().is_none());
+        assert_eq!(d.guarantee(), Guarantee::AcrossConnections);
+        let gtid = "gtid".parse::<Mode>().unwrap();
+        assert!(!gtid.is_direct());
+        assert_eq!(
+            gtid.set_sql().as_deref(),
+            Some("SET @lagless_consistency = 'gtid'")
+        );
     }
 
     #[test]
@@ -293,7 +325,7 @@ mod tests {
         for m in ["position", "gtid", "pos_wait", "gtid_wait"] {
             assert_eq!(promised(m), [true, true, false], "{m}");
         }
-        for m in ["primary", "global"] {
+        for m in ["direct", "primary", "global"] {
             assert_eq!(promised(m), [true, true, true], "{m}");
         }
         let later = |m: &str| {

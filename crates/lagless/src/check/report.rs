@@ -142,8 +142,15 @@ pub struct VariantReport {
     pub replica_reads: u64,
     /// Reads served by the primary (fallbacks, or the mode's choice).
     pub primary_reads: u64,
-    /// Of the read-back statement; in variant B, `SET @lagless_token` plus the read.
+    /// Of the read-back statement; in variant B, `SET @lagless_token` plus the read (for
+    /// `direct`, which has no token, the read alone).
     pub latency_ms: Option<Latency>,
+    /// What the proxy added: `latency_ms` minus the `direct` run's for the same variant, p50
+    /// and p99 apart. A difference of percentiles of two runs is an estimate, not a per-read
+    /// measure (the p99 reads of the two runs are different reads, under different load); in
+    /// variant B it includes the `SET @lagless_token` round trip that `direct` does not make.
+    /// Null for `direct` itself, when the run has no `direct`, or when either has no reads.
+    pub added_ms: Option<Latency>,
     pub errors: u64,
     pub first_error: Option<String>,
     /// Variant B only: the writer's `SELECT @lagless_token` was NULL or empty.
@@ -183,7 +190,7 @@ impl Report {
         lag_error: Option<String>,
     ) -> Report {
         let mut violations = Vec::new();
-        let modes: Vec<ModeReport> = outcomes
+        let mut modes: Vec<ModeReport> = outcomes
             .into_iter()
             .map(|(mode, out)| {
                 let g = mode.guarantee();
@@ -231,6 +238,7 @@ impl Report {
                 }
             })
             .collect();
+        over_direct(&mut modes);
         let mut r = Report {
             proxy: h.proxy,
             sandbox: h.sandbox,
@@ -321,10 +329,32 @@ impl Report {
             self.duration_seconds,
             self.primary_server_id
         );
-        s += "| mode | promise | variant | pairs | stale | max stale ms | replica reads | \
-              primary reads | p50 ms | p99 ms | errors | verdict |\n";
-        s += "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n";
+        // "p99 over direct" only when there is a baseline to be over.
+        let direct = self.modes.iter().any(|m| m.mode.is_direct());
+        let (over_head, over_align) = if direct {
+            (" p99 over direct ms |", "--:|")
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(
+            s,
+            "| mode | promise | variant | pairs | stale | max stale ms | replica reads | \
+             primary reads | p50 ms | p99 ms |{over_head} errors | verdict |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---|--:|--:|--:|--:|--:|--:|--:|{over_align}--:|---|"
+        );
         let mut notes = Vec::new();
+        if direct {
+            notes.push(
+                "direct: the same workload straight on the primary, without the proxy (no \
+                 token in variant B); \"p99 over direct\" is a variant's p99 minus direct's \
+                 for the same variant, an estimate of what the proxy added (a difference of \
+                 percentiles, not a per-read measure)"
+                    .to_string(),
+            );
+        }
         for m in &self.modes {
             if let Some(n) = &m.note {
                 notes.push(format!("{}: {n}", m.mode));
@@ -341,9 +371,17 @@ impl Report {
                         .as_ref()
                         .map_or("-".to_string(), |l| format!("{:.2}", f(l)))
                 };
+                let over = if !direct {
+                    String::new()
+                } else {
+                    let p99 = v
+                        .added_ms
+                        .map_or("-".to_string(), |a| format!("{:+.2}", a.p99));
+                    format!(" {p99} |")
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |{over} {} | {} |",
                     m.mode,
                     m.guarantee.label(),
                     v.variant.label(),
@@ -433,6 +471,26 @@ impl ReadMix {
     }
 }
 
+/// Sets `added_ms` of every variant (later reads included) of every mode but `direct`, from
+/// the first `direct` run's same variant; leaves it null without a `direct` run.
+fn over_direct(modes: &mut [ModeReport]) {
+    let Some(direct) = modes.iter().find(|m| m.mode.is_direct()) else {
+        return;
+    };
+    let base: Vec<(Variant, Latency)> = direct
+        .variants
+        .iter()
+        .chain(&direct.later)
+        .filter_map(|v| Some((v.variant, v.latency_ms?)))
+        .collect();
+    for m in modes.iter_mut().filter(|m| !m.mode.is_direct()) {
+        for v in m.variants.iter_mut().chain(&mut m.later) {
+            let b = base.iter().find(|(variant, _)| *variant == v.variant);
+            v.added_ms = v.latency_ms.zip(b).map(|(l, (_, b))| l.minus(*b));
+        }
+    }
+}
+
 fn variant_report(variant: Variant, promised: bool, mut t: Tally) -> VariantReport {
     let verdict = match (t.pairs, t.stale, promised) {
         (0, _, _) => "no data",
@@ -454,6 +512,7 @@ fn variant_report(variant: Variant, promised: bool, mut t: Tally) -> VariantRepo
         replica_reads: t.replica_reads,
         primary_reads: t.primary_reads,
         latency_ms: Latency::of(&mut t.latencies_us),
+        added_ms: None,
         errors: t.errors,
         first_error: t.first_error,
         tokens_missing: t.tokens_missing,
@@ -490,6 +549,80 @@ mod tests {
         assert!(note.contains("more than 10 ms after it 79.5% of 200 reads"));
         assert!(note.contains("MISSED"), "{note}");
         assert!(!mix(None, 0).note().unwrap().contains("more than"));
+    }
+
+    #[test]
+    fn added_latency_is_over_the_direct_runs_same_variant() {
+        let h = |later_reads_per_pair| Header {
+            proxy: "p".into(),
+            sandbox: "s".into(),
+            primary_server_id: 1,
+            lag_seconds: 1,
+            lagged_replicas: 2,
+            writers: 1,
+            readers: 0,
+            pairs_per_writer: 1,
+            duration_seconds: 1,
+            later_reads_per_pair,
+            later_gap_ms: 10,
+        };
+        // Every read fresh, on the primary, taking `ms` ms; variant i takes base + i ms.
+        let outcome = |base_ms: u64, later: bool| {
+            let mut out = Outcome::default();
+            let read = |ms| super::super::stats::ReadBack {
+                value: Some(5),
+                server_id: 1,
+                latency: std::time::Duration::from_millis(ms),
+                at_unix_us: 0,
+            };
+            for (i, t) in out.tallies.iter_mut().enumerate() {
+                t.record(5, read(base_ms + i as u64), 1, 0);
+            }
+            if later {
+                out.later.record(5, read(base_ms + 10), 1, 0);
+            }
+            out
+        };
+        let mode = |s: &str| s.parse::<Mode>().unwrap();
+        let (direct, gtid, primary) = (mode("direct"), mode("gtid"), mode("primary"));
+        let r = Report::new(
+            h(1),
+            vec![
+                (direct, outcome(1, true)),
+                (gtid, outcome(4, true)),
+                (primary, Outcome::default()),
+            ],
+            false,
+            None,
+        );
+        assert!(r.ok, "{:?}", r.failures());
+        // direct's own rows: nothing to be over.
+        assert!(r.modes[0].variants.iter().all(|v| v.added_ms.is_none()));
+        assert!(r.modes[0].later.as_ref().unwrap().added_ms.is_none());
+        // gtid: (4 + i) - (1 + i) = 3 ms in each variant, later reads included.
+        for v in r.modes[1].variants.iter().chain(&r.modes[1].later) {
+            let a = v.added_ms.unwrap();
+            assert_eq!((a.p50, a.p99), (3.0, 3.0), "{:?}", v.variant);
+        }
+        // No samples: null.
+        assert!(r.modes[2].variants.iter().all(|v| v.added_ms.is_none()));
+        let table = r.table();
+        assert!(table.contains("| p99 over direct ms |"), "{table}");
+        assert!(table.contains("| 2.00 | 2.00 | - | 0 | ok |"), "{table}");
+        assert!(
+            table.contains("| 5.00 | 5.00 | +3.00 | 0 | ok |"),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(json["modes"][1]["variants"][1]["added_ms"]["p99"], 3.0);
+        assert!(json["modes"][0]["variants"][1]["added_ms"].is_null());
+
+        // Without a direct run: null everywhere, and no column.
+        let r = Report::new(h(0), vec![(gtid, outcome(4, false))], false, None);
+        assert!(r.modes[0].variants.iter().all(|v| v.added_ms.is_none()));
+        assert!(!r.table().contains("over direct"));
+        let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert!(json["modes"][0]["variants"][0]["added_ms"].is_null());
     }
 
     #[test]

@@ -162,6 +162,16 @@ impl Latency {
             p99: at(0.99),
         })
     }
+
+    /// Each percentile minus `base`'s (may be negative). A difference of two percentiles of
+    /// two separate runs is an estimate of the latency added, not a per-read measure: the
+    /// reads at p99 here and in `base` are different reads, under different load.
+    pub fn minus(self, base: Latency) -> Latency {
+        Latency {
+            p50: self.p50 - base.p50,
+            p99: self.p99 - base.p99,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +213,8 @@ mod tests {
         let l = Latency::of(&mut t.latencies_us).unwrap();
         assert_eq!((l.p50, l.p99), (2.0, 4.0));
         assert!(Latency::of(&mut []).is_none());
+        let d = l.minus(Latency { p50: 0.5, p99: 5.0 });
+        assert_eq!((d.p50, d.p99), (1.5, -1.0));
     }
 
     #[test]

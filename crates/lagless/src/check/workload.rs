@@ -1,6 +1,7 @@
 //! One mode's run: writer sessions that write and read each write back in the three variants
 //! (and, with `--later-reads`, read their row again once more than `--later-gap-ms` have passed
-//! since their write), and background readers that never write.
+//! since their write), and background readers that never write. The `direct` mode runs the
+//! same against the primary itself (see [`Plan::endpoint`]).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,8 @@ use super::TABLE;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub proxy: Endpoint,
+    /// The sandbox primary, for the `direct` baseline.
+    pub primary: Endpoint,
     /// `@@server_id` of the sandbox primary: reads it served are fallbacks.
     pub primary_id: u64,
     pub writers: u32,
@@ -28,6 +31,17 @@ pub struct Plan {
     /// Later reads after each variant-A pair (0: none), and the gap they keep from the write.
     pub later_reads: u32,
     pub later_gap: Duration,
+}
+
+impl Plan {
+    /// Where `mode`'s sessions connect: the primary for `direct`, else the proxy.
+    pub fn endpoint(&self, mode: Mode) -> &Endpoint {
+        if mode.is_direct() {
+            &self.primary
+        } else {
+            &self.proxy
+        }
+    }
 }
 
 /// What one mode's run measured.
@@ -50,8 +64,9 @@ pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Ou
     let start = Instant::now();
     let mut out = Outcome::default();
     // One session first, so that a refused mode gives one clear error, not W+R of them.
-    match plan.proxy.session(mode).await {
-        Ok(conn) => close(conn, plan.proxy.timeout).await,
+    let ep = plan.endpoint(mode);
+    match ep.session(mode).await {
+        Ok(conn) => close(conn, ep.timeout).await,
         Err(e) => {
             out.error = Some(format!("{e:#}"));
             return out;
@@ -61,7 +76,7 @@ pub async fn run_mode(plan: &Plan, mode: Mode, cancel: &CancellationToken) -> Ou
     let stop_readers = cancel.child_token();
     let mut readers = JoinSet::new();
     for _ in 0..plan.readers {
-        let (ep, stop, n) = (plan.proxy.clone(), stop_readers.clone(), plan.writers);
+        let (ep, stop, n) = (ep.clone(), stop_readers.clone(), plan.writers);
         let primary_id = plan.primary_id;
         readers.spawn(async move { reader(ep, mode, n, primary_id, stop).await });
     }
@@ -167,7 +182,8 @@ struct Writer {
     history: Vec<i64>,
     /// Writes, and reads back in variant A.
     own: Conn,
-    /// Another "process": takes the writer's token, then reads (variant B).
+    /// Another "process": takes the writer's token, then reads (variant B). For `direct`
+    /// there is no token (the server knows none): it just reads.
     tokened: Conn,
     /// Another "process" without a token (variant C). Separate from `tokened`, whose
     /// session keeps the last token it was given.
@@ -180,7 +196,7 @@ struct Writer {
 
 impl Writer {
     async fn open(plan: &Plan, mode: Mode, id: u32) -> Result<Writer> {
-        let ep = plan.proxy.clone();
+        let ep = plan.endpoint(mode).clone();
         Ok(Writer {
             own: ep.session(mode).await?,
             tokened: ep.session(mode).await?,
@@ -258,6 +274,9 @@ impl Writer {
         let read = format!("SELECT v, @@server_id FROM {TABLE} WHERE id = {}", self.id);
         let r = match variant {
             Variant::SameConnection => read_back(&mut self.own, &read, t).await?,
+            Variant::Token if self.mode.is_direct() => {
+                read_back(&mut self.tokened, &read, t).await?
+            }
             Variant::Token => {
                 // Fetching the token is the writer's cost; the reader's is SET + SELECT.
                 let token =
