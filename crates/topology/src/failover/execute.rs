@@ -194,7 +194,7 @@ async fn run_failover(
     if opts.semi_sync {
         semi_sync_replica_off(&mut c, rec).await?;
     }
-    kill_threads(&mut c, rec, Step::KillIoThread, "'Slave_IO'").await?;
+    kill_io_thread(&mut c, rec, opts).await?;
     c.run_within(
         rec,
         Step::StopIoThread,
@@ -323,14 +323,17 @@ async fn replica_status(c: &mut Ctl, rec: &mut Recorder) -> Result<ReplicaStatus
 /// stuck (e.g. waiting for a table lock), and `STOP SLAVE` would wait for it. Measured:
 /// `STOP SLAVE` on a replica whose SQL thread waits for a metadata lock does not return.
 async fn kill_sql_thread(c: &mut Ctl, rec: &mut Recorder) -> Result<(), FailoverError> {
-    kill_threads(c, rec, Step::KillSqlThread, "'Slave_SQL', 'Slave_worker'").await
+    kill_threads(c, rec, Step::KillSqlThread, "'Slave_SQL', 'Slave_worker'")
+        .await
+        .map(drop)
 }
 
-/// `SET GLOBAL rpl_semi_sync_slave_enabled = OFF` before a replica's IO thread is stopped:
-/// with it on, the stopping IO thread first connects to its primary to kill its dump thread
-/// (`rpl_semi_sync_slave_kill_conn_timeout`, 5 s by default), which hangs on a stalled
-/// primary, and `STOP SLAVE` waits for it. Measured in the SIGSTOP fault test: `STOP SLAVE`
-/// after `KILL` of the IO thread still ran into its 2 s timeout with semi-sync on.
+/// `SET GLOBAL rpl_semi_sync_slave_enabled = OFF` and `rpl_semi_sync_slave_kill_conn_timeout
+/// = 1` before a replica's IO thread is stopped. The stopping IO thread of a semi-sync replica
+/// connects to its primary to kill its dump thread, which hangs on a stalled primary for the
+/// kill timeout (5 s by default), and `STOP SLAVE` waits for it. Measured on MariaDB 10.11:
+/// the running thread still makes that connection after `enabled = OFF` (the error log shows
+/// it), so the 1 s timeout is the bound, and [`SEMI_SYNC_IO_EXIT_PAUSE`] usually cuts it short.
 async fn semi_sync_replica_off(c: &mut Ctl, rec: &mut Recorder) -> Result<(), FailoverError> {
     c.exec(
         rec,
@@ -346,6 +349,30 @@ async fn semi_sync_replica_off(c: &mut Ctl, rec: &mut Recorder) -> Result<(), Fa
     .await
 }
 
+/// How long to wait after `KILL` of a semi-sync replica's IO thread before `STOP SLAVE`.
+///
+/// The exiting thread first connects to its old primary to kill its dump thread there
+/// (`rpl_semi_sync_slave_kill_conn_timeout`, at least 1 s, on a stalled primary), whatever
+/// `rpl_semi_sync_slave_enabled` now says. `STOP SLAVE` wakes it with a signal, which cuts that
+/// wait short, but only once the thread is in it; it signals again only every 2 s. Measured on
+/// a SIGSTOPped semi-sync primary: `KILL` then `STOP SLAVE` at once took 1,016-1,059 ms in 4
+/// of 5 runs (42 ms in 1); with 5-30 ms between them, 21-52 ms in all 13 runs.
+const SEMI_SYNC_IO_EXIT_PAUSE: Duration = Duration::from_millis(25);
+
+/// `KILL` of the IO thread before `STOP SLAVE` (see [`kill_threads`] and
+/// [`SEMI_SYNC_IO_EXIT_PAUSE`]).
+async fn kill_io_thread(
+    c: &mut Ctl,
+    rec: &mut Recorder,
+    opts: &FailoverOptions,
+) -> Result<(), FailoverError> {
+    let killed = kill_threads(c, rec, Step::KillIoThread, "'Slave_IO'").await?;
+    if killed > 0 && opts.semi_sync {
+        sleep(SEMI_SYNC_IO_EXIT_PAUSE).await;
+    }
+    Ok(())
+}
+
 /// `KILL`s the server's threads whose processlist command is in `commands` (an SQL list of
 /// string literals).
 ///
@@ -353,12 +380,14 @@ async fn semi_sync_replica_off(c: &mut Ctl, rec: &mut Recorder) -> Result<(), Fa
 /// thread blocked reading from a paused (SIGSTOP) or hung primary makes `STOP SLAVE` wait until
 /// `slave_net_timeout` runs out (measured: 2.04 s with `slave_net_timeout = 2`), while `KILL`
 /// shuts its socket down at once (measured: 20 ms, then `STOP SLAVE` 44 ms).
+///
+/// Returns how many threads it killed.
 async fn kill_threads(
     c: &mut Ctl,
     rec: &mut Recorder,
     step: Step,
     commands: &str,
-) -> Result<(), FailoverError> {
+) -> Result<usize, FailoverError> {
     let ids = c
         .rows(
             rec,
@@ -366,15 +395,19 @@ async fn kill_threads(
             &format!("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND IN ({commands})"),
         )
         .await?;
+    let mut killed = 0;
     for id in ids.rows.iter().filter_map(|r| r.first().cloned().flatten()) {
         let Ok(id) = id.parse::<u64>() else { continue };
         match c.exec(rec, step, &format!("KILL {id}")).await {
             // 1094: unknown thread (it ended meanwhile).
             Err(e) if matches!(&*e.cause, StepError::Query(q) if q.is_server_error()) => {}
-            other => other?,
+            other => {
+                other?;
+                killed += 1;
+            }
         }
     }
-    Ok(())
+    Ok(killed)
 }
 
 /// `STOP SLAVE; RESET SLAVE ALL; [semi-sync master on]; SET GLOBAL read_only = 0`, then
@@ -496,7 +529,7 @@ pub(crate) async fn make_replica(
         if opts.semi_sync {
             semi_sync_replica_off(c, rec).await?;
         }
-        kill_threads(c, rec, Step::KillIoThread, "'Slave_IO'").await?;
+        kill_io_thread(c, rec, opts).await?;
     }
     c.run_within(rec, Step::StopSlave, "STOP SLAVE", None, stop_bound(opts))
         .await?;
