@@ -178,7 +178,10 @@ impl FailoverDriver {
                 config.servers[primary.server].name.clone(),
                 config.servers[primary.server].address.clone(),
             );
-            let opts = options(&self.ctx, cluster);
+            let mut opts = options(&self.ctx, cluster);
+            // Fencing switches semi-sync off on it first, and a rejoin makes it a semi-sync
+            // replica again (see `fence`, `rejoin`).
+            opts.semi_sync = runs_semi_sync(&latest, cluster);
             let ctx = self.ctx.clone();
             tokio::spawn(async move {
                 if let Err(e) = fence(&old, &opts).await {
@@ -272,6 +275,15 @@ fn options(ctx: &ProxyContext, cluster: usize) -> FailoverOptions {
     opts
 }
 
+/// Did any server of the cluster run semi-synchronous replication at the last look?
+fn runs_semi_sync(latest: &Snapshot, cluster: usize) -> bool {
+    latest
+        .servers
+        .iter()
+        .filter(|o| o.cluster == cluster)
+        .any(|o| o.semi_sync.master_status == Some(true) || o.semi_sync.slave_status == Some(true))
+}
+
 async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest: &Snapshot) {
     let config = &ctx.config.clusters[cluster];
     let servers: Vec<_> = latest
@@ -290,9 +302,7 @@ async fn run_failover(ctx: &Arc<ProxyContext>, cluster: usize, old: &str, latest
     let index_of = |name: &str| config.servers.iter().position(|s| s.name == name);
     let mut opts = options(ctx, cluster);
     // Keep semi-synchronous replication on after the promotion if the cluster ran it.
-    opts.semi_sync = servers
-        .iter()
-        .any(|o| o.semi_sync.master_status == Some(true) || o.semi_sync.slave_status == Some(true));
+    opts.semi_sync = runs_semi_sync(latest, cluster);
     let hook_ctx = ctx.clone();
     let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
     opts.on_promoted = Some(Arc::new(move |m: &Member| {
