@@ -272,6 +272,8 @@ pub struct RawListener {
     pub max_allowed_packet: u64,
     pub server_version: Option<String>,
     pub local_infile: bool,
+    /// Runtime worker threads; absent: one per CPU core.
+    pub worker_threads: Option<u32>,
 }
 
 impl Default for RawListener {
@@ -282,6 +284,7 @@ impl Default for RawListener {
             max_allowed_packet: 64 * 1024 * 1024,
             server_version: None,
             local_infile: false,
+            worker_threads: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 pub fn run_with_config_file(path: &Path) -> anyhow::Result<()> {
     let config = lagless_config::load(path)?;
-    runtime()?.block_on(async {
+    runtime(config.listener.worker_threads)?.block_on(async {
         let listener = bind(&config).await?;
         let signals = ShutdownSignals::default();
         tokio::spawn(stop_on_signal(signals.clone()));
@@ -19,8 +19,14 @@ pub fn run_with_config_file(path: &Path) -> anyhow::Result<()> {
     })
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded runtime, with `worker_threads` workers (`None`: tokio's default, one per
+/// core, or `TOKIO_WORKER_THREADS`).
+pub fn runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")

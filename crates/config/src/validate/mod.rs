@@ -170,6 +170,10 @@ pub struct Listener {
     pub max_allowed_packet: usize,
     pub server_version: Option<String>,
     pub local_infile: bool,
+    /// Async runtime worker threads; `None`: one per CPU core. One thread saves cross-thread
+    /// wake-ups per statement (measured: point select at 1 client 0.74 of direct instead of
+    /// 0.67) and caps the proxy at one core.
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -253,6 +257,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "must be between 1024 and 1073741824 bytes",
         ));
     }
+    if l.worker_threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+        return Err(invalid(
+            "listener.worker_threads",
+            "must be between 1 and 1024 (leave it out for one per CPU core)",
+        ));
+    }
     let t = &raw.timeouts;
     for (key, v) in [
         ("timeouts.connect_ms", t.connect_ms),
@@ -298,6 +308,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             max_allowed_packet: l.max_allowed_packet as usize,
             server_version: l.server_version.clone(),
             local_infile: l.local_infile,
+            worker_threads: l.worker_threads.map(|n| n as usize),
         },
         timeouts: Timeouts {
             connect: Duration::from_millis(t.connect_ms),

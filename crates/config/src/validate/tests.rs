@@ -22,6 +22,19 @@ fn example_file_is_valid() {
 }
 
 #[test]
+fn worker_threads_default_to_one_per_core() {
+    assert_eq!(
+        from_toml_str(EXAMPLE).unwrap().listener.worker_threads,
+        None
+    );
+    let one = EXAMPLE.replace("# worker_threads = 1", "worker_threads = 1");
+    assert_eq!(
+        from_toml_str(&one).unwrap().listener.worker_threads,
+        Some(1)
+    );
+}
+
+#[test]
 fn unknown_key_is_named() {
     let text = EXAMPLE.replace(
         "local_infile = false",
@@ -52,6 +65,11 @@ fn impossible_values_are_named() {
             "listener.max_connections",
         ),
         ("connect_ms = 2000", "connect_ms = 0", "timeouts.connect_ms"),
+        (
+            "# worker_threads = 1",
+            "worker_threads = 0",
+            "listener.worker_threads",
+        ),
         (
             "weight = 1 ",
             "weight = 0 ",
