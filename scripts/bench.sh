@@ -40,6 +40,9 @@
 #   CPU_QUOTA=           e.g. 0.5: after the matrix, put each mariadbd into its own cpu cgroup
 #                        limited to 0.5 core (v1 cpu.cfs_quota_us, or v2 cpu.max) and compare
 #                        QUOTA_TEST direct vs through Lagless (which reads from both replicas)
+#   CPU_PERIOD_US=100000 the quota's period (the kernel's default 100 ms); a shorter one (10000)
+#                        spreads a small quota evenly instead of stalling every thread of a
+#                        server for the rest of each 100 ms once the quota is spent
 #   QUOTA_TEST=oltp_read_only+skip_trx QUOTA_THREADS="8" QUOTA_PS_MODE=auto
 #   CONNECT=0            e.g. 500: sequential connections per target and round, each timed
 #                        over connect + handshake + auth + SELECT 1 + close (PyMySQL)
@@ -86,6 +89,7 @@ WARMUP=${WARMUP:-2}
 TABLES=${TABLES:-4}
 TABLE_SIZE=${TABLE_SIZE:-10000}
 CPU_QUOTA=${CPU_QUOTA:-}
+CPU_PERIOD_US=${CPU_PERIOD_US:-100000}
 QUOTA_TEST=${QUOTA_TEST:-oltp_read_only+skip_trx}
 QUOTA_THREADS=${QUOTA_THREADS:-8}
 QUOTA_PS_MODE=${QUOTA_PS_MODE:-auto}
@@ -113,7 +117,7 @@ PY=$ROOT/.venv/bin/python
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT \
+for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT CPU_PERIOD_US \
   GTID_WAIT_MS CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
@@ -210,9 +214,9 @@ if [ -n "$CPU_QUOTA" ]; then
   else
     die "CPU_QUOTA: neither a writable cgroup v1 cpu hierarchy (/sys/fs/cgroup/cpu) nor cgroup v2 with the cpu controller"
   fi
-  CG_PERIOD=100000
+  CG_PERIOD=$CPU_PERIOD_US
   CG_QUOTA=$(awk -v q="$CPU_QUOTA" -v p="$CG_PERIOD" 'BEGIN {printf "%d", q * p}')
-  [ "$CG_QUOTA" -ge 1000 ] || die "CPU_QUOTA=$CPU_QUOTA is under 0.01 core"
+  [ "$CG_QUOTA" -ge 1000 ] || die "CPU_QUOTA=$CPU_QUOTA of a ${CG_PERIOD} µs period is under the kernel's 1 ms minimum"
 fi
 
 # --- build -------------------------------------------------------------------------------------

@@ -414,6 +414,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
             )
         if quota:
             md.append("")
+            md.append(f"Quota period: {quota[0]['period_us']:,} µs.")
+            md.append("")
             md.append("Throttling seen by each server's cgroup over the quota phase: " + "; ".join(
                 f"{q['server']} {q['nr_throttled']}/{q['nr_periods']} periods throttled, "
                 f"{q['throttled_ms']:,} ms" for q in quota) + ".")
