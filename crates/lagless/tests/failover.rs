@@ -9,13 +9,16 @@
 //! `LAGLESS_FAULT_SIGSTOP_MS` sets how long the primary stays stopped in the SIGSTOP test
 //! (3 s here by default, 10 s in `scripts/faults.sh`).
 
+mod common;
+
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use common::insert_load;
 use lagless_e2e::faults::{
     cpu_time, create_table, failovers_logged, ids_on, is_fenced, kill_marked, machine_cpu, ms,
-    replicates_from, sigstop_hold, stop_marked, the_primary, wait_for, ClientError, FaultClock,
-    FaultResult, Load, LoadReport, Lost,
+    replicates_from, sigstop_hold, stop_marked, the_primary, wait_for, FaultClock, FaultResult,
+    LoadReport, Lost,
 };
 use lagless_e2e::raw::{self, raw_login};
 use lagless_e2e::{app_url, rt, Env, EnvOptions};
@@ -40,33 +43,6 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
 
 fn failover_env() -> Env {
     Env::start_with(BIN.as_ref(), &EnvOptions::failover()).unwrap()
-}
-
-/// A client error as the fault report counts it: the error code, else the kind of failure.
-fn client_error(e: mysql_async::Error) -> ClientError {
-    let kind = match &e {
-        mysql_async::Error::Server(s) => s.code.to_string(),
-        mysql_async::Error::Io(_) => "io".into(),
-        mysql_async::Error::Driver(_) => "driver".into(),
-        _ => "other".into(),
-    };
-    ClientError {
-        kind,
-        message: e.to_string(),
-    }
-}
-
-/// A client inserting ids `first_id + 1, + 2, ...` into `table` in autocommit through `url`.
-fn insert_load(name: &str, url: String, table: &str, first_id: u64) -> Load {
-    let sql = format!("INSERT INTO {table} VALUES (?)");
-    Load::spawn(name, first_id, move || {
-        let rt = rt();
-        let mut c = rt.block_on(mysql_async::Conn::from_url(url))?;
-        Ok(move |id: u64| {
-            rt.block_on(c.exec_drop(sql.as_str(), (id,)))
-                .map_err(client_error)
-        })
-    })
 }
 
 /// The server id the proxy at `url` sends writes to (asked for up to 10 s: the proxy may be

@@ -6,12 +6,13 @@
 //! The replica faults run under a continuous write and read workload and print a
 //! `FAULT-RESULT {json}` line (see `lagless_e2e::faults` and `tests/failover.rs`).
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lagless_e2e::faults::{
-    create_table, ids_on, ClientError, FaultClock, FaultResult, Load, LoadReport,
-};
+use common::{client_error, insert_load};
+use lagless_e2e::faults::{create_table, ids_on, FaultClock, FaultResult, Load, LoadReport};
 use lagless_e2e::{free_port, rt, Env, EnvOptions};
 use mysql_async::prelude::*;
 
@@ -28,20 +29,6 @@ fn server_error_code(e: &mysql_async::Error) -> Option<u16> {
     }
 }
 
-/// A client error as the fault report counts it: the error code, else the kind of failure.
-fn client_error(e: mysql_async::Error) -> ClientError {
-    let kind = match &e {
-        mysql_async::Error::Server(s) => s.code.to_string(),
-        mysql_async::Error::Io(_) => "io".into(),
-        mysql_async::Error::Driver(_) => "driver".into(),
-        _ => "other".into(),
-    };
-    ClientError {
-        kind,
-        message: e.to_string(),
-    }
-}
-
 /// A writer inserting into `app.{table}` in autocommit and a reader reading it on four
 /// sessions in turn (their reads go to the replicas), both through the proxy.
 struct Workload {
@@ -53,15 +40,7 @@ struct Workload {
 impl Workload {
     fn start(env: &Env, table: &str) -> Workload {
         create_table(&env.sandbox, table).unwrap();
-        let (url, insert) = (env.url(), format!("INSERT INTO {table} VALUES (?)"));
-        let writer = Load::spawn("writer", 0, move || {
-            let rt = rt();
-            let mut c = rt.block_on(mysql_async::Conn::from_url(url))?;
-            Ok(move |id: u64| {
-                rt.block_on(c.exec_drop(insert.as_str(), (id,)))
-                    .map_err(client_error)
-            })
-        });
+        let writer = insert_load("writer", env.url(), table, 0);
         let (url, select) = (env.url(), format!("SELECT COUNT(*) FROM {table}"));
         let reader = Load::spawn("reader", 0, move || {
             let rt = rt();
