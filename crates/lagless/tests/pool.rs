@@ -240,9 +240,12 @@ fn many_clients_share_a_capped_pool() {
             assert!(open <= 4, "{server}: {open} connections open");
             assert!(idle <= open, "{server}: {idle} idle of {open}");
         }
+        // Without reuse each of the 48 sessions would log in at least once. With it, 12 logins
+        // fill the pool; a few more replace connections closed on the way (CI once saw 13 with
+        // 4 sandboxes and their proxies loading 2 cores).
         let logins = logins(&mut setup).await - logins_before;
         assert!(
-            logins <= 12,
+            logins <= 24,
             "48 sessions made {logins} backend logins through a pool of 3 × 4"
         );
     });
