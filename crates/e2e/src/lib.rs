@@ -79,10 +79,21 @@ impl Env {
         dir.disable_cleanup(std::env::var_os("LAGLESS_E2E_KEEP").is_some());
         let mut up = UpOptions::new(dir.path().join("sandbox"));
         up.replicas = opts.replicas;
-        up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
         up.stop_on_drop = true;
         up.semi_sync = opts.semi_sync;
-        let sandbox = lagless_sandbox::up(&up)?;
+        // A port found free can be taken before the server binds it (CI saw it once, with
+        // 11 sandboxes starting at once): a failed start stops what it started, so try
+        // another range.
+        let mut attempts = 0;
+        let sandbox = loop {
+            up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
+            match lagless_sandbox::up(&up) {
+                Err(e) if attempts < 2 && format!("{e:#}").contains("already in use") => {
+                    attempts += 1;
+                }
+                started => break started?,
+            }
+        };
         let port = free_port()?;
         let admin_port = free_port()?;
         let mut opts = opts.clone();
