@@ -112,23 +112,44 @@ fn column(name: &str, type_: u8) -> Vec<u8> {
     def
 }
 
+/// The EOF after column definitions, unless the client asked for DEPRECATE_EOF.
+fn end_of_columns(out: &mut Vec<u8>, seq: &mut u8, caps: u64) {
+    if caps & CLIENT_DEPRECATE_EOF == 0 {
+        frame(out, seq, &eof());
+    }
+}
+
+/// The end of the rows: an OK with header 0xfe under DEPRECATE_EOF, else an EOF.
+fn end_of_rows(out: &mut Vec<u8>, seq: &mut u8, caps: u64) {
+    if caps & CLIENT_DEPRECATE_EOF != 0 {
+        let ok = OkPacket {
+            header: 0xfe,
+            status: SERVER_STATUS_AUTOCOMMIT,
+            ..Default::default()
+        };
+        frame(out, seq, &ok.encode(caps));
+    } else {
+        frame(out, seq, &eof());
+    }
+}
+
+fn eof() -> Vec<u8> {
+    EofPacket {
+        warnings: 0,
+        status: SERVER_STATUS_AUTOCOMMIT,
+    }
+    .encode()
+}
+
 /// A whole text result set, framed from sequence id 1, as a server with `caps` sends it.
 pub fn result_set(caps: u64, cols: &[(&str, u8)], rows: &[Vec<String>]) -> Vec<u8> {
-    let deprecate_eof = caps & CLIENT_DEPRECATE_EOF != 0;
     let mut out = Vec::new();
     let mut seq = 1u8;
     frame(&mut out, &mut seq, &[cols.len() as u8]);
     for (name, t) in cols {
         frame(&mut out, &mut seq, &column(name, *t));
     }
-    let eof = EofPacket {
-        warnings: 0,
-        status: SERVER_STATUS_AUTOCOMMIT,
-    }
-    .encode();
-    if !deprecate_eof {
-        frame(&mut out, &mut seq, &eof);
-    }
+    end_of_columns(&mut out, &mut seq, caps);
     for row in rows {
         let mut p = Vec::new();
         for v in row {
@@ -136,16 +157,7 @@ pub fn result_set(caps: u64, cols: &[(&str, u8)], rows: &[Vec<String>]) -> Vec<u
         }
         frame(&mut out, &mut seq, &p);
     }
-    if deprecate_eof {
-        let ok = OkPacket {
-            header: 0xfe,
-            status: SERVER_STATUS_AUTOCOMMIT,
-            ..Default::default()
-        };
-        frame(&mut out, &mut seq, &ok.encode(caps));
-    } else {
-        frame(&mut out, &mut seq, &eof);
-    }
+    end_of_rows(&mut out, &mut seq, caps);
     out
 }
 
@@ -164,7 +176,6 @@ pub const POINT_SELECT_PS: &str = "SELECT c FROM sbtest1 WHERE id=?";
 
 /// COM_STMT_PREPARE's answer for [`POINT_SELECT_PS`]: statement 1, one column, one parameter.
 fn prepare_response(caps: u64) -> Vec<u8> {
-    let deprecate_eof = caps & CLIENT_DEPRECATE_EOF != 0;
     let mut out = Vec::new();
     let mut seq = 1u8;
     // OK, statement id, columns, params, filler, warnings
@@ -173,51 +184,25 @@ fn prepare_response(caps: u64) -> Vec<u8> {
         &mut seq,
         &[0x00, 1, 0, 0, 0, 1, 0, 1, 0, 0x00, 0, 0],
     );
-    let eof = EofPacket {
-        warnings: 0,
-        status: SERVER_STATUS_AUTOCOMMIT,
-    }
-    .encode();
     frame(&mut out, &mut seq, &column("?", 8));
-    if !deprecate_eof {
-        frame(&mut out, &mut seq, &eof);
-    }
+    end_of_columns(&mut out, &mut seq, caps);
     frame(&mut out, &mut seq, &column("c", 254));
-    if !deprecate_eof {
-        frame(&mut out, &mut seq, &eof);
-    }
+    end_of_columns(&mut out, &mut seq, caps);
     out
 }
 
 /// COM_STMT_EXECUTE's answer: the point select's row in the binary protocol.
 pub fn execute_response(caps: u64) -> Vec<u8> {
-    let deprecate_eof = caps & CLIENT_DEPRECATE_EOF != 0;
     let mut out = Vec::new();
     let mut seq = 1u8;
     frame(&mut out, &mut seq, &[1]);
     frame(&mut out, &mut seq, &column("c", 254));
-    let eof = EofPacket {
-        warnings: 0,
-        status: SERVER_STATUS_AUTOCOMMIT,
-    }
-    .encode();
-    if !deprecate_eof {
-        frame(&mut out, &mut seq, &eof);
-    }
+    end_of_columns(&mut out, &mut seq, caps);
     // header 0x00, NULL bitmap ((1 column + 7 + 2) / 8 = 1 byte), the value
     let mut row = vec![0x00, 0x00];
     put_lenenc_bytes(&mut row, sbtest_c(4242).as_bytes());
     frame(&mut out, &mut seq, &row);
-    if deprecate_eof {
-        let ok = OkPacket {
-            header: 0xfe,
-            status: SERVER_STATUS_AUTOCOMMIT,
-            ..Default::default()
-        };
-        frame(&mut out, &mut seq, &ok.encode(caps));
-    } else {
-        frame(&mut out, &mut seq, &eof);
-    }
+    end_of_rows(&mut out, &mut seq, caps);
     out
 }
 
