@@ -667,13 +667,19 @@ pub async fn fence(old: &Member, opts: &FailoverOptions) -> Result<ActionReport,
             // Commits that waited for an acknowledgement when the server stalled would hold
             // `read_only = 1` back until `rpl_semi_sync_master_timeout` (10 s measured), then
             // commit anyway. Switched off, they commit now, unacknowledged (their clients got
-            // an error from the proxy), and the fence follows at once.
-            c.exec(
-                &mut rec,
-                Step::SemiSync,
-                "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
-            )
-            .await?;
+            // an error from the proxy), and the fence follows at once. Refused (a server
+            // without the variable), the fence still goes on: it only takes longer.
+            match c
+                .exec(
+                    &mut rec,
+                    Step::SemiSync,
+                    "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                )
+                .await
+            {
+                Err(e) if matches!(&*e.cause, StepError::Query(q) if q.is_server_error()) => {}
+                other => other?,
+            }
         }
         c.exec(&mut rec, Step::SetReadOnly, "SET GLOBAL read_only = 1")
             .await
