@@ -88,7 +88,9 @@ impl Env {
         let sandbox = loop {
             up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
             match lagless_sandbox::up(&up) {
-                Err(e) if attempts < 2 && format!("{e:#}").contains("already in use") => {
+                Err(e)
+                    if attempts < 2 && e.chain().any(|c| c.is::<lagless_sandbox::PortInUse>()) =>
+                {
                     attempts += 1;
                 }
                 started => break started?,

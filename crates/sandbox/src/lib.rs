@@ -57,7 +57,7 @@ pub use gtid::GtidPos;
 pub use lag::{lag, LagAction, LagReport};
 pub use layout::{free_base_port, Binaries, INSTALL_HINT};
 pub use sandbox::Sandbox;
-pub use server::{Server, SlaveStatus};
+pub use server::{PortInUse, Server, SlaveStatus};
 pub use state::{
     Credentials, Durability, Manifest, Role, SandboxStatus, ServerEntry, ServerStatus,
     UserCredential,

@@ -44,6 +44,26 @@ impl SlaveStatus {
     }
 }
 
+/// A server's port is taken by another process: its start failed before anything ran. The
+/// caller may pick another base port (see [`crate::free_base_port`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInUse {
+    pub port: u16,
+    pub server: String,
+}
+
+impl std::fmt::Display for PortInUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "port {} for {} is already in use by another process; choose another base port",
+            self.port, self.server
+        )
+    }
+}
+
+impl std::error::Error for PortInUse {}
+
 /// One server of a sandbox. Cheap to query; the process is not stopped on drop.
 #[derive(Debug)]
 pub struct Server {
@@ -199,11 +219,11 @@ impl Server {
             sleep(Duration::from_millis(10));
         }
         if !port_free(self.port()) {
-            bail!(
-                "port {} for {} is already in use by another process; choose another base port",
-                self.port(),
-                self.name()
-            );
+            return Err(PortInUse {
+                port: self.port(),
+                server: self.name().to_string(),
+            }
+            .into());
         }
         // A stale pidfile from a crash would mislead readers until the server rewrites it.
         let _ = fs::remove_file(&self.entry.pidfile);

@@ -201,3 +201,26 @@ fn semi_sync_counts_its_replicas() {
         .unwrap();
     assert_eq!(w, "AFTER_SYNC");
 }
+
+/// A port taken by another process fails the start with [`lagless_sandbox::PortInUse`] (the
+/// test harness retries on another range when it sees one), and leaves nothing running.
+#[test]
+fn a_taken_port_fails_the_start_with_port_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = UpOptions::new(dir.path());
+    opts.replicas = 1;
+    opts.base_port = free_base_port(2).unwrap();
+    opts.stop_on_drop = true;
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", opts.base_port + 1)).unwrap();
+    let err = up(&opts).unwrap_err();
+    let port_in_use = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<lagless_sandbox::PortInUse>())
+        .unwrap_or_else(|| panic!("not PortInUse: {err:#}"));
+    assert_eq!(port_in_use.port, opts.base_port + 1);
+    assert_eq!(port_in_use.server, "replica1");
+    assert!(
+        lagless_sandbox::layout::port_free(opts.base_port),
+        "the primary it started is stopped"
+    );
+}
