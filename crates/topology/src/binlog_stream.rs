@@ -591,31 +591,30 @@ impl ServerStream {
 
 /// `@@global.read_only`: a replica (or a fenced server), not a writable primary.
 async fn read_only(control: &mut Login) -> Result<bool, Ended> {
-    match timeout(
-        STATEMENT_TIMEOUT,
-        control.query_rows("SELECT @@global.read_only"),
-    )
-    .await
-    {
-        Err(_) => Err(Ended::Lost("read_only query timed out".into())),
-        Ok(Err(e)) => Err(Ended::from_backend("read_only query", &e)),
-        Ok(Ok(r)) => Ok(matches!(r.scalar(), Some("1" | "ON"))),
-    }
+    let v = scalar(control, "SELECT @@global.read_only", "read_only query").await?;
+    Ok(matches!(v.as_deref(), Some("1" | "ON")))
 }
 
 /// The server's committed GTIDs: `gtid_current_pos`, which on a replica follows
 /// `gtid_slave_pos`, updated after the commit (unlike the binlog).
 async fn confirm(control: &mut Login) -> Result<MariaPos, Ended> {
-    match timeout(
-        STATEMENT_TIMEOUT,
-        control.query_rows("SELECT @@global.gtid_current_pos"),
+    let v = scalar(
+        control,
+        "SELECT @@global.gtid_current_pos",
+        "confirmation query",
     )
-    .await
-    {
-        Err(_) => Err(Ended::Lost("confirmation query timed out".into())),
-        Ok(Err(e)) => Err(Ended::from_backend("confirmation query", &e)),
-        Ok(Ok(r)) => MariaPos::parse(r.scalar().unwrap_or(""))
-            .map_err(|e| Ended::Lost(format!("confirmation query: {e}"))),
+    .await?;
+    MariaPos::parse(v.as_deref().unwrap_or(""))
+        .map_err(|e| Ended::Lost(format!("confirmation query: {e}")))
+}
+
+/// The single value `sql` returns on the control connection, within [`STATEMENT_TIMEOUT`];
+/// `what` names the query in the error.
+async fn scalar(control: &mut Login, sql: &str, what: &str) -> Result<Option<String>, Ended> {
+    match timeout(STATEMENT_TIMEOUT, control.query_rows(sql)).await {
+        Err(_) => Err(Ended::Lost(format!("{what} timed out"))),
+        Ok(Err(e)) => Err(Ended::from_backend(what, &e)),
+        Ok(Ok(r)) => Ok(r.scalar().map(str::to_string)),
     }
 }
 
