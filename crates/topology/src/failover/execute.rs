@@ -355,8 +355,8 @@ async fn semi_sync_replica_off(c: &mut Ctl, rec: &mut Recorder) -> Result<(), Fa
 /// (`rpl_semi_sync_slave_kill_conn_timeout`, at least 1 s, on a stalled primary), whatever
 /// `rpl_semi_sync_slave_enabled` now says. `STOP SLAVE` wakes it with a signal, which cuts that
 /// wait short, but only once the thread is in it; it signals again only every 2 s. Measured on
-/// a SIGSTOPped semi-sync primary: `KILL` then `STOP SLAVE` at once took 1,016-1,059 ms in 4
-/// of 5 runs (42 ms in 1); with 5-30 ms between them, 21-52 ms in all 13 runs.
+/// a SIGSTOPped semi-sync primary (`scripts/semisync-stop.sh`): `KILL` then `STOP SLAVE` at
+/// once took about 1,017 ms in 3 of 5 stops; with this pause between them, 15-16 ms in 5 of 5.
 ///
 /// Only for a thread that was connected when killed: one that is reconnecting found its primary
 /// gone (after a kill -9 its kill connection is refused at once), and the pause would only add
