@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use crate::gtid::GtidPos;
 use crate::lag::{self, LagAction, LagReport};
 use crate::layout::{free_base_port, Binaries};
-use crate::server::Server;
+use crate::server::{PortInUse, Server};
 use crate::state::{Credentials, Manifest, Role, SandboxStatus, ServerStatus};
 use crate::topology::{self, UpOptions};
 
@@ -96,7 +96,7 @@ impl Sandbox {
                     sandbox.temp = Some(temp);
                     return Ok(sandbox);
                 }
-                Err(e) if format!("{e:#}").contains("in use") => last = Some(e),
+                Err(e) if e.chain().any(|c| c.is::<PortInUse>()) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
