@@ -242,3 +242,65 @@ fn unterminated_comment() {
     assert_eq!(toks("/**/x"), vec![(Word, "x")]);
     assert_eq!(toks("/*+*/x"), vec![(Word, "x")]);
 }
+
+/// The reference for `find_close`: byte by byte.
+fn naive_close(b: &[u8], from: usize, q: u8, backslash: bool) -> Option<usize> {
+    let mut i = from;
+    while i < b.len() {
+        if backslash && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+            } else {
+                return Some(i);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+#[test]
+fn quoted_literals_end_where_a_byte_by_byte_scan_says_at_every_length_and_offset() {
+    // Quotes, doubled quotes and backslashes at every place around the 8-byte words the
+    // scanner reads, near and at the end of the input.
+    for len in 0..40usize {
+        for special in 0..len.max(1) {
+            for (fill, q, backslash) in [
+                (b'\'', b'\'', true),
+                (b'\'', b'\'', false),
+                (b'\\', b'\'', true),
+                (b'\\', b'\'', false),
+                (b'`', b'`', false),
+                (b'"', b'"', true),
+            ] {
+                for tail in ["", "x", "' AND b = 'y'", "`"] {
+                    let mut body = vec![b'a'; len];
+                    if special < len {
+                        body[special] = fill;
+                    }
+                    let mut text = vec![q];
+                    text.extend_from_slice(&body);
+                    text.extend_from_slice(tail.as_bytes());
+                    let Ok(sql) = std::str::from_utf8(&text) else {
+                        continue;
+                    };
+                    let opts = LexOptions {
+                        ansi_quotes: q == b'"',
+                        no_backslash_escapes: !backslash,
+                    };
+                    let kind = if q == b'\'' { String } else { QuotedIdent };
+                    let t = Lexer::new(sql, opts).next_token().unwrap();
+                    match naive_close(sql.as_bytes(), 1, q, backslash && q != b'`' && q != b'"') {
+                        Some(end) => {
+                            assert_eq!((t.kind, t.text), (kind, &sql[1..end]), "{sql:?}")
+                        }
+                        None => assert_eq!(t.kind, Unterminated, "{sql:?}"),
+                    }
+                }
+            }
+        }
+    }
+}
