@@ -50,6 +50,8 @@ pub struct Backend {
     pub binlog_stream_error: Option<String>,
     /// The replica's executed GTIDs as routing sees them (polled, moved forward by the stream).
     pub executed_gtid: Option<String>,
+    /// A primary's binlog stream: where its last transaction ends (`file:position`).
+    pub streamed_binlog_pos: Option<String>,
 }
 
 impl Backends {
@@ -86,6 +88,11 @@ impl Backends {
                         .as_ref()
                         .and_then(|x| x.gtids.as_ref())
                         .map(ToString::to_string),
+                    streamed_binlog_pos: view
+                        .server(r)
+                        .streamed_binlog
+                        .as_ref()
+                        .map(|b| b.pos.to_string()),
                 });
             }
         }

@@ -91,7 +91,8 @@ async fn backends_list_every_server_with_health_and_counters() {
             "gtid_source",
             "binlog_stream",
             "binlog_stream_error",
-            "executed_gtid"
+            "executed_gtid",
+            "streamed_binlog_pos"
         ])
     );
     assert_eq!(
@@ -100,7 +101,7 @@ async fn backends_list_every_server_with_health_and_counters() {
                "role": "primary", "weight": 1, "health": "up", "sessions": 0,
                "reads": 0, "writes": 0, "other": 0, "failures": 0,
                "gtid_source": "poll", "binlog_stream": null, "binlog_stream_error": null,
-               "executed_gtid": null})
+               "executed_gtid": null, "streamed_binlog_pos": null})
     );
     assert_eq!(servers[1]["role"], "replica");
     assert_eq!(servers[4]["cluster"], "analytics");

@@ -38,6 +38,11 @@ pub enum Consistency {
 }
 
 impl Consistency {
+    /// `position` and `pos_wait`: the modes that need each write's binlog position.
+    pub fn uses_binlog_positions(self) -> bool {
+        matches!(self, Consistency::Position | Consistency::PosWait(_))
+    }
+
     /// Whether the mode promises that a session reads its own writes. `primary_after_write`
     /// does only while replication lag stays under its window, and `delay` under its delay:
     /// neither is a promise.

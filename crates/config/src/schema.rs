@@ -142,6 +142,23 @@ pub struct RawMonitor {
     /// The replication server id of those binlog connections; 0 picks one at random in
     /// 0x4C000000..=0x4CFFFFFF. Must differ from every server's and replica's server_id.
     pub binlog_server_id: u32,
+    /// Stream the primary's binlog too (no confirmations): the `position` and `pos_wait`
+    /// modes then learn where a write ends in it within milliseconds, not at the next probe.
+    pub binlog_stream_primary: StreamPrimary,
+}
+
+/// `[monitor] binlog_stream_primary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamPrimary {
+    /// From the start if a configured mode (the default or a user's) is `position` or
+    /// `pos_wait`, else from the first write of a session in such a mode.
+    #[default]
+    Auto,
+    /// From the start.
+    On,
+    /// Never: those modes learn positions from the probes.
+    Off,
 }
 
 impl Default for RawMonitor {
@@ -154,6 +171,7 @@ impl Default for RawMonitor {
             heartbeat_schema: "lagless".into(),
             binlog_streaming: true,
             binlog_server_id: 0,
+            binlog_stream_primary: StreamPrimary::Auto,
         }
     }
 }

@@ -241,6 +241,19 @@ fn every_mode_under_real_lag() {
         let v = next();
         let (read, sid, _) = write_then_read(&mut g, None, v).await;
         assert_eq!((read, sid), (v, 1));
+        // pos_wait waits on a replica (its SQL thread runs, 3 s behind) for its timeout, then
+        // reads on the primary. MASTER_POS_WAIT takes whole seconds: a shorter timeout is
+        // kept by the proxy, which then gives the connection up.
+        let mut c = conn(&env, "pos_wait(300)").await;
+        for _ in 0..3 {
+            let v = next();
+            let (read, sid, took) = write_then_read(&mut c, None, v).await;
+            assert_eq!((read, sid), (v, 1), "pos_wait(300)");
+            assert!(
+                took >= Duration::from_millis(280) && took < Duration::from_millis(900),
+                "pos_wait(300) waited {took:?}"
+            );
+        }
     });
     env.sandbox.lag(1, LagAction::Resume).unwrap();
     env.sandbox.lag(2, LagAction::Resume).unwrap();

@@ -192,17 +192,15 @@ fn connection_bound_sessions_keep_their_connection() {
 fn many_clients_share_a_capped_pool() {
     let env = start(2, "max_per_server = 4");
     rt().block_on(async {
-        let mut setup = conn(&env).await;
-        setup
-            .query_drop("CREATE TABLE IF NOT EXISTS pool_many (id INT PRIMARY KEY, v INT)")
-            .await
-            .unwrap();
-        setup
-            .query_drop("REPLACE INTO pool_many VALUES (1, 7)")
-            .await
-            .unwrap();
-        // New sessions read from the replicas: the row must be there first.
-        wait_on_replicas(&env, "SELECT COUNT(*) FROM app.pool_many WHERE v = 7", "1");
+        let mut setup = seeded(
+            &env,
+            &[
+                "CREATE TABLE IF NOT EXISTS pool_many (id INT PRIMARY KEY, v INT)",
+                "REPLACE INTO pool_many VALUES (1, 7)",
+            ],
+            ("SELECT COUNT(*) FROM app.pool_many WHERE v = 7", "1"),
+        )
+        .await;
         let logins_before = logins(&mut setup).await;
         let mut tasks = Vec::new();
         for i in 0..48 {
@@ -259,16 +257,15 @@ fn many_clients_share_a_capped_pool() {
 fn prepared_statements_do_not_pin_sessions() {
     let env = start(2, "max_per_server = 2\nwait_timeout_ms = 5000");
     rt().block_on(async {
-        let mut setup = conn(&env).await;
-        setup
-            .query_drop("CREATE TABLE IF NOT EXISTS pool_ps (id INT PRIMARY KEY, v VARCHAR(20))")
-            .await
-            .unwrap();
-        setup
-            .query_drop("REPLACE INTO pool_ps VALUES (1, 'one'), (2, 'two')")
-            .await
-            .unwrap();
-        wait_on_replicas(&env, "SELECT COUNT(*) FROM app.pool_ps", "2");
+        let mut setup = seeded(
+            &env,
+            &[
+                "CREATE TABLE IF NOT EXISTS pool_ps (id INT PRIMARY KEY, v VARCHAR(20))",
+                "REPLACE INTO pool_ps VALUES (1, 'one'), (2, 'two')",
+            ],
+            ("SELECT COUNT(*) FROM app.pool_ps", "2"),
+        )
+        .await;
         let clients = 24;
         let done = std::sync::Arc::new(tokio::sync::Barrier::new(clients));
         let mut tasks = Vec::new();
@@ -334,6 +331,17 @@ fn prepared_statements_do_not_pin_sessions() {
 }
 
 /// Waits (at most 10 s) until `query` answers `want` on every replica.
+/// A session that ran `statements` (a table and its rows), returned once every replica
+/// answers `check.1` to `check.0`: new sessions read from the replicas.
+async fn seeded(env: &Env, statements: &[&str], check: (&str, &str)) -> Conn {
+    let mut c = conn(env).await;
+    for sql in statements {
+        c.query_drop(*sql).await.unwrap();
+    }
+    wait_on_replicas(env, check.0, check.1);
+    c
+}
+
 fn wait_on_replicas(env: &Env, query: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     for r in env.sandbox.replicas() {

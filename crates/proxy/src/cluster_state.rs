@@ -60,6 +60,12 @@ pub struct ClusterState {
     /// both: every statement registers with it (see `until_demoted`), so one registration is
     /// half the cost of two.
     demotions: tokio::sync::Notify,
+    /// Woken when a primary's binlog stream publishes where its latest transaction ends
+    /// (reads waiting for their write's position, see [`ClusterState::await_write_position`]).
+    write_positions: tokio::sync::Notify,
+    /// Whether the primaries' binlog streams run (see [`ClusterState::want_primary_positions`]);
+    /// `None` with `[monitor] binlog_stream_primary = "off"`.
+    pub primary_positions: Option<Arc<lagless_topology::PrimaryDemand>>,
     /// Per cluster: wakes the monitor for a round at once (see [`ClusterState::suspect`]).
     pub probe_now: Vec<Arc<tokio::sync::Notify>>,
     /// Per cluster: the primary's GTID position at the monitor's previous round.
@@ -92,6 +98,19 @@ impl ClusterState {
                 .map(|_| Arc::new(tokio::sync::Notify::new()))
                 .collect(),
             demotions: tokio::sync::Notify::new(),
+            write_positions: tokio::sync::Notify::new(),
+            primary_positions: match config.monitor.binlog_stream_primary {
+                lagless_config::StreamPrimary::Off => None,
+                lagless_config::StreamPrimary::On => Some(true),
+                lagless_config::StreamPrimary::Auto => Some(
+                    config.consistency.default.uses_binlog_positions()
+                        || config
+                            .users
+                            .iter()
+                            .any(|u| u.consistency.is_some_and(|c| c.uses_binlog_positions())),
+                ),
+            }
+            .map(|wanted| Arc::new(lagless_topology::PrimaryDemand::new(wanted))),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -101,7 +120,15 @@ impl ClusterState {
     /// the cluster now, so that a dead primary is confirmed (and failed over) without waiting
     /// for the next round.
     pub fn suspect(&self, r: ServerRef) {
-        self.probe_now[r.cluster].notify_one();
+        self.probe_soon(r.cluster);
+    }
+
+    /// The monitor probes `cluster` now, or as soon as its minimum gap between rounds allows
+    /// (a failure to confirm; replicas' executed positions for a `position` read).
+    pub fn probe_soon(&self, cluster: usize) {
+        if let Some(n) = self.probe_now.get(cluster) {
+            n.notify_one();
+        }
     }
 
     /// The current snapshot; servers whose time aside is over are healthy again.
@@ -269,8 +296,9 @@ impl ClusterState {
     }
 
     /// Takes in the binlog streams' state: each replica's executed GTIDs move forward to what
-    /// its stream confirmed, between the monitor's polls (and `caught_up` with them). The
-    /// routing view is republished only when some replica's position moved.
+    /// its stream confirmed, between the monitor's polls (and `caught_up` with them), and a
+    /// primary's stream gives where its last transaction ends. The routing view is
+    /// republished only when one of those moved.
     pub fn apply_streams(&self, streams: &[lagless_topology::StreamedServer]) {
         if let Ok(mut all) = self.streams.lock() {
             all.retain(|o| {
@@ -281,18 +309,27 @@ impl ClusterState {
             all.extend(streams.iter().cloned());
         }
         let view = self.view.load();
-        let moved = streams.iter().any(|s| {
-            let (Some(e), Some(r)) = (
-                s.executed.as_ref(),
-                view.clusters
+        let positions = streams.iter().any(|s| {
+            s.binlog.is_some()
+                && view
+                    .clusters
                     .get(s.cluster)
                     .and_then(|c| c.servers.get(s.server))
-                    .and_then(|v| v.replica.as_ref()),
-            ) else {
-                return false;
-            };
-            !r.gtids.as_ref().is_some_and(|g| g.contains(e))
+                    .is_some_and(|v| v.streamed_binlog != s.binlog)
         });
+        let moved = positions
+            || streams.iter().any(|s| {
+                let (Some(e), Some(r)) = (
+                    s.executed.as_ref(),
+                    view.clusters
+                        .get(s.cluster)
+                        .and_then(|c| c.servers.get(s.server))
+                        .and_then(|v| v.replica.as_ref()),
+                ) else {
+                    return false;
+                };
+                !r.gtids.as_ref().is_some_and(|g| g.contains(e))
+            });
         if !moved {
             return;
         }
@@ -303,6 +340,14 @@ impl ClusterState {
             .unwrap_or_default();
         self.publish(|v| {
             for s in streams {
+                if let (Some(b), Some(server)) = (
+                    s.binlog.as_ref(),
+                    v.clusters
+                        .get_mut(s.cluster)
+                        .and_then(|c| c.servers.get_mut(s.server)),
+                ) {
+                    server.streamed_binlog = Some(b.clone());
+                }
                 let Some(e) = s.executed.as_ref() else {
                     continue;
                 };
@@ -331,6 +376,49 @@ impl ClusterState {
                 r.gtids = Some(g);
             }
         });
+        if positions {
+            self.write_positions.notify_waiters();
+        }
+    }
+
+    /// A session in a position mode wrote: the primaries' binlog streams start, unless
+    /// `[monitor] binlog_stream_primary = "off"`. Cheap once they run.
+    pub fn want_primary_positions(&self) {
+        if let Some(d) = &self.primary_positions {
+            d.want();
+        }
+    }
+
+    /// Whether the primaries' binlog streams run (or are starting).
+    pub fn primary_positions_wanted(&self) -> bool {
+        self.primary_positions.as_ref().is_some_and(|d| d.wanted())
+    }
+
+    /// Waits, until `until` at the latest, for the primary's binlog stream to show where the
+    /// binlog holds `gtids`; true once it does. Returns at once when the primary is not
+    /// streaming (its position then comes from the polls only).
+    pub async fn await_write_position(
+        &self,
+        cluster: usize,
+        gtids: &MariaPos,
+        until: Instant,
+    ) -> bool {
+        loop {
+            // Registered before the check, so a publication between the two is not missed.
+            let notified = self.write_positions.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let view = self.view.load();
+            if view.primary_binlog_through(cluster, gtids).is_some() {
+                return true;
+            }
+            let streaming = self
+                .stream(view.primary(cluster))
+                .is_some_and(|s| s.state == lagless_topology::StreamState::Streaming);
+            if !streaming || tokio::time::timeout_at(until, notified).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// The executed GTIDs `server`'s binlog stream confirmed, while it streams.
@@ -352,10 +440,15 @@ impl ClusterState {
     }
 
     /// Where routing learns `r`'s executed GTIDs besides polling: `"stream"` while its binlog
-    /// stream is up, else `"poll"`.
+    /// stream is up and gives them (a primary's stream gives its binlog position only), else
+    /// `"poll"`.
     pub fn gtid_source(&self, r: ServerRef) -> &'static str {
         match self.stream(r) {
-            Some(s) if s.state == lagless_topology::StreamState::Streaming => "stream",
+            Some(s)
+                if s.state == lagless_topology::StreamState::Streaming && s.executed.is_some() =>
+            {
+                "stream"
+            }
             _ => "poll",
         }
     }
@@ -529,8 +622,11 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        lagless_config::from_toml_str(
-            r#"
+        lagless_config::from_toml_str(toml_of_config()).unwrap()
+    }
+
+    fn toml_of_config() -> &'static str {
+        r#"
 [[users]]
 name = "a"
 native_password = "*630B64309B172CA77DD40A18D3113FAF9BB85068"
@@ -545,9 +641,7 @@ role = "primary"
 name = "r"
 address = "127.0.0.1:2"
 role = "replica"
-"#,
-        )
-        .unwrap()
+"#
     }
 
     fn observation(
@@ -601,9 +695,110 @@ role = "replica"
             },
             executed: executed.map(|e| e.parse().unwrap()),
             streamed: executed.map(|e| e.parse().unwrap()),
+            binlog: None,
             gtid_events: 0,
             updated_at: Instant::now(),
         }
+    }
+
+    /// The primary's stream: its last transaction, `through`, ends at byte `pos`.
+    fn primary_streamed(through: &str, pos: u64) -> lagless_topology::StreamedServer {
+        lagless_topology::StreamedServer {
+            cluster: 0,
+            server: 0,
+            name: "p".into(),
+            state: lagless_topology::StreamState::Streaming,
+            executed: None,
+            streamed: Some(through.parse().unwrap()),
+            binlog: Some(lagless_routing::consistency::StreamedBinlog {
+                pos: BinlogPos {
+                    file: "b.000001".into(),
+                    pos,
+                },
+                through: through.parse().unwrap(),
+            }),
+            gtid_events: 0,
+            updated_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_primarys_stream_is_wanted_once_a_position_mode_is_used() {
+        let state = ClusterState::new(&config(), Instant::now());
+        assert!(
+            !state.primary_positions_wanted(),
+            "gtid by default: not wanted"
+        );
+        state.want_primary_positions();
+        assert!(state.primary_positions_wanted());
+        let with = |extra: &str| {
+            let text = format!("{extra}\n{}", toml_of_config());
+            ClusterState::new(
+                &lagless_config::from_toml_str(&text).unwrap(),
+                Instant::now(),
+            )
+        };
+        let positioned = with("[consistency]\ndefault = \"pos_wait(500)\"");
+        assert!(
+            positioned.primary_positions_wanted(),
+            "a position mode configured"
+        );
+        let off = with("[monitor]\nbinlog_stream_primary = \"off\"");
+        off.want_primary_positions();
+        assert!(!off.primary_positions_wanted(), "off: never");
+        let on = with("[monitor]\nbinlog_stream_primary = \"on\"");
+        assert!(on.primary_positions_wanted());
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_for_its_writes_position_from_the_primarys_stream() {
+        let state = Arc::new(ClusterState::new(&config(), Instant::now()));
+        let p = ServerRef {
+            cluster: 0,
+            server: 0,
+        };
+        let write: MariaPos = "0-1-13".parse().unwrap();
+        let soon = || Instant::now() + Duration::from_millis(30);
+        // Not streaming: no wait at all.
+        let t = Instant::now();
+        assert!(
+            !state
+                .await_write_position(0, &write, t + Duration::from_secs(5))
+                .await
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+        state.apply_streams(&[primary_streamed("0-1-12", 500)]);
+        assert_eq!(
+            state.gtid_source(p),
+            "poll",
+            "a primary's GTIDs are not routing's"
+        );
+        let view = state.view(Instant::now());
+        assert_eq!(view.primary_binlog_through(0, &write), None);
+        assert_eq!(
+            view.primary_binlog_through(0, &"0-1-12".parse().unwrap())
+                .map(|b| b.pos),
+            Some(500)
+        );
+        // Streaming, but the write never shows: waits out the bound.
+        assert!(!state.await_write_position(0, &write, soon()).await);
+        // It shows while the read waits: the wait ends with it.
+        let s2 = state.clone();
+        let publisher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            s2.apply_streams(&[primary_streamed("0-1-13", 700)]);
+        });
+        assert!(
+            state
+                .await_write_position(0, &write, Instant::now() + Duration::from_secs(5))
+                .await
+        );
+        publisher.await.unwrap();
+        let view = state.view(Instant::now());
+        assert_eq!(
+            view.primary_binlog_through(0, &write).map(|b| b.pos),
+            Some(700)
+        );
     }
 
     fn replica_gtids(state: &ClusterState) -> (String, Option<bool>) {

@@ -42,6 +42,10 @@ use crate::relay::{command, relay_response, Relayed};
 use prepared::Statements;
 use state::TrackedState;
 
+/// How long a `pos_wait` read right after a write waits for the write's binlog position from
+/// the primary's binlog stream (see `Engine::await_write_position`).
+const WRITE_POSITION_WAIT: Duration = Duration::from_millis(20);
+
 /// How long a server that failed is left out of the read pool before it is tried again.
 const DOWN_PERIOD: Duration = Duration::from_secs(2);
 
@@ -328,6 +332,7 @@ impl Engine {
         if let Some(mode) = intercept::consistency_hint(&text) {
             self.routing.consistency = mode;
         }
+        self.await_write_position(&c).await;
         let plan = self.plan(&c);
         let result = self
             .run(&c, plan, Outgoing::Packet(packet), Some(Expect::Query))
@@ -343,6 +348,10 @@ impl Engine {
     ) -> (RoutePlan, Arc<lagless_routing::ClusterView>) {
         let view = self.ctx.cluster.view(Instant::now());
         let global = self.global_for_routing();
+        if self.routing.consistency.uses_binlog_positions() {
+            // Starts the primaries' binlog streams, for positions, the first time.
+            self.ctx.cluster.want_primary_positions();
+        }
         let plan = route(&RouteInput {
             stmt: c,
             session: &self.routing,
@@ -355,8 +364,43 @@ impl Engine {
         (plan, view)
     }
 
+    /// `pos_wait`: right after a write, its binlog position is still on its way from the
+    /// primary's binlog stream (about a millisecond). Waiting for it, up to
+    /// [`WRITE_POSITION_WAIT`], lets the read wait on a replica as the mode says, where
+    /// routing would otherwise send it to the primary for want of a position.
+    async fn await_write_position(&self, c: &Classification<'_>) {
+        let lagless_config::Consistency::PosWait(timeout) = self.routing.consistency else {
+            return;
+        };
+        let Some(at) = self.routing.write.at_ms else {
+            return;
+        };
+        if self.routing.trx.active || !lagless_routing::decide::replica_safe(c) {
+            return;
+        }
+        let bound = timeout.min(WRITE_POSITION_WAIT).as_millis() as u64;
+        let since = self.ctx.now_ms().saturating_sub(at);
+        if since >= bound {
+            return; // waited for before, or too old: the polls will tell
+        }
+        let until = Instant::now() + Duration::from_millis(bound - since);
+        let (cluster, gtids) = (self.routing.cluster, &self.routing.write.gtids);
+        self.ctx
+            .cluster
+            .await_write_position(cluster, gtids, until)
+            .await;
+    }
+
     fn plan(&self, c: &Classification<'_>) -> RoutePlan {
         let (plan, _) = self.decide(c);
+        if self.routing.consistency == lagless_config::Consistency::Position
+            && matches!(plan.reason, lagless_routing::Reason::ReplicasBehind(_))
+        {
+            // Replicas' executed positions come from the monitor's probes only: ask for a
+            // round now (the monitor keeps rounds at least a tenth of its interval apart), so
+            // that the next reads see replicas that have caught up since the last one.
+            self.ctx.cluster.probe_soon(self.routing.cluster);
+        }
         if plan.hint_ignored {
             self.ctx.stats.hints_ignored.fetch_add(1, Ordering::Relaxed);
         }
@@ -617,6 +661,11 @@ impl Engine {
                 Ok(CheckOutcome::Pass(Some(applied))) => routing.saw(server, &applied),
                 Ok(CheckOutcome::Pass(None)) => {}
                 Ok(CheckOutcome::Behind) => return Err(Attempt::Behind),
+                Ok(CheckOutcome::Abandoned) => {
+                    // The connection is still inside the wait: it cannot be reused.
+                    backends.drop_conn(server);
+                    return Err(Attempt::Behind);
+                }
                 Err(e) => {
                     backends.drop_conn(server);
                     return Err(Attempt::Retryable(e));
@@ -859,6 +908,9 @@ enum CheckOutcome {
     /// Read there; with the GTIDs it was seen to have applied, if the check learned them.
     Pass(Option<MariaPos>),
     Behind,
+    /// The mode's timeout passed before the server answered (a wait the server only takes in
+    /// whole seconds): behind, and the connection is mid-statement.
+    Abandoned,
 }
 
 /// Runs the plan's consistency check on a replica connection.
@@ -887,11 +939,20 @@ async fn check_replica(
             })
         }
         ReplicaCheck::PosWait { pos, timeout } => {
-            // MASTER_POS_WAIT takes whole seconds and treats 0 as "forever": at least 1 s.
-            let secs = timeout.as_secs().max(1);
+            // MASTER_POS_WAIT takes whole seconds (a fraction is cut off, and 0 means
+            // "forever"): the server waits the timeout rounded up, at least 1 s, and a timeout
+            // that is not whole seconds is kept here, giving the connection up when it passes.
+            let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
             let file = pos.file.replace('\'', "");
             let sql = format!("\x03SELECT MASTER_POS_WAIT('{file}', {}, {secs})", pos.pos);
-            let value = scalar(conn, &sql).await?;
+            let value = if timeout.subsec_nanos() == 0 && !timeout.is_zero() {
+                scalar(conn, &sql).await?
+            } else {
+                match tokio::time::timeout(*timeout, scalar(conn, &sql)).await {
+                    Ok(v) => v?,
+                    Err(_) => return Ok(CheckOutcome::Abandoned),
+                }
+            };
             let reached = value
                 .as_deref()
                 .and_then(|v| v.parse::<i64>().ok())

@@ -98,6 +98,9 @@ fn start_streams(
     );
     config.connect_timeout = monitor.connect_timeout;
     config.server_id = stream_server_id(ctx.config.monitor.binlog_server_id);
+    config.primaries = ctx.cluster.primary_positions.clone().unwrap_or_else(|| {
+        std::sync::Arc::new(lagless_topology::PrimaryDemand::new(false)) // "off": never wanted
+    });
     config.confirm = std::env::var_os("LAGLESS_BINLOG_UNCONFIRMED").is_none_or(|v| v != "1");
     if !config.confirm {
         tracing::warn!(cluster, "LAGLESS_BINLOG_UNCONFIRMED=1: streamed GTIDs are trusted before they are confirmed committed (measurement only)");

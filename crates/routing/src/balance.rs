@@ -86,6 +86,7 @@ mod tests {
                         sessions,
                         replica: None,
                         binlog: None,
+                        streamed_binlog: None,
                     })
                     .collect(),
             }],

@@ -16,6 +16,13 @@ pub struct BinlogPos {
     pub pos: u64,
 }
 
+/// `file:position`, as SHOW LAGLESS and the admin API print it.
+impl std::fmt::Display for BinlogPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
 impl BinlogPos {
     /// Binlog file names share a base and differ by a zero-padded sequence, so comparing
     /// (name, position) orders positions within one primary's history.
@@ -29,6 +36,14 @@ impl BinlogPos {
 pub struct BinlogAt {
     pub pos: BinlogPos,
     pub observed_ms: u64,
+}
+
+/// Where the primary's binlog stream saw the last transaction end, and every GTID the binlog
+/// holds up to there: a write whose GTID is `through` ends at or before `pos`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedBinlog {
+    pub pos: BinlogPos,
+    pub through: MariaPos,
 }
 
 /// What the session wrote, as reads must see it.

@@ -7,7 +7,7 @@ use lagless_config::{Config, Role, RouteTo, RuleClass, RuleTarget};
 use lagless_sql::{Classification, MetaKind, RoutingHint, StatementClass, TransactionKind};
 
 use crate::balance::{choose_replica, Draw};
-use crate::consistency::{Consistency, Eligibility, Freshness, ReplicaCheck, WriteState};
+use crate::consistency::{Eligibility, Freshness, ReplicaCheck, WriteState};
 use crate::gtid::MariaPos;
 use crate::session::SessionRouting;
 use crate::view::{ClusterView, ServerRef};
@@ -159,17 +159,16 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
         now_ms,
     } = *input;
     let home = s.cluster;
-    // Position modes: the write's position is the first the monitor saw after it.
+    // Position modes: where the write ends in the primary's binlog, as the view knows it.
     let positioned;
-    let write = match (s.consistency, s.write.binlog.is_none(), s.write.at_ms) {
-        (Consistency::Position | Consistency::PosWait(_), true, Some(at)) => {
-            positioned = WriteState {
-                binlog: view.primary_binlog_since(home, at).map(|b| b.pos.clone()),
-                ..s.write.clone()
-            };
-            &positioned
-        }
-        _ => &s.write,
+    let write = if s.consistency.uses_binlog_positions() && s.write.binlog.is_none() {
+        positioned = WriteState {
+            binlog: view.write_position(home, &s.write).map(|(p, _)| p.clone()),
+            ..s.write.clone()
+        };
+        &positioned
+    } else {
+        &s.write
     };
     let freshness = Freshness {
         mode: s.consistency,

@@ -23,4 +23,4 @@ pub mod view;
 
 pub use decide::{route, Reason, RouteInput, RoutePlan, TargetKind};
 pub use session::{Pins, SessionRouting, TrxState};
-pub use view::{ClusterView, ServerRef, ServerState};
+pub use view::{ClusterView, PositionSource, ServerRef, ServerState};

@@ -3,7 +3,26 @@
 
 use lagless_config::{Config, Role};
 
-use crate::consistency::{BinlogAt, ReplicaState};
+use crate::consistency::{BinlogAt, BinlogPos, ReplicaState, StreamedBinlog, WriteState};
+use crate::gtid::MariaPos;
+
+/// Where [`ClusterView::write_position`] found a write's binlog position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionSource {
+    /// The primary's binlog stream.
+    Stream,
+    /// A probe of the primary made after the write.
+    Probe,
+}
+
+impl PositionSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            PositionSource::Stream => "stream",
+            PositionSource::Probe => "probe",
+        }
+    }
+}
 
 /// A server by position: `clusters[cluster].servers[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +44,8 @@ pub struct ServerState {
     pub replica: Option<ReplicaState>,
     /// The server's own binlog position from the monitor (used on primaries).
     pub binlog: Option<BinlogAt>,
+    /// A primary's binlog stream: where its last transaction ends (`binlog` is the polls').
+    pub streamed_binlog: Option<StreamedBinlog>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +79,7 @@ impl ClusterView {
                             sessions: 0,
                             replica: None,
                             binlog: None,
+                            streamed_binlog: None,
                         })
                         .collect(),
                 })
@@ -81,6 +103,37 @@ impl ClusterView {
             .binlog
             .as_ref()
             .filter(|b| b.observed_ms >= since_ms)
+    }
+
+    /// Where the primary's binlog holds all of `gtids`, from its binlog stream, once the
+    /// stream has seen them.
+    pub fn primary_binlog_through(&self, cluster: usize, gtids: &MariaPos) -> Option<&BinlogPos> {
+        self.server(self.primary(cluster))
+            .streamed_binlog
+            .as_ref()
+            .filter(|b| b.through.contains(gtids))
+            .map(|b| &b.pos)
+    }
+
+    /// Where a session's writes (and causal tokens) end in the primary's binlog, for the
+    /// position modes: from the primary's binlog stream once it holds their GTIDs, else the
+    /// first position a probe of the primary found after the last write. A token carries no
+    /// write time, so only the stream can place it.
+    pub fn write_position(
+        &self,
+        cluster: usize,
+        write: &WriteState,
+    ) -> Option<(&BinlogPos, PositionSource)> {
+        if write.gtids.is_empty() {
+            return None;
+        }
+        if let Some(p) = self.primary_binlog_through(cluster, &write.gtids) {
+            return Some((p, PositionSource::Stream));
+        }
+        write
+            .at_ms
+            .and_then(|at| self.primary_binlog_since(cluster, at))
+            .map(|b| (&b.pos, PositionSource::Probe))
     }
 
     pub fn server(&self, r: ServerRef) -> &ServerState {

@@ -29,10 +29,11 @@
 //! on the server is bounded whatever the write rate. While the answer lags the stream it is
 //! asked again 1 ms later, then less often.
 //!
-//! Only read-only servers (replicas) are streamed: routing uses executed GTIDs for replicas
-//! only, and a busy primary is spared the dump and the confirmations. A writable server is
-//! shown [`StreamState::Idle`]; `@@read_only` is checked every second, so a promoted or
-//! demoted server switches over.
+//! Routing uses executed GTIDs of replicas only, so a writable server (a primary) gets no
+//! confirmations and publishes no executed GTIDs. Its stream gives where each transaction ends
+//! in its binlog instead ([`groups::GroupTracker`]), for the `position` and `pos_wait` modes;
+//! with [`StreamConfig::primaries`] off it is not streamed at all ([`StreamState::Idle`]).
+//! `@@read_only` is checked every second, so a promoted or demoted server switches over.
 //!
 //! A server that refuses (no REPLICATION SLAVE privilege, binary log off, MySQL) is reported as
 //! [`StreamState::Refused`], logged once, and tried again every 30 s; lost connections are
@@ -43,12 +44,14 @@
 //! alone; the monitor's `BINLOG MONITOR` and `REPLICA MONITOR` are not enough).
 
 pub mod events;
+pub mod groups;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lagless_backend::{login, BackendError, Login, LoginOptions};
 use lagless_protocol::ok_err::ErrPacket;
+use lagless_routing::consistency::StreamedBinlog;
 use lagless_routing::gtid::MariaPos;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
@@ -60,6 +63,7 @@ use crate::config::MonitoredServer;
 use crate::parse::parse_version;
 use crate::types::Flavour;
 use events::{parse_event, Event, Frame, Framer, StreamBuf, CHECKSUM_OFF};
+use groups::GroupTracker;
 
 /// MySQL error codes that mean "this account or server will not stream".
 const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
@@ -107,6 +111,40 @@ pub struct StreamConfig {
     /// streamed position is published as it arrives (can be stale by microseconds; kept for
     /// measurement).
     pub confirm: bool,
+    /// Whether writable servers (primaries) are streamed too, for where each transaction
+    /// ends in their binlog ([`StreamedServer::binlog`]): the `position` modes then learn a
+    /// write's binlog position within milliseconds. Until it is wanted a primary is not
+    /// streamed (no dump thread on it); it can be wanted later, at run time.
+    pub primaries: Arc<PrimaryDemand>,
+}
+
+/// Whether primaries' binlog positions are wanted; once wanted, for good. A primary's stream
+/// waiting idle starts when [`PrimaryDemand::want`] is called.
+#[derive(Debug, Default)]
+pub struct PrimaryDemand {
+    wanted: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl PrimaryDemand {
+    pub fn new(wanted: bool) -> Self {
+        PrimaryDemand {
+            wanted: wanted.into(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Cheap once wanted: a load, no read-modify-write (called on every statement of a
+    /// session in a position mode).
+    pub fn want(&self) {
+        if !self.wanted() && !self.wanted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn wanted(&self) -> bool {
+        self.wanted.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl StreamConfig {
@@ -123,6 +161,7 @@ impl StreamConfig {
             server_id: random_server_id(),
             heartbeat: Duration::from_secs(1),
             confirm: true,
+            primaries: Arc::new(PrimaryDemand::new(true)),
         }
     }
 }
@@ -136,6 +175,7 @@ impl std::fmt::Debug for StreamConfig {
             .field("server_id", &self.server_id)
             .field("heartbeat", &self.heartbeat)
             .field("confirm", &self.confirm)
+            .field("primaries", &self.primaries)
             .finish_non_exhaustive()
     }
 }
@@ -162,8 +202,9 @@ pub enum StreamState {
     Refused(String),
     /// The connection failed or was lost (the reason); reconnecting with backoff.
     Retrying(String),
-    /// Not streamed (the reason): a writable server, a primary, whose GTIDs routing does not
-    /// need; streamed once it is read-only (checked every second).
+    /// Not streamed (the reason): a writable server, a primary, while its binlog positions
+    /// are not wanted ([`StreamConfig::primaries`]); streamed once they are, or once it is
+    /// read-only (checked every second).
     Idle(String),
 }
 
@@ -199,6 +240,9 @@ pub struct StreamedServer {
     pub executed: Option<MariaPos>,
     /// The newest GTIDs its binlog sent; `None` unless streaming.
     pub streamed: Option<MariaPos>,
+    /// A writable server's: where the last transaction its binlog sent ends (`None` on a
+    /// read-only server, or until one ended since the stream started).
+    pub binlog: Option<StreamedBinlog>,
     /// GTID events received since the proxy started.
     pub gtid_events: u64,
     /// When `executed` last moved (or the state changed).
@@ -223,6 +267,7 @@ pub fn spawn_streams(
             state: StreamState::Connecting,
             executed: None,
             streamed: None,
+            binlog: None,
             gtid_events: 0,
             updated_at: now,
         })
@@ -246,7 +291,8 @@ pub fn spawn_streams(
 enum Ended {
     Refused(String),
     Lost(String),
-    /// The server became read-only or writable: start over at once.
+    /// The server became read-only or writable, or a primary's positions became wanted:
+    /// start over at once.
     Role,
 }
 
@@ -302,11 +348,26 @@ impl ServerStream {
         &self.config.servers[self.index].name
     }
 
+    /// While streaming: a replica's executed GTIDs; a primary's binlog position instead
+    /// (routing reads replicas' executed GTIDs only).
+    fn publish_streaming(
+        &self,
+        executed: &MariaPos,
+        streamed: &MariaPos,
+        groups: Option<&GroupTracker>,
+    ) {
+        match groups {
+            Some(g) => self.publish(StreamState::Streaming, None, Some(streamed), g.position()),
+            None => self.publish(StreamState::Streaming, Some(executed), Some(streamed), None),
+        }
+    }
+
     fn publish(
         &self,
         state: StreamState,
         executed: Option<&MariaPos>,
         streamed: Option<&MariaPos>,
+        binlog: Option<StreamedBinlog>,
     ) {
         let i = self.index;
         let events = self.gtid_events;
@@ -316,12 +377,14 @@ impl ServerStream {
             };
             let changed = s.state != state
                 || s.executed.as_ref() != executed
-                || s.streamed.as_ref() != streamed;
+                || s.streamed.as_ref() != streamed
+                || s.binlog != binlog;
             s.gtid_events = events;
             if changed {
                 s.state = state;
                 s.executed = executed.cloned();
                 s.streamed = streamed.cloned();
+                s.binlog = binlog;
                 s.updated_at = Instant::now();
             }
             changed
@@ -344,7 +407,7 @@ impl ServerStream {
                             "binlog streaming refused; this server's GTIDs come from polling only");
                         logged = Some(reason.clone());
                     }
-                    self.publish(StreamState::Refused(reason), None, None);
+                    self.publish(StreamState::Refused(reason), None, None, None);
                     REFUSED_RETRY
                 }
                 Ended::Role => {
@@ -360,7 +423,7 @@ impl ServerStream {
                             retry_in = ?backoff, "binlog stream lost; polling meanwhile");
                         logged = Some(reason.clone());
                     }
-                    self.publish(StreamState::Retrying(reason), None, None);
+                    self.publish(StreamState::Retrying(reason), None, None, None);
                     let w = backoff;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     w
@@ -404,16 +467,31 @@ impl ServerStream {
             return Ended::Refused("binary log is off (log_bin)".into());
         }
         let checksum = !col(2).eq_ignore_ascii_case("NONE");
-        // Only a read-only server (a replica) is streamed: routing uses executed GTIDs for
-        // replicas only, and a busy primary is spared the dump and the confirmations.
-        if !matches!(col(6).as_str(), "1" | "ON") {
+        // A writable server (a primary) is streamed only for where its transactions end in
+        // its binlog (the position modes); routing uses executed GTIDs of replicas only, so
+        // its GTIDs are not confirmed.
+        let writable = !matches!(col(6).as_str(), "1" | "ON");
+        if writable && !self.config.primaries.wanted() {
             self.publish(
-                StreamState::Idle("writable (a primary): not streamed while it is".into()),
+                StreamState::Idle(
+                    "writable (a primary): not streamed until a position mode is used".into(),
+                ),
+                None,
                 None,
                 None,
             );
             loop {
-                sleep(ROLE_CHECK).await;
+                let demand = &self.config.primaries;
+                let wanted = demand.changed.notified();
+                tokio::pin!(wanted);
+                wanted.as_mut().enable();
+                if demand.wanted() {
+                    return Ended::Role;
+                }
+                tokio::select! {
+                    () = sleep(ROLE_CHECK) => {}
+                    () = wanted => return Ended::Role,
+                }
                 match read_only(&mut dump).await {
                     Ok(true) => return Ended::Role,
                     Ok(false) => {}
@@ -447,10 +525,12 @@ impl ServerStream {
             Ok(Err(e)) => return Ended::from_backend("SET for the binlog dump", &e),
             Ok(Ok(_)) => {}
         }
-        let mut control = if self.config.confirm {
+        // A primary's stream also needs the control connection: for the role check.
+        let confirming = self.config.confirm && !writable;
+        let mut control = if confirming || writable {
             match login(&self.options).await {
                 Ok(l) => Some(l),
-                Err(e) => return Ended::from_backend("login (confirmation connection)", &e),
+                Err(e) => return Ended::from_backend("login (control connection)", &e),
             }
         } else {
             None
@@ -478,9 +558,10 @@ impl ServerStream {
         let mut next_confirm = Instant::now();
         let mut last_confirm = Instant::now();
         let mut next_role_check = Instant::now() + ROLE_CHECK;
-        if !self.config.confirm {
+        if !confirming {
             executed.merge_max(&streamed);
         }
+        let mut groups = writable.then(|| GroupTracker::new(streamed.clone()));
         loop {
             let mut moved = false;
             while let Some(frame) = framer.next(&mut buf) {
@@ -499,28 +580,34 @@ impl ServerStream {
                             streaming = true;
                             tracing::info!(server = %self.name(), server_id = self.config.server_id,
                                 "binlog streaming");
-                            self.publish(StreamState::Streaming, Some(&executed), Some(&streamed));
+                            self.publish_streaming(&executed, &streamed, groups.as_ref());
                         }
-                        match parse_event(&ev, checksum) {
+                        let (header, event) = match parse_event(&ev, checksum) {
                             Err(e) => return Ended::Lost(e.to_string()),
-                            Ok((_, Event::Gtid(g))) => {
+                            Ok(parsed) => parsed,
+                        };
+                        if let Some(g) = groups.as_mut() {
+                            moved |= g.event(&header, &event);
+                        }
+                        match event {
+                            Event::Gtid { gtid, .. } => {
                                 self.gtid_events += 1;
-                                moved |= streamed.insert(g);
+                                moved |= streamed.insert(gtid);
                             }
-                            Ok((_, Event::GtidList(list))) => {
+                            Event::GtidList(list) => {
                                 for g in list {
                                     moved |= streamed.insert(g);
                                 }
                             }
-                            Ok((_, Event::FormatDescription { checksum: alg })) => {
+                            Event::FormatDescription { checksum: alg } => {
                                 checksum = alg != CHECKSUM_OFF;
                             }
-                            Ok(_) => {}
+                            _ => {}
                         }
                     }
                 }
             }
-            if moved {
+            if moved && confirming {
                 pending = true;
                 retries = 0;
                 retry_gap = CONFIRM_RETRY_MIN;
@@ -530,8 +617,9 @@ impl ServerStream {
                 if Instant::now() >= next_role_check {
                     next_role_check = Instant::now() + ROLE_CHECK;
                     match read_only(control).await {
-                        Ok(false) => return Ended::Role, // promoted: a primary now
-                        Ok(true) => {}
+                        // Promoted (a primary now), or demoted (a replica now).
+                        Ok(ro) if ro == writable => return Ended::Role,
+                        Ok(_) => {}
                         Err(e) => return e,
                     }
                 }
@@ -558,12 +646,13 @@ impl ServerStream {
                     }
                     publish = true;
                 }
-            } else if moved {
+            }
+            if moved && !confirming {
                 executed.merge_max(&streamed);
                 publish = true;
             }
             if publish && streaming {
-                self.publish(StreamState::Streaming, Some(&executed), Some(&streamed));
+                self.publish_streaming(&executed, &streamed, groups.as_ref());
             }
             buf.compact();
             if buf.data.capacity() - buf.data.len() < 8 * 1024 {

@@ -43,6 +43,15 @@ async fn wait_for(
     }
 }
 
+/// Stops the streams and waits (at most 2 s) for their task to end.
+async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls_back() {
     let sb = blocking(|| Sandbox::for_test(2)).unwrap();
@@ -54,11 +63,8 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
     wait_for(
         &mut rx,
         Duration::from_secs(5),
-        "the replicas streaming, the primary (writable) idle",
-        |v| {
-            v[1..].iter().all(|s| s.state == StreamState::Streaming)
-                && matches!(v[0].state, StreamState::Idle(_))
-        },
+        "every server streaming",
+        |v| v.iter().all(|s| s.state == StreamState::Streaming),
     )
     .await;
 
@@ -66,7 +72,7 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
     // @@last_gtid. Every replica's confirmed (executed) position must reach it quickly.
     let app = &sb.users().app;
     let primary = sb.primary();
-    let mut conn = login(&LoginOptions {
+    let conn_options = LoginOptions {
         addr: format!("{}:{}", primary.host(), primary.port()),
         user: app.user.clone(),
         password: app.password.clone(),
@@ -76,6 +82,13 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
         connect_attrs: Vec::new(),
         connect_timeout: Duration::from_secs(2),
         max_packet: 1 << 24,
+    };
+    let mut conn = login(&conn_options).await.unwrap();
+    let mut monitor = login(&LoginOptions {
+        user: admin.user.clone(),
+        password: admin.password.clone(),
+        database: None,
+        ..conn_options.clone()
     })
     .await
     .unwrap();
@@ -90,6 +103,28 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
         let written = Instant::now();
         let gtid = conn.query_rows("SELECT @@last_gtid").await.unwrap();
         let gtid: MariaPos = gtid.scalar().unwrap().parse().unwrap();
+        // The primary's stream: where the write ends in its binlog, which is where the binlog
+        // ends now (nothing else writes); never its GTIDs as executed.
+        let v = wait_for(
+            &mut rx,
+            Duration::from_secs(2),
+            "the write's end in the primary's binlog",
+            |v| {
+                v[0].binlog
+                    .as_ref()
+                    .is_some_and(|b| b.through.contains(&gtid))
+            },
+        )
+        .await;
+        let status = monitor.query_rows("SHOW MASTER STATUS").await.unwrap();
+        let row = &status.rows[0];
+        let streamed = &v[0].binlog.as_ref().unwrap().pos;
+        assert_eq!(
+            (Some(streamed.file.clone()), Some(streamed.pos.to_string())),
+            (row[0].clone(), row[1].clone()),
+            "write {i}"
+        );
+        assert_eq!(v[0].executed, None);
         wait_for(
             &mut rx,
             Duration::from_secs(2),
@@ -119,11 +154,40 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
         |v| v[1].state == StreamState::Streaming,
     )
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(2), task)
-        .await
-        .unwrap()
-        .unwrap();
+    stop(shutdown, task).await;
+
+    // Primaries' positions not wanted: the primary stays idle (no dump thread on it) until
+    // they are.
+    let shutdown = CancellationToken::new();
+    let mut config = StreamConfig::new(servers(&sb), &admin.user, &admin.password);
+    let demand = std::sync::Arc::new(lagless_topology::PrimaryDemand::new(false));
+    config.primaries = demand.clone();
+    let (mut rx, task) = spawn_streams(config, shutdown.clone());
+    wait_for(
+        &mut rx,
+        Duration::from_secs(5),
+        "the replicas streaming, the primary (writable) idle",
+        |v| {
+            v[1..].iter().all(|s| s.state == StreamState::Streaming)
+                && matches!(v[0].state, StreamState::Idle(_))
+                && v[0].binlog.is_none()
+        },
+    )
+    .await;
+    let asked = Instant::now();
+    demand.want();
+    wait_for(
+        &mut rx,
+        Duration::from_secs(3),
+        "the primary streaming once its positions are wanted",
+        |v| v[0].state == StreamState::Streaming,
+    )
+    .await;
+    eprintln!(
+        "primary streaming {:?} after it was wanted",
+        asked.elapsed()
+    );
+    stop(shutdown, task).await;
 
     // The application account lacks REPLICATION SLAVE: every stream is refused, and says why.
     let shutdown = CancellationToken::new();
@@ -143,9 +207,5 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
     let reason = v[1].state.reason().unwrap();
     assert!(reason.contains("REPLICATION SLAVE"), "{reason}");
     assert!(v.iter().all(|s| s.executed.is_none()));
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(2), task)
-        .await
-        .unwrap()
-        .unwrap();
+    stop(shutdown, task).await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::consistency::Consistency;
 use crate::schema::{
     Balance, FailoverLock, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass,
-    UserRoute,
+    StreamPrimary, UserRoute,
 };
 
 /// Why a configuration was refused. Messages name the key.
@@ -84,6 +84,8 @@ pub struct Monitor {
     pub binlog_streaming: bool,
     /// The streams' replication server id (`None`: random).
     pub binlog_server_id: Option<u32>,
+    /// Whether streams also read writable servers (primaries), for write positions.
+    pub binlog_stream_primary: StreamPrimary,
 }
 
 /// `[consistency]`, validated.
@@ -362,6 +364,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             binlog_streaming: raw.monitor.binlog_streaming,
             binlog_server_id: (raw.monitor.binlog_server_id > 0)
                 .then_some(raw.monitor.binlog_server_id),
+            binlog_stream_primary: raw.monitor.binlog_stream_primary,
         },
         consistency: ConsistencyConfig {
             default: raw

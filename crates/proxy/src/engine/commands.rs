@@ -107,6 +107,7 @@ impl Engine {
             return self.reply_error(consts::PROXY_TRANSACTION_LOST, msg).await;
         }
         let c = classify(&sql, &self.tracked.lex);
+        self.await_write_position(&c).await;
         let plan = self.plan(&c);
         self.run(
             &c,

@@ -196,6 +196,10 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
                     .as_ref()
                     .and_then(|x| x.gtids.as_ref())
                     .map(ToString::to_string),
+                view.server(r)
+                    .streamed_binlog
+                    .as_ref()
+                    .map(|b| b.pos.to_string()),
             ]);
         }
     }
@@ -216,6 +220,7 @@ pub fn backends(engine: &super::Engine, now: tokio::time::Instant) -> TextResult
             "gtid_source",
             "binlog_stream",
             "executed_gtid",
+            "streamed_binlog_pos",
         ],
         rows,
     }
@@ -291,6 +296,14 @@ pub fn status(engine: &super::Engine) -> TextResult {
     let st = &engine.ctx.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
     let s = &engine.routing;
+    // Where the session's last write ends in the primary's binlog, as the position modes see
+    // it now.
+    let view = engine.ctx.cluster.view(tokio::time::Instant::now());
+    let write_pos = match view.write_position(s.cluster, &s.write) {
+        _ if s.write.gtids.is_empty() => "none".to_string(),
+        Some((p, source)) => format!("{p} ({})", source.name()),
+        None => "not known yet".to_string(),
+    };
     let pairs = [
         ("connections_active", n(&st.connections_active)),
         ("connections_accepted", n(&st.connections_accepted)),
@@ -319,6 +332,16 @@ pub fn status(engine: &super::Engine) -> TextResult {
                 })
                 .unwrap_or_else(|| "none".into()),
         ),
+        ("session_consistency", s.consistency.to_string()),
+        (
+            "session_write_gtids",
+            if s.write.gtids.is_empty() {
+                "none".to_string()
+            } else {
+                s.write.gtids.to_string()
+            },
+        ),
+        ("session_write_binlog_pos", write_pos),
     ];
     TextResult {
         columns: vec!["variable", "value"],

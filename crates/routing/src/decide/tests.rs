@@ -453,3 +453,117 @@ proptest! {
         }
     }
 }
+
+/// A model of one primary's binlog: the transaction with sequence number `n` ends at byte
+/// `100 * n` of `bin.000001`.
+fn binlog_at(seq: u64) -> crate::consistency::BinlogPos {
+    crate::consistency::BinlogPos {
+        file: "bin.000001".into(),
+        pos: 100 * seq,
+    }
+}
+
+/// The primary's binlog stream saw up to `streamed` (None: no stream); replica `i` executed up
+/// to `applied[i]` by the polls (positions only: no GTIDs known).
+fn view_with_binlog(w: &mut World, streamed: Option<u64>, applied: &[u64]) {
+    let mut i = 0;
+    for s in &mut w.view.clusters[0].servers {
+        if s.role == Role::Replica {
+            s.replica = Some(crate::consistency::ReplicaState {
+                gtids: None,
+                exec: Some(binlog_at(applied[i % applied.len()])),
+                seconds_behind: Some(0),
+                heartbeat_lag_ms: None,
+                caught_up: None,
+            });
+            i += 1;
+        } else {
+            s.streamed_binlog = streamed.map(|seq| crate::consistency::StreamedBinlog {
+                pos: binlog_at(seq),
+                through: format!("0-1-{seq}").parse().unwrap(),
+            });
+        }
+    }
+}
+
+#[test]
+fn position_modes_take_the_writes_position_from_the_primarys_binlog_stream() {
+    use lagless_config::Consistency as C;
+    use std::time::Duration;
+    for m in [C::Position, C::PosWait(Duration::from_millis(100))] {
+        // The stream saw the write end (seq 5 at byte 500); one replica executed past it.
+        let mut w = world(false);
+        view_with_binlog(&mut w, Some(6), &[7, 2]);
+        w.session.consistency = m;
+        w.session.record_write("0-1-5", 0);
+        let plan = w.plan("SELECT v FROM t WHERE id = 1");
+        assert_eq!(w.view.server(plan.server).role, Role::Replica, "{m}");
+        if plan.check == ReplicaCheck::None {
+            let exec = w
+                .view
+                .server(plan.server)
+                .replica
+                .as_ref()
+                .unwrap()
+                .exec
+                .clone();
+            assert_eq!(exec, Some(binlog_at(7)), "{m}");
+        }
+        // Not streamed yet and never polled since the write: the primary.
+        view_with_binlog(&mut w, Some(4), &[7, 7]);
+        let plan = w.plan("SELECT v FROM t WHERE id = 1");
+        assert_eq!(w.view.server(plan.server).role, Role::Primary, "{m}");
+        view_with_binlog(&mut w, None, &[7, 7]);
+        let plan = w.plan("SELECT v FROM t WHERE id = 1");
+        assert_eq!(w.view.server(plan.server).role, Role::Primary, "{m}");
+        // A causal token (GTIDs, no write time): placed by the stream alone.
+        let mut w = world(false);
+        w.session.consistency = m;
+        w.session.require(&"0-1-5".parse().unwrap());
+        view_with_binlog(&mut w, None, &[7, 7]);
+        let plan = w.plan("SELECT v FROM t WHERE id = 1");
+        assert_eq!(w.view.server(plan.server).role, Role::Primary, "{m}");
+        view_with_binlog(&mut w, Some(5), &[7, 7]);
+        let plan = w.plan("SELECT v FROM t WHERE id = 1");
+        assert_eq!(w.view.server(plan.server).role, Role::Replica, "{m}");
+        assert_eq!(plan.check, ReplicaCheck::None, "{m}");
+    }
+}
+
+proptest! {
+    /// Position modes with the write's position from the primary's stream: an unchecked read
+    /// on a replica only where the replica executed past the write's end, and a
+    /// MASTER_POS_WAIT never for a position before it.
+    #[test]
+    fn position_modes_never_plan_a_replica_short_of_the_write(
+        pos_wait in any::<bool>(),
+        written in 1u64..6,
+        streamed in proptest::option::of(0u64..8),
+        applied in proptest::collection::vec(0u64..8, 2),
+    ) {
+        let mut w = world(false);
+        view_with_binlog(&mut w, streamed, &applied);
+        w.session.consistency = if pos_wait {
+            lagless_config::Consistency::PosWait(std::time::Duration::from_millis(100))
+        } else {
+            lagless_config::Consistency::Position
+        };
+        w.session.record_write(&format!("0-1-{written}"), 0);
+        let plan = w.plan("SELECT v FROM t WHERE id = 1");
+        let server = w.view.server(plan.server);
+        if server.role == Role::Replica {
+            match &plan.check {
+                ReplicaCheck::None => {
+                    let exec = server.replica.as_ref().and_then(|r| r.exec.as_ref()).unwrap();
+                    prop_assert!(exec.pos >= 100 * written, "{exec:?} short of {written}");
+                }
+                ReplicaCheck::PosWait { pos, .. } => prop_assert!(pos.pos >= 100 * written),
+                other => prop_assert!(false, "unexpected check {other:?}"),
+            }
+        }
+        // Once the stream has the write and a replica executed past it, a replica serves.
+        if streamed.is_some_and(|s| s >= written) && applied.iter().any(|&a| a >= streamed.unwrap_or(0)) {
+            prop_assert_eq!(server.role, Role::Replica);
+        }
+    }
+}

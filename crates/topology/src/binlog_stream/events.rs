@@ -1,6 +1,7 @@
 //! Pure parts of the binlog stream: framing of the dump connection's packets (skipping large
 //! row events without buffering them), binlog event headers, the events the stream uses
-//! (MariaDB GTID 0xA2, GTID list 0xA3, format description, rotate, heartbeat) and CRC32
+//! (MariaDB GTID 0xA2, GTID list 0xA3, format description, rotate, heartbeat, and the XID and
+//! query events that end a transaction's event group) and CRC32
 //! checksums. No I/O.
 
 use lagless_routing::gtid::MariaGtid;
@@ -9,6 +10,7 @@ use lagless_routing::gtid::MariaGtid;
 /// next position u32, flags u16.
 pub const HEADER_LEN: usize = 19;
 
+pub const QUERY_EVENT: u8 = 0x02;
 pub const ROTATE_EVENT: u8 = 0x04;
 pub const FORMAT_DESCRIPTION_EVENT: u8 = 0x0f;
 pub const XID_EVENT: u8 = 0x10;
@@ -19,6 +21,12 @@ pub const BINLOG_CHECKPOINT_EVENT: u8 = 0xa1;
 pub const GTID_EVENT: u8 = 0xa2;
 /// MariaDB: the binlog state (one GTID per domain and server) at the start of a binlog file.
 pub const GTID_LIST_EVENT: u8 = 0xa3;
+/// GTID event flag: the group is this event and one more (a DDL or other statement that is
+/// not part of a transaction), with no XID or COMMIT to end it.
+pub const FL_STANDALONE: u8 = 0x01;
+/// Header flag of events the server made up for the dump (the first rotate, ...): their
+/// `log_pos` is not a place in the binlog.
+pub const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 
 /// Checksum algorithm byte of a format description event.
 pub const CHECKSUM_OFF: u8 = 0;
@@ -59,8 +67,14 @@ impl EventHeader {
 /// What the stream makes of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A transaction's GTID (domain from the event, server id from the header).
-    Gtid(MariaGtid),
+    /// A transaction's GTID (domain from the event, server id from the header), which starts
+    /// its event group; `standalone`: the group is this event and the one after it.
+    Gtid { gtid: MariaGtid, standalone: bool },
+    /// A transaction's commit (the end of its group).
+    Xid,
+    /// A statement; `ends_group` when it is `COMMIT` or `ROLLBACK` (a group of
+    /// non-transactional changes ends so).
+    Query { ends_group: bool },
     /// The binlog state: one GTID per (domain, server) that appeared in earlier binlogs.
     GtidList(Vec<MariaGtid>),
     /// The checksum algorithm of the binlog the events that follow come from.
@@ -140,8 +154,12 @@ pub fn parse_event(ev: &[u8], checksum: bool) -> Result<(EventHeader, Event), Ev
             // seq_no u64, domain_id u32, flags u8, then optional fields.
             let seq = u64_le(body, 0).ok_or_else(truncated)?;
             let domain = u32_le(body, 8).ok_or_else(truncated)?;
+            let flags = *body.get(12).ok_or_else(truncated)?;
             verify()?;
-            Event::Gtid(MariaGtid::new(domain, header.server_id, seq))
+            Event::Gtid {
+                gtid: MariaGtid::new(domain, header.server_id, seq),
+                standalone: flags & FL_STANDALONE != 0,
+            }
         }
         GTID_LIST_EVENT => {
             // count u32 (low 28 bits; the high 4 are flags), then count x (domain u32,
@@ -170,6 +188,26 @@ pub fn parse_event(ev: &[u8], checksum: bool) -> Result<(EventHeader, Event), Ev
             Event::Rotate { file, position }
         }
         HEARTBEAT_LOG_EVENT => Event::Heartbeat,
+        XID_EVENT => Event::Xid,
+        QUERY_EVENT => {
+            // thread_id u32, exec_time u32, schema length u8, error code u16, status-variables
+            // length u16, status variables, schema, 0x00, then the statement.
+            let schema_len = usize::from(*body.get(8).ok_or_else(truncated)?);
+            let vars_len = usize::from(u16::from_le_bytes(
+                body.get(11..13)
+                    .ok_or_else(truncated)?
+                    .try_into()
+                    .unwrap_or([0; 2]),
+            ));
+            let text = body
+                .get(13 + vars_len + schema_len + 1..)
+                .ok_or_else(truncated)?;
+            verify()?;
+            let word = |w: &[u8]| text.trim_ascii().eq_ignore_ascii_case(w);
+            Event::Query {
+                ends_group: word(b"COMMIT") || word(b"ROLLBACK"),
+            }
+        }
         other => Event::Other(other),
     };
     Ok((header, event))
@@ -265,6 +303,8 @@ fn parsed_type(t: u8) -> bool {
     matches!(
         t,
         GTID_EVENT
+            | XID_EVENT
+            | QUERY_EVENT
             | GTID_LIST_EVENT
             | FORMAT_DESCRIPTION_EVENT
             | ROTATE_EVENT

@@ -1,6 +1,7 @@
 use lagless_routing::gtid::MariaGtid;
 
 use super::events::*;
+use super::groups::GroupTracker;
 
 /// An event: header (server id, type) + body, with a CRC32 trailer when `crc`.
 fn event(event_type: u8, server_id: u32, body: &[u8], crc: bool) -> Vec<u8> {
@@ -57,7 +58,13 @@ fn parses_a_gtid_event_with_and_without_checksum() {
         assert_eq!(h.event_type, GTID_EVENT);
         assert_eq!(h.server_id, 7);
         assert_eq!(h.log_pos, 1234);
-        assert_eq!(e, Event::Gtid(MariaGtid::new(3, 7, 123_456_789_012)));
+        assert_eq!(
+            e,
+            Event::Gtid {
+                gtid: MariaGtid::new(3, 7, 123_456_789_012),
+                standalone: true
+            }
+        );
     }
 }
 
@@ -138,8 +145,8 @@ fn rotate_heartbeat_and_others() {
     )
     .unwrap();
     assert_eq!(e, Event::Heartbeat);
-    let (_, e) = parse_event(&event(XID_EVENT, 1, &9u64.to_le_bytes(), true), true).unwrap();
-    assert_eq!(e, Event::Other(XID_EVENT));
+    let (_, e) = parse_event(&event(0x13, 1, &9u64.to_le_bytes(), true), true).unwrap();
+    assert_eq!(e, Event::Other(0x13)); // TABLE_MAP: not parsed
 }
 
 #[test]
@@ -205,4 +212,136 @@ fn framer_skips_a_split_packet_and_its_continuations() {
         assert!(buf.data.len() <= 1 << 20, "skipped bytes are not kept");
     }
     assert_eq!(frames, vec![Frame::Skipped(0x17), Frame::Event(gtid)]);
+}
+
+/// A query event's body: thread id, exec time, schema length, error code, status variables
+/// (3 bytes here), schema "app", 0x00, the statement.
+fn query_body(sql: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&9u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.push(3);
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&3u16.to_le_bytes());
+    b.extend_from_slice(&[0, 1, 2]);
+    b.extend_from_slice(b"app\0");
+    b.extend_from_slice(sql.as_bytes());
+    b
+}
+
+#[test]
+fn a_query_event_ends_a_group_only_as_commit_or_rollback() {
+    for crc in [false, true] {
+        for (sql, ends) in [
+            ("COMMIT", true),
+            (" rollback ", true),
+            ("INSERT INTO t VALUES (1)", false),
+            ("BEGIN", false),
+            ("COMMIT_LOG", false),
+        ] {
+            let ev = event(QUERY_EVENT, 1, &query_body(sql), crc);
+            let (_, e) = parse_event(&ev, crc).unwrap();
+            assert_eq!(e, Event::Query { ends_group: ends }, "{sql}");
+        }
+    }
+    // Status variables longer than the event: an error, not a panic.
+    let mut lying = query_body("COMMIT");
+    lying[11] = 0xff;
+    assert!(parse_event(&event(QUERY_EVENT, 1, &lying, false), false).is_err());
+    assert_eq!(
+        parse_event(&event(XID_EVENT, 1, &7u64.to_le_bytes(), true), true)
+            .unwrap()
+            .1,
+        Event::Xid
+    );
+}
+
+/// An event header at `end` (the position after the event), `size` bytes long.
+fn at(event_type: u8, end: u32, size: u32, artificial: bool) -> EventHeader {
+    EventHeader {
+        timestamp: 0,
+        event_type,
+        server_id: 1,
+        event_size: size,
+        log_pos: end,
+        flags: if artificial {
+            LOG_EVENT_ARTIFICIAL_F
+        } else {
+            0
+        },
+    }
+}
+
+fn gtid(seq: u64, standalone: bool) -> Event {
+    Event::Gtid {
+        gtid: MariaGtid::new(0, 1, seq),
+        standalone,
+    }
+}
+
+fn rotate(file: &str) -> Event {
+    Event::Rotate {
+        file: file.into(),
+        position: 4,
+    }
+}
+
+#[test]
+fn the_group_tracker_publishes_where_each_transaction_ends() {
+    let before: lagless_routing::gtid::MariaPos = "0-1-10".parse().unwrap();
+    let mut t = GroupTracker::new(before);
+    // The dump's first, made-up rotate names the file; nothing ended yet.
+    assert!(!t.event(&at(ROTATE_EVENT, 0, 40, true), &rotate("bin.000003")));
+    assert_eq!(t.position(), None);
+    // A transaction: GTID, rows (skipped, never seen), XID.
+    assert!(!t.event(&at(GTID_EVENT, 1100, 40, false), &gtid(11, false)));
+    assert!(!t.event(
+        &at(QUERY_EVENT, 1200, 100, false),
+        &Event::Query { ends_group: false }
+    ));
+    assert_eq!(
+        t.position(),
+        None,
+        "a statement inside a transaction ends nothing"
+    );
+    assert!(t.event(&at(XID_EVENT, 1500, 31, false), &Event::Xid));
+    let p = t.position().unwrap();
+    assert_eq!((p.pos.file.as_str(), p.pos.pos), ("bin.000003", 1500));
+    assert_eq!(p.through.to_string(), "0-1-11");
+    // A standalone group (DDL): ends with its one statement.
+    assert!(!t.event(&at(GTID_EVENT, 1540, 40, false), &gtid(12, true)));
+    assert!(t.event(
+        &at(QUERY_EVENT, 1700, 160, false),
+        &Event::Query { ends_group: false }
+    ));
+    assert_eq!(t.position().unwrap().pos.pos, 1700);
+    // Non-transactional changes: a COMMIT query ends the group.
+    t.event(&at(GTID_EVENT, 1740, 40, false), &gtid(13, false));
+    t.event(
+        &at(QUERY_EVENT, 1800, 60, false),
+        &Event::Query { ends_group: false },
+    );
+    assert!(t.event(
+        &at(QUERY_EVENT, 1850, 50, false),
+        &Event::Query { ends_group: true }
+    ));
+    assert_eq!(t.position().unwrap().through.to_string(), "0-1-13");
+    // An end the tracker does not recognise (XA PREPARE): found where the next group starts,
+    // not earlier.
+    t.event(&at(GTID_EVENT, 1890, 40, false), &gtid(14, false));
+    assert!(!t.event(&at(0xa6, 2000, 110, false), &Event::Other(0xa6)));
+    assert_eq!(t.position().unwrap().through.to_string(), "0-1-13");
+    assert!(t.event(&at(GTID_EVENT, 2040, 40, false), &gtid(15, false)));
+    let p = t.position().unwrap();
+    assert_eq!((p.pos.pos, p.through.to_string()), (2000, "0-1-14".into()));
+    // A real rotate closes the file; the next file's positions follow it.
+    assert!(t.event(&at(ROTATE_EVENT, 2100, 60, false), &rotate("bin.000004")));
+    assert_eq!(t.position().unwrap().pos.pos, 2100);
+    t.event(&at(GTID_EVENT, 400, 40, false), &gtid(16, false));
+    assert!(t.event(&at(XID_EVENT, 600, 31, false), &Event::Xid));
+    let p = t.position().unwrap();
+    assert_eq!((p.pos.file.as_str(), p.pos.pos), ("bin.000004", 600));
+    // Heartbeats and made-up events move nothing.
+    assert!(!t.event(&at(HEARTBEAT_LOG_EVENT, 600, 30, true), &Event::Heartbeat));
+    assert!(!t.event(&at(XID_EVENT, 0, 31, false), &Event::Xid));
 }
