@@ -30,7 +30,10 @@
 #                        default), disable = text protocol; "disable auto" runs both
 #   TARGETS="direct lagless haproxy"   direct = the primary; lagless = Lagless with the
 #                        consistency LAGLESS_CONSISTENCY; haproxy = HAProxy TCP mode in front of
-#                        the primary. When lagless is listed, oltp_read_write* tests also run
+#                        the primary; lagless_nomux (not by default) = a second Lagless process,
+#                        the same config but `[pool] multiplex = false` and no per-server cap
+#                        (POOL_TOML and POOL_MAX_PER_SERVER apply to lagless only), for the
+#                        gain of multiplexing. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -65,6 +68,11 @@
 #   LAGLESS_BIN=         use this lagless binary instead of `cargo build --release -p lagless`
 #   BENCH_DIR=target/bench-sandbox   the sandbox, proxy config, logs
 #   BASE_PORT=3410 (primary; replicas 3411, 3412)  LAGLESS_PORT=6043  HAPROXY_PORT=6044
+#   NOMUX_PORT=6045 (lagless_nomux)
+#
+# Every run through a proxy also records the proxy's peak number of established connections to
+# the servers' ports (sampled with `ss -tnp` every 0.5 s during the run): its backend
+# connections, the monitor's included.
 #   LAGLESS_LOG=info     the proxy's log filter
 #
 # Builds `cargo build --release -p lagless`; starts its own sandbox (1 primary + 2 replicas),
@@ -106,6 +114,7 @@ BENCH_DIR=${BENCH_DIR:-target/bench-sandbox}
 BASE_PORT=${BASE_PORT:-3410}
 LAGLESS_PORT=${LAGLESS_PORT:-6043}
 HAPROXY_PORT=${HAPROXY_PORT:-6044}
+NOMUX_PORT=${NOMUX_PORT:-6045}
 REPLICAS=2
 HOST=127.0.0.1
 APP_USER=app
@@ -117,7 +126,7 @@ PY=$ROOT/.venv/bin/python
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT CPU_PERIOD_US \
+for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT CPU_PERIOD_US \
   GTID_WAIT_MS CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
@@ -134,14 +143,15 @@ for m in $PS_MODES $QUOTA_PS_MODE; do
   [[ $m == auto || $m == disable ]] || die "PS_MODES must be auto and/or disable, not '$m'"
 done
 for t in $TARGETS; do
-  [[ $t =~ ^(direct|lagless|haproxy)$ ]] || die "TARGETS: direct, lagless, haproxy, not '$t'"
+  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux)$ ]] \
+    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, not '$t'"
 done
 for t in $TESTS $QUOTA_TEST; do
   [[ $t =~ ^oltp_[a-z_]+(\+[a-z_]+(=[A-Za-z0-9_]+)?)*$ ]] || die "not a sysbench test spec: '$t'"
 done
 [[ -z $CPU_QUOTA || $CPU_QUOTA =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] \
   || die "CPU_QUOTA must be a number of cores (e.g. 0.5), not '$CPU_QUOTA'"
-for p in $BASE_PORT $LAGLESS_PORT $HAPROXY_PORT; do
+for p in $BASE_PORT $LAGLESS_PORT $HAPROXY_PORT $NOMUX_PORT; do
   [ "$p" != 3306 ] || die "port 3306 is not ours to use"
 done
 [ -n "$TESTS$CPU_QUOTA" ] || [ "$CONNECT" -gt 0 ] || [ "$IDLE" -gt 0 ] \
@@ -241,6 +251,7 @@ DATE=$(date -u +%Y%m%d-%H%M%S)
 
 PROXY_PID=""
 HAPROXY_PID=""
+NOMUX_PID=""
 SANDBOX_STARTED=""
 cleaned=""
 CG_DIRS=()    # cgroups we created
@@ -299,6 +310,7 @@ cleanup() {
   trap - INT TERM
   stop_pid "$PROXY_PID" lagless
   stop_pid "$HAPROXY_PID" haproxy
+  stop_pid "$NOMUX_PID" lagless_nomux
   if [ -n "$SANDBOX_STARTED" ]; then
     "$LAGLESS" --log warn sandbox down --dir "$SANDBOX" >/dev/null 2>&1 \
       || log "could not stop the sandbox: lagless sandbox down --dir $SANDBOX"
@@ -324,8 +336,8 @@ if [ -n "$CPU_QUOTA" ]; then
     if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi
   done
 fi
-for p in $(seq "$BASE_PORT" $((BASE_PORT + REPLICAS))) "$LAGLESS_PORT" "$HAPROXY_PORT"; do
-  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT"; fi
+for p in $(seq "$BASE_PORT" $((BASE_PORT + REPLICAS))) "$LAGLESS_PORT" "$HAPROXY_PORT" "$NOMUX_PORT"; do
+  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT"; fi
 done
 
 wait_port() { # port pid name
@@ -395,6 +407,19 @@ log "starting lagless on $HOST:$LAGLESS_PORT (consistency $LAGLESS_CONSISTENCY; 
 PROXY_PID=$!
 wait_port "$LAGLESS_PORT" "$PROXY_PID" lagless
 
+if [[ " $TARGETS " == *" lagless_nomux "* ]]; then
+  # The same servers, users and consistency; multiplexing off, no cap, no admin port.
+  BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY BENCH_MAX_CONNECTIONS=$LAGLESS_MAX_CONNECTIONS \
+    python3 scripts/bench/report.py config "$WORK/status.json" "$WORK/passwd.txt" "$HOST:$NOMUX_PORT" \
+    >"$WORK/lagless-nomux.toml"
+  printf '\n[pool]\nmultiplex = false\nmax_per_server = 0\n\n[admin]\nenabled = false\n' \
+    >>"$WORK/lagless-nomux.toml"
+  log "starting lagless_nomux on $HOST:$NOMUX_PORT (multiplex = false)"
+  "$LAGLESS" --config "$WORK/lagless-nomux.toml" --log "${LAGLESS_LOG:-info}" >"$WORK/lagless-nomux.log" 2>&1 &
+  NOMUX_PID=$!
+  wait_port "$NOMUX_PORT" "$NOMUX_PID" lagless_nomux
+fi
+
 # --- haproxy -----------------------------------------------------------------------------------
 sed -e "s|@LISTEN@|$HOST:$HAPROXY_PORT|" -e "s|@BACKEND@|$HOST:$BASE_PORT|" \
   -e "s|@PIDFILE@|$WORK/haproxy.pid|" -e "s|@MAXCONN@|$HAPROXY_MAXCONN|" \
@@ -406,10 +431,11 @@ HAPROXY_PID=$!
 wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
 
 declare -A PORT=([direct]=$BASE_PORT [lagless]=$LAGLESS_PORT [lagless_gtid_wait]=$LAGLESS_PORT
-  [haproxy]=$HAPROXY_PORT)
-declare -A PID=([direct]="" [lagless]=$PROXY_PID [lagless_gtid_wait]=$PROXY_PID [haproxy]=$HAPROXY_PID)
+  [haproxy]=$HAPROXY_PORT [lagless_nomux]=$NOMUX_PORT)
+declare -A PID=([direct]="" [lagless]=$PROXY_PID [lagless_gtid_wait]=$PROXY_PID [haproxy]=$HAPROXY_PID
+  [lagless_nomux]=$NOMUX_PID)
 declare -A USR=([direct]=$APP_USER [lagless]=$APP_USER [lagless_gtid_wait]=$GW_USER
-  [haproxy]=$APP_USER)
+  [haproxy]=$APP_USER [lagless_nomux]=$APP_USER)
 read -r -a TARGET_LIST <<<"$TARGETS"
 ALL_TARGETS=("${TARGET_LIST[@]}")
 if [[ " $TARGETS " == *" lagless "* && " $TESTS " == *" oltp_read_write"* ]]; then
@@ -442,6 +468,18 @@ cpu_ticks() {
   echo $((f[11] + f[12]))    # fields 14 and 15
 }
 peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# A proxy's established connections to the servers, sampled until killed; the peak goes to
+# the file. (Counted from the proxy's side: the servers' own counters would also count the
+# other proxies' idle pooled connections.)
+sample_backend_conns() { # pid out-file
+  local n max=0
+  while true; do
+    n=$(ss -Htnp state established "( dport >= :$BASE_PORT and dport <= :$((BASE_PORT + REPLICAS)) )" \
+      2>/dev/null | grep -c "pid=$1,") || true
+    [ "${n:-0}" -le "$max" ] || { max=$n; echo "$max" >"$2"; }
+    sleep 0.5
+  done
+}
 
 # TEST+OPT+OPT2=V → the sysbench test name and its extra options.
 sb_test_args() {
@@ -461,7 +499,7 @@ NOFILE_NOW=$(ulimit -n)
 export BENCH_DATE=$DATE BENCH_HAPROXY=$HAPROXY BENCH_MARIADB_VERSION=$MARIADB_VERSION \
   BENCH_TESTS="$TESTS" BENCH_THREADS="$THREADS" BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS \
   BENCH_WARMUP=$WARMUP BENCH_TABLES=$TABLES BENCH_TABLE_SIZE=$TABLE_SIZE BENCH_BASE_PORT=$BASE_PORT \
-  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_PS_MODES="$PS_MODES" \
+  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PS_MODES="$PS_MODES" \
   BENCH_TARGETS="${ALL_TARGETS[*]}" BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY \
   BENCH_GTID_WAIT_MS=$GTID_WAIT_MS BENCH_CPU_QUOTA=$CPU_QUOTA BENCH_QUOTA_TEST=$QUOTA_TEST \
   BENCH_QUOTA_THREADS="$QUOTA_THREADS" BENCH_QUOTA_PS_MODE=$QUOTA_PS_MODE BENCH_CONNECT=$CONNECT \
@@ -487,13 +525,18 @@ total=0
 # One sysbench run against one target, recorded in $RUNS.
 run_one() { # phase round test-spec ps-mode threads target
   local phase=$1 round=$2 spec=$3 ps=$4 threads=$5 t=$6
-  local out pid before="" after="" hwm="" start end code=0 wall qps
+  local out pid before="" after="" hwm="" start end code=0 wall qps conns="" sampler=""
   local -a sb
   mapfile -t sb < <(sb_test_args "$spec")
   n=$((n + 1))
   out=$WORK/logs/$phase-r$round-$spec-$ps-$threads-$t.log
   pid=${PID[$t]}
-  [ -z "$pid" ] || before=$(cpu_ticks "$pid")
+  if [ -n "$pid" ]; then
+    before=$(cpu_ticks "$pid")
+    : >"$out.conns"
+    sample_backend_conns "$pid" "$out.conns" &
+    sampler=$!
+  fi
   start=$(date +%s.%N)
   sysbench "${sb[0]}" "${sb[@]:1}" "${sb_common[@]}" --mysql-user="${USR[$t]}" \
     --mysql-port="${PORT[$t]}" --threads="$threads" --db-ps-mode="$ps" \
@@ -505,9 +548,14 @@ run_one() { # phase round test-spec ps-mode threads target
     after=$(cpu_ticks "$pid")
     hwm=$(peak_rss_kb "$pid")
   fi
+  if [ -n "$sampler" ]; then
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    conns=$(cat "$out.conns")
+  fi
   wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$spec" "$ps" \
-    "$threads" "$t" "${PORT[$t]}" "$out" "$code" "$wall" "$before" "$after" "$hwm" >>"$RUNS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$spec" "$ps" \
+    "$threads" "$t" "${PORT[$t]}" "$out" "$code" "$wall" "$before" "$after" "$hwm" "$conns" >>"$RUNS"
   qps=$(sed -n 's/^ *queries: *[0-9]* *(\([0-9.]*\) per sec.*/\1/p' "$out")
   log "[$n/$total] $phase round $round $spec ps=$ps $threads threads $t: ${qps:-FAILED (exit $code, $out)} qps"
 }

@@ -13,9 +13,10 @@
 
 RUNS_TSV has one line per sysbench run, tab-separated:
   phase round test ps_mode threads target port log exit_code wall_s cpu_ticks_before
-  cpu_ticks_after hwm_kb
-(phase: main, or quota for the CPU-quota'd read-scaling runs; the last three are empty for the
-direct runs: no process of ours is in the path). QUOTA_TSV has one line per server:
+  cpu_ticks_after hwm_kb [backend_conns]
+(phase: main, or quota for the CPU-quota'd read-scaling runs; the last four are empty for the
+direct runs: no process of ours is in the path; backend_conns is the proxy's peak of
+established connections to the servers, sampled every 0.5 s). QUOTA_TSV has one line per server:
   name pid cgroup quota_us period_us nr_periods nr_throttled throttled_ms
 """
 
@@ -148,8 +149,10 @@ def read_runs(runs_path, clk):
         for line in f:
             if not line.strip():
                 continue
+            fields = line.rstrip("\n").split("\t")
             (phase, rnd, test, ps, threads, target, port, log, code, wall, before, after,
-             hwm) = line.rstrip("\n").split("\t")
+             hwm) = fields[:13]
+            conns = fields[13] if len(fields) > 13 else ""
             with open(log, errors="replace") as lf:
                 parsed = parse_sysbench(lf.read())
             run = {
@@ -163,6 +166,7 @@ def read_runs(runs_path, clk):
                 "log": log,
                 "exit_code": int(code),
                 "wall_s": float(wall),
+                "proxy_backend_connections_peak": int(conns) if conns else None,
             }
             run.update(parsed)
             run["ok"] = run["exit_code"] == 0 and "qps" in run
@@ -229,6 +233,10 @@ def summarise(runs, meta):
                 "proxy_peak_rss_kb_max": max(
                     (r["proxy_peak_rss_kb"] for r in ok if r.get("proxy_peak_rss_kb")),
                     default=None),
+                "proxy_backend_connections_peak_max": max(
+                    (r["proxy_backend_connections_peak"] for r in ok
+                     if r.get("proxy_backend_connections_peak") is not None),
+                    default=None),
             }
         )
     return summary
@@ -236,12 +244,12 @@ def summarise(runs, meta):
 
 RUN_HEADER = (
     "| round | test | PS | threads | target | QPS | vs direct | p50 µs | p95 µs | p99 µs "
-    "| proxy CPU µs/query | proxy CPU % | peak RSS MiB | ignored errors |"
+    "| proxy CPU µs/query | proxy CPU % | peak RSS MiB | backend conns | ignored errors |"
 )
 
 
 def run_rows(runs):
-    md = [RUN_HEADER, "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    md = [RUN_HEADER, "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         lat = r.get("latency_us", {})
         rss = r.get("proxy_peak_rss_kb")
@@ -254,6 +262,7 @@ def run_rows(runs):
             f"| {fmt(r.get('proxy_cpu_us_per_query'), '{:.1f}')} "
             f"| {fmt(r.get('proxy_cpu_pct_of_one_core'), '{:.0f}')} "
             f"| {fmt(None if rss is None else rss / 1024, '{:.1f}')} "
+            f"| {fmt(r.get('proxy_backend_connections_peak'))} "
             f"| {fmt(r.get('errors'))} |"
         )
     return md
@@ -262,8 +271,8 @@ def run_rows(runs):
 def summary_rows(summary):
     md = [
         "| test | PS | threads | target | QPS median (min–max) | vs direct | p50 µs | p95 µs "
-        "| p99 µs | proxy CPU µs/query | peak RSS MiB |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| p99 µs | proxy CPU µs/query | peak RSS MiB | backend conns |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
         rss = s["proxy_peak_rss_kb_max"]
@@ -274,7 +283,8 @@ def summary_rows(summary):
             f"| {fmt(s['p50_us_median'], '{:.0f}')} | {fmt(s['p95_us_median'], '{:.0f}')} "
             f"| {fmt(s['p99_us_median'], '{:.0f}')} "
             f"| {fmt(s['proxy_cpu_us_per_query_median'], '{:.1f}')} "
-            f"| {fmt(None if rss is None else rss / 1024, '{:.1f}')} |"
+            f"| {fmt(None if rss is None else rss / 1024, '{:.1f}')} "
+            f"| {fmt(s['proxy_backend_connections_peak_max'])} |"
         )
     return md
 
@@ -355,7 +365,9 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "inside BEGIN...COMMIT, which sysbench's oltp_read_only and oltp_read_write use unless "
         "+skip_trx, on the primary); lagless_gtid_wait = the same proxy, a user with consistency "
         f"`gtid_wait({p['gtid_wait_ms']})` (oltp_read_write only); haproxy = HAProxy in TCP mode "
-        "in front of the primary. Everything (servers, proxies, sysbench) shares this machine's "
+        "in front of the primary; lagless_nomux = a second Lagless process with `[pool] multiplex "
+        "= false` and no per-server cap (each client session keeps its own backend connection). "
+        "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
     if main_runs:
@@ -373,7 +385,10 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "16 statements for oltp_read_only, 18 for oltp_read_write), percentiles from sysbench's "
         "histogram (µs; its logarithmic buckets are about 2% wide); proxy CPU is utime+stime of "
         "the proxy process (lagless or haproxy) over the run, per query and as % of one core; "
-        "peak RSS is the proxy's VmHWM after the run (since the proxy started)"
+        "peak RSS is the proxy's VmHWM after the run (since the proxy started); backend conns is "
+        "the proxy's peak number of established connections to the 3 servers during the run "
+        "(sampled every 0.5 s with ss; the monitor's included; for direct, sysbench's own "
+        "connections are its thread count)"
     )
     if main_runs:
         md.append("")
@@ -553,7 +568,8 @@ def cmd_meta():
             "gtid_wait_ms": int(env["BENCH_GTID_WAIT_MS"]),
             "ports": {"direct": int(env["BENCH_BASE_PORT"]),
                       "lagless": int(env["BENCH_LAGLESS_PORT"]),
-                      "haproxy": int(env["BENCH_HAPROXY_PORT"])},
+                      "haproxy": int(env["BENCH_HAPROXY_PORT"]),
+                      "lagless_nomux": int(env.get("BENCH_NOMUX_PORT") or 0)},
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),
             "quota_threads": [int(t) for t in env.get("BENCH_QUOTA_THREADS", "").split()],
