@@ -31,9 +31,9 @@
 #   TARGETS="direct lagless haproxy"   direct = the primary; lagless = Lagless with the
 #                        consistency LAGLESS_CONSISTENCY; haproxy = HAProxy TCP mode in front of
 #                        the primary; lagless_nomux (not by default) = a second Lagless process,
-#                        the same config but `[pool] multiplex = false` and no per-server cap
-#                        (POOL_TOML and POOL_MAX_PER_SERVER apply to lagless only), for the
-#                        gain of multiplexing. When lagless is listed, oltp_read_write* tests also run
+#                        the same config (POOL_TOML included) but `[pool] multiplex = false`
+#                        and no per-server cap, for the gain of multiplexing; also run in the
+#                        CPU_QUOTA phase. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -408,12 +408,18 @@ PROXY_PID=$!
 wait_port "$LAGLESS_PORT" "$PROXY_PID" lagless
 
 if [[ " $TARGETS " == *" lagless_nomux "* ]]; then
-  # The same servers, users and consistency; multiplexing off, no cap, no admin port.
-  BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY BENCH_MAX_CONNECTIONS=$LAGLESS_MAX_CONNECTIONS \
-    python3 scripts/bench/report.py config "$WORK/status.json" "$WORK/passwd.txt" "$HOST:$NOMUX_PORT" \
-    >"$WORK/lagless-nomux.toml"
-  printf '\n[pool]\nmultiplex = false\nmax_per_server = 0\n\n[admin]\nenabled = false\n' \
-    >>"$WORK/lagless-nomux.toml"
+  # lagless's config (POOL_TOML included) with its own port, multiplexing off, no cap, no
+  # admin port.
+  python3 - "$WORK/lagless.toml" "$HOST:$LAGLESS_PORT" "$HOST:$NOMUX_PORT" >"$WORK/lagless-nomux.toml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read().replace(f'"{sys.argv[2]}"', f'"{sys.argv[3]}"', 1)
+text = re.sub(r"(?m)^\s*(multiplex|max_per_server)\s*=.*$", "", text)
+if re.search(r"(?m)^\[pool\]\s*$", text):
+    text = re.sub(r"(?m)^\[pool\]\s*$", "[pool]\nmultiplex = false\nmax_per_server = 0", text, count=1)
+else:
+    text += "\n[pool]\nmultiplex = false\nmax_per_server = 0\n"
+print(text + "\n[admin]\nenabled = false")
+PY
   log "starting lagless_nomux on $HOST:$NOMUX_PORT (multiplex = false)"
   "$LAGLESS" --config "$WORK/lagless-nomux.toml" --log "${LAGLESS_LOG:-info}" >"$WORK/lagless-nomux.log" 2>&1 &
   NOMUX_PID=$!
@@ -467,7 +473,33 @@ cpu_ticks() {
   read -r -a f <<<"$rest"
   echo $((f[11] + f[12]))    # fields 14 and 15
 }
+# utime+stime of the three mariadbd, summed.
+servers_ticks() {
+  local s pid sum=0
+  for s in "${SERVERS[@]}"; do
+    read -r _ _ pid <<<"$s"
+    sum=$((sum + $(cpu_ticks "$pid")))
+  done
+  echo "$sum"
+}
 peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# "name=reads ..." per server from a Lagless's SHOW LAGLESS BACKENDS (empty on failure).
+lagless_reads() { # port
+  mariadb --no-defaults -h"$HOST" -P"$1" -u"$APP_USER" -p"$APP_PASSWORD" --batch \
+    -e 'SHOW LAGLESS BACKENDS' 2>/dev/null | python3 -c '
+import sys
+rows = [l.rstrip("\n").split("\t") for l in sys.stdin]
+i, j = rows[0].index("server"), rows[0].index("reads")
+print(" ".join(f"{r[i]}={r[j]}" for r in rows[1:]))' 2>/dev/null || true
+}
+# Reads per server between two lagless_reads outputs: "name=delta,...".
+reads_delta() { # before after
+  python3 -c '
+import sys
+b = dict(kv.split("=") for kv in sys.argv[1].split())
+a = dict(kv.split("=") for kv in sys.argv[2].split())
+print(",".join(f"{k}={int(v) - int(b.get(k, 0))}" for k, v in a.items()))' "$1" "$2" 2>/dev/null || true
+}
 # A proxy's established connections to the servers, sampled until killed; the peak goes to
 # the file. (Counted from the proxy's side: the servers' own counters would also count the
 # other proxies' idle pooled connections.)
@@ -526,6 +558,7 @@ total=0
 run_one() { # phase round test-spec ps-mode threads target
   local phase=$1 round=$2 spec=$3 ps=$4 threads=$5 t=$6
   local out pid before="" after="" hwm="" start end code=0 wall qps conns="" sampler=""
+  local reads_before="" reads="" sv_before sv_after
   local -a sb
   mapfile -t sb < <(sb_test_args "$spec")
   n=$((n + 1))
@@ -537,12 +570,15 @@ run_one() { # phase round test-spec ps-mode threads target
     sample_backend_conns "$pid" "$out.conns" &
     sampler=$!
   fi
+  [[ $t != lagless* ]] || reads_before=$(lagless_reads "${PORT[$t]}")
+  sv_before=$(servers_ticks)
   start=$(date +%s.%N)
   sysbench "${sb[0]}" "${sb[@]:1}" "${sb_common[@]}" --mysql-user="${USR[$t]}" \
     --mysql-port="${PORT[$t]}" --threads="$threads" --db-ps-mode="$ps" \
     --time="$DURATION" --report-interval=0 --percentile=95 --histogram=on run \
     >"$out" 2>&1 || code=$?
   end=$(date +%s.%N)
+  sv_after=$(servers_ticks)
   if [ -n "$pid" ]; then
     kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during $out; see $WORK/*.log"
     after=$(cpu_ticks "$pid")
@@ -553,9 +589,11 @@ run_one() { # phase round test-spec ps-mode threads target
     wait "$sampler" 2>/dev/null || true
     conns=$(cat "$out.conns")
   fi
+  [ -z "$reads_before" ] || reads=$(reads_delta "$reads_before" "$(lagless_reads "${PORT[$t]}")")
   wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$spec" "$ps" \
-    "$threads" "$t" "${PORT[$t]}" "$out" "$code" "$wall" "$before" "$after" "$hwm" "$conns" >>"$RUNS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$spec" "$ps" \
+    "$threads" "$t" "${PORT[$t]}" "$out" "$code" "$wall" "$before" "$after" "$hwm" "$conns" \
+    "$reads" "$((sv_after - sv_before))" >>"$RUNS"
   qps=$(sed -n 's/^ *queries: *[0-9]* *(\([0-9.]*\) per sec.*/\1/p' "$out")
   log "[$n/$total] $phase round $round $spec ps=$ps $threads threads $t: ${qps:-FAILED (exit $code, $out)} qps"
 }
@@ -564,8 +602,11 @@ for spec in $TESTS; do
   read -r -a tt <<<"$(targets_for "$spec")"
   total=$((total + ROUNDS * $(wc -w <<<"$PS_MODES") * $(wc -w <<<"$THREADS") * ${#tt[@]}))
 done
+# The quota phase: direct and lagless always, lagless_nomux when listed.
+QUOTA_TARGETS=(direct lagless)
+[[ " $TARGETS " != *" lagless_nomux "* ]] || QUOTA_TARGETS+=(lagless_nomux)
 if [ -n "$CPU_QUOTA" ]; then
-  total=$((total + ROUNDS * $(wc -w <<<"$QUOTA_THREADS") * 2))
+  total=$((total + ROUNDS * $(wc -w <<<"$QUOTA_THREADS") * ${#QUOTA_TARGETS[@]}))
 fi
 log "$total sysbench runs of $DURATION s (about $((total * (DURATION + 1) / 60 + 1)) min)"
 
@@ -615,7 +656,7 @@ if [ -n "$CPU_QUOTA" ]; then
   done
   for round in $(seq "$ROUNDS"); do
     for threads in $QUOTA_THREADS; do
-      for t in direct lagless; do
+      for t in "${QUOTA_TARGETS[@]}"; do
         run_one quota "$round" "$QUOTA_TEST" "$QUOTA_PS_MODE" "$threads" "$t"
       done
     done

@@ -13,10 +13,12 @@
 
 RUNS_TSV has one line per sysbench run, tab-separated:
   phase round test ps_mode threads target port log exit_code wall_s cpu_ticks_before
-  cpu_ticks_after hwm_kb [backend_conns]
+  cpu_ticks_after hwm_kb [backend_conns [reads_by_server [servers_cpu_ticks]]]
 (phase: main, or quota for the CPU-quota'd read-scaling runs; the last four are empty for the
 direct runs: no process of ours is in the path; backend_conns is the proxy's peak of
-established connections to the servers, sampled every 0.5 s). QUOTA_TSV has one line per server:
+established connections to the servers, sampled every 0.5 s); reads_by_server, for Lagless
+targets, is "name=N,..." from SHOW LAGLESS BACKENDS before and after the run; servers_cpu_ticks
+is the utime+stime of the three mariadbd over the run). QUOTA_TSV has one line per server:
   name pid cgroup quota_us period_us nr_periods nr_throttled throttled_ms
 """
 
@@ -153,6 +155,8 @@ def read_runs(runs_path, clk):
             (phase, rnd, test, ps, threads, target, port, log, code, wall, before, after,
              hwm) = fields[:13]
             conns = fields[13] if len(fields) > 13 else ""
+            reads = fields[14] if len(fields) > 14 else ""
+            sv_ticks = fields[15] if len(fields) > 15 else ""
             with open(log, errors="replace") as lf:
                 parsed = parse_sysbench(lf.read())
             run = {
@@ -167,9 +171,15 @@ def read_runs(runs_path, clk):
                 "exit_code": int(code),
                 "wall_s": float(wall),
                 "proxy_backend_connections_peak": int(conns) if conns else None,
+                "reads_by_server": ({k: int(v) for k, v in
+                                     (kv.split("=") for kv in reads.split(","))}
+                                    if reads else None),
             }
             run.update(parsed)
             run["ok"] = run["exit_code"] == 0 and "qps" in run
+            if sv_ticks and run.get("queries"):
+                run["servers_cpu_us_per_query"] = round(
+                    int(sv_ticks) / clk * 1e6 / run["queries"], 2)
             if before and after:
                 cpu_s = (int(after) - int(before)) / clk
                 run["proxy_cpu_s"] = round(cpu_s, 3)
@@ -233,6 +243,9 @@ def summarise(runs, meta):
                 "proxy_peak_rss_kb_max": max(
                     (r["proxy_peak_rss_kb"] for r in ok if r.get("proxy_peak_rss_kb")),
                     default=None),
+                "servers_cpu_us_per_query_median": median(
+                    [r.get("servers_cpu_us_per_query") for r in ok]
+                ),
                 "proxy_backend_connections_peak_max": max(
                     (r["proxy_backend_connections_peak"] for r in ok
                      if r.get("proxy_backend_connections_peak") is not None),
@@ -271,8 +284,8 @@ def run_rows(runs):
 def summary_rows(summary):
     md = [
         "| test | PS | threads | target | QPS median (min–max) | vs direct | p50 µs | p95 µs "
-        "| p99 µs | proxy CPU µs/query | peak RSS MiB | backend conns |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| p99 µs | proxy CPU µs/query | servers' CPU µs/query | peak RSS MiB | backend conns |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
         rss = s["proxy_peak_rss_kb_max"]
@@ -283,6 +296,7 @@ def summary_rows(summary):
             f"| {fmt(s['p50_us_median'], '{:.0f}')} | {fmt(s['p95_us_median'], '{:.0f}')} "
             f"| {fmt(s['p99_us_median'], '{:.0f}')} "
             f"| {fmt(s['proxy_cpu_us_per_query_median'], '{:.1f}')} "
+            f"| {fmt(s['servers_cpu_us_per_query_median'], '{:.1f}')} "
             f"| {fmt(None if rss is None else rss / 1024, '{:.1f}')} "
             f"| {fmt(s['proxy_backend_connections_peak_max'])} |"
         )
@@ -385,6 +399,7 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "16 statements for oltp_read_only, 18 for oltp_read_write), percentiles from sysbench's "
         "histogram (µs; its logarithmic buckets are about 2% wide); proxy CPU is utime+stime of "
         "the proxy process (lagless or haproxy) over the run, per query and as % of one core; "
+        "servers' CPU is utime+stime of the three mariadbd over the run, per query; "
         "peak RSS is the proxy's VmHWM after the run (since the proxy started); backend conns is "
         "the proxy's peak number of established connections to the 3 servers during the run "
         "(sampled every 0.5 s with ss; the monitor's included; for direct, sysbench's own "
@@ -413,19 +428,29 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         )
         md.append("")
         md += run_rows(quota_runs)
+        spread = [r for r in quota_runs if r.get("reads_by_server")]
+        if spread:
+            md.append("")
+            md.append("Reads per server through Lagless (SHOW LAGLESS BACKENDS): " + "; ".join(
+                f"round {r['round']} {r['target']} {r['threads']} threads: " + ", ".join(
+                    f"{k} {v:,}" for k, v in r["reads_by_server"].items())
+                for r in spread) + ".")
         md.append("")
-        md.append("| test | PS | threads | direct QPS | Lagless QPS | Lagless / direct |")
-        md.append("|---|---|---:|---:|---:|---:|")
+        md.append("| test | PS | threads | target | direct QPS | target QPS | target / direct "
+                  "(median of rounds) | servers' CPU µs/query, direct → target |")
+        md.append("|---|---|---:|---|---:|---:|---:|---:|")
         qs = [s for s in summary if s["phase"] == "quota"]
         for s in qs:
-            if s["target"] != "lagless":
+            if s["target"] == "direct":
                 continue
             d = next((x for x in qs if x["target"] == "direct" and x["threads"] == s["threads"]
                       and x["test"] == s["test"] and x["ps_mode"] == s["ps_mode"]), None)
             md.append(
-                f"| {s['test']} | {s['ps_mode']} | {s['threads']} "
+                f"| {s['test']} | {s['ps_mode']} | {s['threads']} | {s['target']} "
                 f"| {fmt(d and d['qps_median'])} | {fmt(s['qps_median'])} "
-                f"| {fmt(s['qps_ratio_to_direct_median'], '{:.2f}')} |"
+                f"| {fmt(s['qps_ratio_to_direct_median'], '{:.2f}')} "
+                f"| {fmt(d and d['servers_cpu_us_per_query_median'], '{:.1f}')} → "
+                f"{fmt(s['servers_cpu_us_per_query_median'], '{:.1f}')} |"
             )
         if quota:
             md.append("")
