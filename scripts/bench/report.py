@@ -380,7 +380,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "+skip_trx, on the primary); lagless_gtid_wait = the same proxy, a user with consistency "
         f"`gtid_wait({p['gtid_wait_ms']})` (oltp_read_write only); haproxy = HAProxy in TCP mode "
         "in front of the primary; lagless_nomux = a second Lagless process with `[pool] multiplex "
-        "= false` and no per-server cap (each client session keeps its own backend connection). "
+        "= false` and no per-server cap (each client session keeps its own backend connection); lagless_pinned = a second "
+        "Lagless process with `[listener] pin_worker_threads = true`. "
         "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
@@ -594,7 +595,8 @@ def cmd_meta():
             "ports": {"direct": int(env["BENCH_BASE_PORT"]),
                       "lagless": int(env["BENCH_LAGLESS_PORT"]),
                       "haproxy": int(env["BENCH_HAPROXY_PORT"]),
-                      "lagless_nomux": int(env.get("BENCH_NOMUX_PORT") or 0)},
+                      "lagless_nomux": int(env.get("BENCH_NOMUX_PORT") or 0),
+                      "lagless_pinned": int(env.get("BENCH_PINNED_PORT") or 0)},
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),
             "quota_threads": [int(t) for t in env.get("BENCH_QUOTA_THREADS", "").split()],

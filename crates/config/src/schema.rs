@@ -292,6 +292,8 @@ pub struct RawListener {
     pub local_infile: bool,
     /// Runtime worker threads; absent: one per CPU core.
     pub worker_threads: Option<u32>,
+    /// Pins each runtime worker thread to one CPU of those the process may use.
+    pub pin_worker_threads: bool,
 }
 
 impl Default for RawListener {
@@ -303,6 +305,7 @@ impl Default for RawListener {
             server_version: None,
             local_infile: false,
             worker_threads: None,
+            pin_worker_threads: false,
         }
     }
 }

@@ -59,7 +59,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let result = lagless_config::validate::validate(raw)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
-            runtime(config.listener.worker_threads)?.block_on(async {
+            runtime(&config.listener)?.block_on(async {
                 let listener = bind(&config).await?;
                 print_banner(&config, &manifest);
                 let signals = ShutdownSignals::default();

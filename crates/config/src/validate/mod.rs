@@ -176,6 +176,10 @@ pub struct Listener {
     /// wake-ups per statement (measured: point select at 1 client 0.74 of direct instead of
     /// 0.67) and caps the proxy at one core.
     pub worker_threads: Option<usize>,
+    /// Each worker thread pinned to one CPU, in turn. The kernel otherwise moves the workers
+    /// between CPUs about 1.5 times per statement at one client (perf stat), which cost 20% more
+    /// proxy CPU per statement than pinned workers.
+    pub pin_worker_threads: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -311,6 +315,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             server_version: l.server_version.clone(),
             local_infile: l.local_infile,
             worker_threads: l.worker_threads.map(|n| n as usize),
+            pin_worker_threads: l.pin_worker_threads,
         },
         timeouts: Timeouts {
             connect: Duration::from_millis(t.connect_ms),
