@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lagless_config::{Config, Listener};
+use lagless_proxy::{serve, ProxyContext, ShutdownSignals};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use lagless_proxy::{serve, ProxyContext, ShutdownSignals};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
