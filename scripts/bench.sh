@@ -412,38 +412,35 @@ log "starting lagless on $HOST:$LAGLESS_PORT (consistency $LAGLESS_CONSISTENCY; 
 PROXY_PID=$!
 wait_port "$LAGLESS_PORT" "$PROXY_PID" lagless
 
-if [[ " $TARGETS " == *" lagless_nomux "* ]]; then
-  # lagless's config (POOL_TOML included) with its own port, multiplexing off, no cap, no
-  # admin port.
-  python3 - "$WORK/lagless.toml" "$HOST:$LAGLESS_PORT" "$HOST:$NOMUX_PORT" >"$WORK/lagless-nomux.toml" <<'PY'
+# A second Lagless process: lagless's config (POOL_TOML included) on its own port, without
+# the admin port, changed by the Python code in $4 (which edits `text`).
+start_variant() { # target port pid-variable python-edit
+  local target=$1 port=$2 conf=$WORK/$1.toml
+  python3 - "$WORK/lagless.toml" "$HOST:$LAGLESS_PORT" "$HOST:$port" "$4" >"$conf" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read().replace(f'"{sys.argv[2]}"', f'"{sys.argv[3]}"', 1)
+exec(sys.argv[4])
+print(text + "\n[admin]\nenabled = false")
+PY
+  log "starting $target on $HOST:$port"
+  "$LAGLESS" --config "$conf" --log "${LAGLESS_LOG:-info}" >"$WORK/$target.log" 2>&1 &
+  printf -v "$3" '%s' $!
+  wait_port "$port" "${!3}" "$target"
+}
+if [[ " $TARGETS " == *" lagless_nomux "* ]]; then
+  start_variant lagless_nomux "$NOMUX_PORT" NOMUX_PID '
 text = re.sub(r"(?m)^\s*(multiplex|max_per_server)\s*=.*$", "", text)
 if re.search(r"(?m)^\[pool\]\s*$", text):
     text = re.sub(r"(?m)^\[pool\]\s*$", "[pool]\nmultiplex = false\nmax_per_server = 0", text, count=1)
 else:
     text += "\n[pool]\nmultiplex = false\nmax_per_server = 0\n"
-print(text + "\n[admin]\nenabled = false")
-PY
-  log "starting lagless_nomux on $HOST:$NOMUX_PORT (multiplex = false)"
-  "$LAGLESS" --config "$WORK/lagless-nomux.toml" --log "${LAGLESS_LOG:-info}" >"$WORK/lagless-nomux.log" 2>&1 &
-  NOMUX_PID=$!
-  wait_port "$NOMUX_PORT" "$NOMUX_PID" lagless_nomux
+'
 fi
-
 if [[ " $TARGETS " == *" lagless_pinned "* ]]; then
-  # lagless's config with its own port, worker threads pinned to CPUs, no admin port.
-  python3 - "$WORK/lagless.toml" "$HOST:$LAGLESS_PORT" "$HOST:$PINNED_PORT" >"$WORK/lagless-pinned.toml" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read().replace(f'"{sys.argv[2]}"', f'"{sys.argv[3]}"', 1)
+  start_variant lagless_pinned "$PINNED_PORT" PINNED_PID '
 text = re.sub(r"(?m)^\s*pin_worker_threads\s*=.*$", "", text)
 text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\npin_worker_threads = true", text, count=1)
-print(text + "\n[admin]\nenabled = false")
-PY
-  log "starting lagless_pinned on $HOST:$PINNED_PORT (pin_worker_threads = true)"
-  "$LAGLESS" --config "$WORK/lagless-pinned.toml" --log "${LAGLESS_LOG:-info}" >"$WORK/lagless-pinned.log" 2>&1 &
-  PINNED_PID=$!
-  wait_port "$PINNED_PORT" "$PINNED_PID" lagless_pinned
+'
 fi
 
 # --- haproxy -----------------------------------------------------------------------------------
