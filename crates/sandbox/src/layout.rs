@@ -188,14 +188,48 @@ pub fn port_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
+/// Where test ports are picked: 10000-30000, less the kernel's ephemeral range.
+const TEST_PORTS: (u16, u16) = (10_000, 30_000);
+
+/// The widest part of [`TEST_PORTS`] outside the ephemeral range `lo..=hi` (where the kernel
+/// puts outgoing connections, which could take a picked port before its server binds it). The
+/// whole of it when less than 1000 ports would be left.
+fn test_port_region(ephemeral: Option<(u16, u16)>) -> (u16, u16) {
+    let (start, end) = TEST_PORTS;
+    let Some((lo, hi)) = ephemeral else {
+        return TEST_PORTS;
+    };
+    let below = (start, lo.clamp(start, end));
+    let above = (hi.saturating_add(1).clamp(start, end), end);
+    let widest = if below.1 - below.0 >= above.1 - above.0 {
+        below
+    } else {
+        above
+    };
+    if widest.1 - widest.0 < 1000 {
+        TEST_PORTS
+    } else {
+        widest
+    }
+}
+
+/// The kernel's ephemeral port range, if it can be read.
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
 /// Picks a base port P such that P..P+count are all free on 127.0.0.1, never 3306, and
-/// distinct from the ranges already handed out in this process. Ports come from 10000-30000,
-/// below the kernel's ephemeral range, at a random place so parallel test binaries rarely meet.
+/// distinct from the ranges already handed out in this process. Ports come from 10000-30000
+/// outside the kernel's ephemeral range, at a random place so parallel test binaries rarely
+/// meet.
 pub fn free_base_port(count: usize) -> Result<u16> {
     static GIVEN: Mutex<Vec<(u16, u16)>> = Mutex::new(Vec::new());
     static SEED: OnceLock<RandomState> = OnceLock::new();
     let count = u16::try_from(count.max(1)).context("too many ports")?;
     let seed = SEED.get_or_init(RandomState::new);
+    let (start, end) = test_port_region(ephemeral_ports());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     for attempt in 0..500u64 {
         let mut h = seed.build_hasher();
@@ -206,7 +240,8 @@ pub fn free_base_port(count: usize) -> Result<u16> {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0),
         );
-        let base = 10_000 + (h.finish() % u64::from(20_000 - count)) as u16;
+        let base =
+            start + (h.finish() % u64::from((end - start).saturating_sub(count).max(1))) as u16;
         let end = base + count;
         let overlaps = given.iter().any(|&(b, e)| base < e && b < end);
         if overlaps || (base..end).contains(&RESERVED_PORT) {
@@ -228,6 +263,18 @@ mod tests {
     fn hash_is_stable() {
         assert_eq!(short_hash(b""), "cbf29ce484222325");
         assert_ne!(short_hash(b"/a"), short_hash(b"/b"));
+    }
+
+    #[test]
+    fn test_ports_avoid_the_ephemeral_range() {
+        assert_eq!(test_port_region(None), (10_000, 30_000));
+        assert_eq!(test_port_region(Some((32_768, 60_999))), (10_000, 30_000));
+        assert_eq!(test_port_region(Some((20_000, 60_999))), (10_000, 20_000));
+        assert_eq!(test_port_region(Some((1_024, 12_000))), (12_001, 30_000));
+        assert_eq!(test_port_region(Some((12_000, 26_000))), (26_001, 30_000));
+        // Nothing sensible left: the whole range, as before.
+        assert_eq!(test_port_region(Some((1_024, 65_535))), (10_000, 30_000));
+        assert_eq!(test_port_region(Some((10_500, 29_500))), (10_000, 30_000));
     }
 
     #[test]
