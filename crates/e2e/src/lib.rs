@@ -82,20 +82,8 @@ impl Env {
         up.stop_on_drop = true;
         up.semi_sync = opts.semi_sync;
         // A port found free can be taken before the server binds it (CI saw it once, with
-        // 11 sandboxes starting at once): a failed start stops what it started, so try
-        // another range.
-        let mut attempts = 0;
-        let sandbox = loop {
-            up.base_port = lagless_sandbox::free_base_port(opts.replicas + 1)?;
-            match lagless_sandbox::up(&up) {
-                Err(e)
-                    if attempts < 2 && e.chain().any(|c| c.is::<lagless_sandbox::PortInUse>()) =>
-                {
-                    attempts += 1;
-                }
-                started => break started?,
-            }
-        };
+        // 11 sandboxes starting at once).
+        let sandbox = lagless_sandbox::up_on_free_ports(&mut up, 3)?;
         let port = free_port()?;
         let admin_port = free_port()?;
         let mut opts = opts.clone();

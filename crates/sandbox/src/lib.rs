@@ -62,4 +62,4 @@ pub use state::{
     Credentials, Durability, Manifest, Role, SandboxStatus, ServerEntry, ServerStatus,
     UserCredential,
 };
-pub use topology::{status, up, UpOptions};
+pub use topology::{status, up, up_on_free_ports, UpOptions};

@@ -9,8 +9,8 @@ use tempfile::TempDir;
 
 use crate::gtid::GtidPos;
 use crate::lag::{self, LagAction, LagReport};
-use crate::layout::{free_base_port, Binaries};
-use crate::server::{PortInUse, Server};
+use crate::layout::Binaries;
+use crate::server::Server;
 use crate::state::{Credentials, Manifest, Role, SandboxStatus, ServerStatus};
 use crate::topology::{self, UpOptions};
 
@@ -79,28 +79,17 @@ impl Sandbox {
     /// Like [`Sandbox::for_test`], with other options adjusted by `configure` (dir, ports and
     /// stop_on_drop are chosen here).
     pub fn for_test_with(replicas: usize, configure: impl Fn(&mut UpOptions)) -> Result<Sandbox> {
-        let mut last = None;
-        // Another process may grab a port between the bind test and the server's bind.
-        for _ in 0..3 {
-            let temp = tempfile::Builder::new()
-                .prefix("lagless-sandbox-")
-                .tempdir()?;
-            let mut opts = UpOptions::new(temp.path());
-            opts.replicas = replicas;
-            configure(&mut opts);
-            opts.dir = temp.path().to_path_buf();
-            opts.base_port = free_base_port(replicas + 1)?;
-            opts.stop_on_drop = true;
-            match topology::up(&opts) {
-                Ok(mut sandbox) => {
-                    sandbox.temp = Some(temp);
-                    return Ok(sandbox);
-                }
-                Err(e) if e.chain().any(|c| c.is::<PortInUse>()) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("could not start a test sandbox")))
+        let temp = tempfile::Builder::new()
+            .prefix("lagless-sandbox-")
+            .tempdir()?;
+        let mut opts = UpOptions::new(temp.path());
+        opts.replicas = replicas;
+        configure(&mut opts);
+        opts.dir = temp.path().to_path_buf();
+        opts.stop_on_drop = true;
+        let mut sandbox = topology::up_on_free_ports(&mut opts, 3)?;
+        sandbox.temp = Some(temp);
+        Ok(sandbox)
     }
 
     /// Whether dropping this value stops the servers and removes the datadirs.

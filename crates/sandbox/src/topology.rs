@@ -80,6 +80,23 @@ impl UpOptions {
     }
 }
 
+/// [`up`] on free ports: `opts.base_port` is picked with [`crate::free_base_port`], and picked
+/// again (up to `attempts` tries) when another process takes one of the ports between the
+/// pick and the server's bind ([`crate::PortInUse`]; a failed start leaves nothing behind).
+pub fn up_on_free_ports(opts: &mut UpOptions, attempts: usize) -> Result<Sandbox> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        opts.base_port = crate::free_base_port(opts.replicas + 1)?;
+        match up(opts) {
+            Err(e) if tries < attempts && e.chain().any(|c| c.is::<crate::PortInUse>()) => {
+                tracing::warn!(error = %format!("{e:#}"), "a picked port was taken; picking others");
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Brings the topology up and returns once every replica replicates and has caught up.
 /// Idempotent: a healthy running sandbox is returned as is; dead servers of a matching
 /// sandbox are restarted on their datadirs; anything else is wiped and rebuilt (or, when a

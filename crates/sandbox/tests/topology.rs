@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use lagless_sandbox::{
-    down, free_base_port, process, up, GtidPos, LagAction, Manifest, Sandbox, UpOptions,
+    down, free_base_port, process, up, up_on_free_ports, GtidPos, LagAction, Manifest, Sandbox,
+    UpOptions,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -149,24 +150,11 @@ fn one_replica_in(dir: &tempfile::TempDir) -> UpOptions {
     opts
 }
 
-/// Starts `opts`, on other free ports when one is taken between the pick and the server's
-/// bind (CI saw a picked port held for over 2 s by something outside this process).
-fn up_on_free_ports(mut opts: UpOptions) -> Sandbox {
-    for _ in 0..3 {
-        match up(&opts) {
-            Err(e) if e.chain().any(|c| c.is::<lagless_sandbox::PortInUse>()) => {
-                opts.base_port = free_base_port(opts.replicas + 1).unwrap();
-            }
-            other => return other.unwrap(),
-        }
-    }
-    up(&opts).unwrap()
-}
-
 #[test]
 fn down_stops_everything_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let sb = up_on_free_ports(one_replica_in(&dir));
+    // CI once saw a picked port held for over 2 s by something outside this process.
+    let sb = up_on_free_ports(&mut one_replica_in(&dir), 3).unwrap();
     let pids: Vec<u32> = sb.servers().iter().filter_map(|s| s.pid()).collect();
     let run_root = sb.manifest().run_root;
     assert_eq!(pids.len(), 2);
