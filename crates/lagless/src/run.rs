@@ -35,7 +35,7 @@ pub fn runtime(listener: &Listener) -> anyhow::Result<tokio::runtime::Runtime> {
         let cpus = allowed_cpus().context("cannot read the CPUs this process may use")?;
         let next = AtomicUsize::new(0);
         // Only worker threads park, so the blocking pool (DNS lookups) is left unpinned. A
-        // worker pins itself the first time it goes idle, before it has served anything.
+        // worker pins itself the first time it goes idle, which is soon after start.
         builder.on_thread_park(move || {
             PINNED.with(|pinned| {
                 if !pinned.get() {

@@ -142,11 +142,10 @@ fn lag_stop_sql_falls_behind_by_gtid_and_resume_catches_up() {
     assert_eq!(r.scalar("SELECT COUNT(*) FROM app.l").unwrap(), "3");
 }
 
-/// A primary and one replica in `dir`, on two free ports.
+/// A primary and one replica in `dir` (ports still to be chosen).
 fn one_replica_in(dir: &tempfile::TempDir) -> UpOptions {
     let mut opts = UpOptions::new(dir.path());
     opts.replicas = 1;
-    opts.base_port = free_base_port(2).unwrap();
     opts
 }
 
@@ -222,6 +221,7 @@ fn semi_sync_counts_its_replicas() {
 fn a_taken_port_fails_the_start_with_port_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = one_replica_in(&dir);
+    opts.base_port = free_base_port(2).unwrap();
     opts.stop_on_drop = true;
     let _taken = std::net::TcpListener::bind(("127.0.0.1", opts.base_port + 1)).unwrap();
     let err = up(&opts).unwrap_err();
