@@ -381,7 +381,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         f"`gtid_wait({p['gtid_wait_ms']})` (oltp_read_write only); haproxy = HAProxy in TCP mode "
         "in front of the primary; lagless_nomux = a second Lagless process with `[pool] multiplex "
         "= false` and no per-server cap (each client session keeps its own backend connection); lagless_pinned = a second "
-        "Lagless process with `[listener] pin_worker_threads = true`. "
+        "Lagless process with `[listener] pin_worker_threads = true`; lagless_tpc = a second "
+        "Lagless process with `[listener] runtime = \"thread_per_core\"` and `pin_worker_threads = true`. "
         "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
@@ -596,7 +597,8 @@ def cmd_meta():
                       "lagless": int(env["BENCH_LAGLESS_PORT"]),
                       "haproxy": int(env["BENCH_HAPROXY_PORT"]),
                       "lagless_nomux": int(env.get("BENCH_NOMUX_PORT") or 0),
-                      "lagless_pinned": int(env.get("BENCH_PINNED_PORT") or 0)},
+                      "lagless_pinned": int(env.get("BENCH_PINNED_PORT") or 0),
+                      "lagless_tpc": int(env.get("BENCH_TPC_PORT") or 0)},
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),
             "quota_threads": [int(t) for t in env.get("BENCH_QUOTA_THREADS", "").split()],

@@ -294,6 +294,20 @@ pub struct RawListener {
     pub worker_threads: Option<u32>,
     /// Pins each runtime worker thread to one CPU of those the process may use.
     pub pin_worker_threads: bool,
+    /// How sessions are spread over the worker threads.
+    pub runtime: RuntimeModel,
+}
+
+/// How the proxy's worker threads share the client sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeModel {
+    /// One work-stealing runtime: any worker may run any session.
+    #[default]
+    MultiThread,
+    /// One single-threaded runtime per worker; a session and its backend connections stay on
+    /// the worker it was given, so a statement never wakes another thread.
+    ThreadPerCore,
 }
 
 impl Default for RawListener {
@@ -306,6 +320,7 @@ impl Default for RawListener {
             local_infile: false,
             worker_threads: None,
             pin_worker_threads: false,
+            runtime: RuntimeModel::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use lagless_config::{RawCluster, RawConfig, RawServer, RawUser, Role};
 use lagless_proxy::ShutdownSignals;
 
-use crate::run::{bind, run_proxy, runtime, stop_on_signal};
+use crate::run::{bind, run_proxy, stop_on_signal, ProxyRuntime};
 
 pub const DEMO_USER: &str = "app";
 pub const DEMO_PASSWORD: &str = "lagless";
@@ -59,12 +59,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let result = lagless_config::validate::validate(raw)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
-            runtime(&config.listener)?.block_on(async {
+            let rt = ProxyRuntime::new(&config)?;
+            rt.main.block_on(async {
                 let listener = bind(&config).await?;
                 print_banner(&config, &manifest);
                 let signals = ShutdownSignals::default();
                 tokio::spawn(stop_on_signal(signals.clone()));
-                run_proxy(config, listener, signals).await
+                run_proxy(config, listener, signals, rt.workers.handles()).await
             })
         });
     if args.keep_sandbox {

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use lagless_config::{Config, Listener};
-use lagless_proxy::{serve, ProxyContext, ShutdownSignals};
+use lagless_config::{Config, Listener, RuntimeModel};
+use lagless_proxy::pool::Pool;
+use lagless_proxy::{serve_on, ProxyContext, ShutdownSignals};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use tokio::net::TcpListener;
@@ -15,12 +16,117 @@ use tracing::{info, warn};
 
 pub fn run_with_config_file(path: &Path) -> anyhow::Result<()> {
     let config = lagless_config::load(path)?;
-    runtime(&config.listener)?.block_on(async {
+    let rt = ProxyRuntime::new(&config)?;
+    rt.main.block_on(async {
         let listener = bind(&config).await?;
         let signals = ShutdownSignals::default();
         tokio::spawn(stop_on_signal(signals.clone()));
-        run_proxy(config, listener, signals).await
+        run_proxy(config, listener, signals, rt.workers.handles()).await
     })
+}
+
+/// Where the proxy's tasks run: `main` runs the listener, the monitor and the admin interface,
+/// and, with the multi-threaded runtime, the sessions too; with one runtime per thread,
+/// sessions run on `workers`.
+pub struct ProxyRuntime {
+    pub main: tokio::runtime::Runtime,
+    pub workers: WorkerRuntimes,
+}
+
+impl ProxyRuntime {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let listener = &config.listener;
+        match listener.runtime {
+            RuntimeModel::MultiThread => Ok(ProxyRuntime {
+                main: runtime(listener)?,
+                workers: WorkerRuntimes::default(),
+            }),
+            RuntimeModel::ThreadPerCore => Ok(ProxyRuntime {
+                main: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")?,
+                workers: WorkerRuntimes::start(listener, |workers| {
+                    if Pool::shards_fit_the_cap(config, workers) {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!(
+                            "[pool] max_per_server = {} is less than the {workers} worker threads of \
+                             runtime = \"thread_per_core\", which each need a connection per server: \
+                             raise it or set [listener] worker_threads",
+                            config.pool.max_per_server.unwrap_or(0)
+                        ))
+                    }
+                })?,
+            }),
+        }
+    }
+}
+
+/// Single-threaded runtimes, each on a thread of its own (`[listener] runtime =
+/// "thread_per_core"`): a session, its backend connections and their wake-ups stay on one
+/// thread, where tokio's work-stealing runtime wakes other workers (a futex call, and on a VM
+/// an interrupt to another CPU) for tasks any of them could run. Stopped and joined on drop.
+#[derive(Default)]
+pub struct WorkerRuntimes {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerRuntimes {
+    /// `worker_threads` runtimes (left out: one per CPU this process may use), each thread
+    /// pinned to its own CPU when `pin_worker_threads` is set; `check` may refuse the count.
+    pub fn start(
+        listener: &Listener,
+        check: impl FnOnce(usize) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        let cpus = allowed_cpus().context("cannot read the CPUs this process may use")?;
+        let count = listener.worker_threads.unwrap_or(cpus.len());
+        check(count)?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut workers = WorkerRuntimes::default();
+        workers.stop = Some(stop);
+        for i in 0..count {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a worker runtime")?;
+            workers.handles.push(rt.handle().clone());
+            let pin = listener.pin_worker_threads.then(|| cpus[i % cpus.len()]);
+            let mut stopped = stopped.clone();
+            let thread = std::thread::Builder::new()
+                .name(WORKER_THREAD_NAME.into())
+                .spawn(move || {
+                    if let Some(cpu) = pin {
+                        if let Err(e) = pin_current_thread(cpu) {
+                            warn!(cpu, error = %e, "cannot pin a worker thread");
+                        }
+                    }
+                    rt.block_on(async move {
+                        let _ = stopped.wait_for(|&s| s).await;
+                    });
+                })
+                .context("cannot start a worker thread")?;
+            workers.threads.push(thread);
+        }
+        Ok(workers)
+    }
+
+    /// One per shard of the backend pool; empty with the multi-threaded runtime.
+    pub fn handles(&self) -> &[tokio::runtime::Handle] {
+        &self.handles
+    }
+}
+
+impl Drop for WorkerRuntimes {
+    fn drop(&mut self) {
+        // Closing the channel stops every worker.
+        self.stop.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The multi-threaded runtime, with `worker_threads` workers (`None`: tokio's default, one per
@@ -109,14 +215,18 @@ pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
 }
 
 /// Serves the listeners with `config` until `signals` fires.
+/// Sessions run on `workers` when given (one pool shard each), else on the current runtime.
 pub async fn run_proxy(
     config: Config,
     listeners: Listeners,
     signals: ShutdownSignals,
+    workers: &[tokio::runtime::Handle],
 ) -> anyhow::Result<()> {
     let version = announced_version(&config).await;
-    let ctx =
-        Arc::new(ProxyContext::new(Arc::new(config), version).context("cannot create an RSA key")?);
+    let ctx = Arc::new(
+        ProxyContext::with_shards(Arc::new(config), version, workers.len().max(1))
+            .context("cannot create an RSA key")?,
+    );
     if let Some(admin) = listeners.admin {
         let (ctx, stop) = (ctx.clone(), signals.shutdown.clone());
         tokio::spawn(async move {
@@ -126,7 +236,7 @@ pub async fn run_proxy(
         });
     }
     lagless_proxy::monitor_feed::start(ctx.clone(), signals.shutdown.clone());
-    serve(listeners.clients, ctx, signals)
+    serve_on(listeners.clients, ctx, signals, workers)
         .await
         .context("listener failed")
 }
@@ -199,6 +309,7 @@ mod tests {
             local_infile: false,
             worker_threads: Some(2),
             pin_worker_threads: true,
+            runtime: RuntimeModel::MultiThread,
         };
         let cpus = allowed_cpus().unwrap();
         let rt = runtime(&listener).unwrap();
@@ -225,5 +336,99 @@ mod tests {
         if cpus.len() >= 2 {
             assert_ne!(pinned[0], pinned[1], "both workers on one CPU");
         }
+    }
+}
+
+#[cfg(test)]
+mod thread_per_core_tests {
+    use super::*;
+
+    fn config(listener_extra: &str, pool: &str) -> Config {
+        let text = format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n{listener_extra}\n\n[pool]\n{pool}\n\n\
+             [[users]]\nname = \"app\"\nnative_password = \"*630B64309B172CA77DD40A18D3113FAF9BB85068\"\n\
+             cluster = \"main\"\n\
+             [[clusters]]\nname = \"main\"\nuser = \"u\"\npassword = \"p\"\n\
+             [[clusters.servers]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\nrole = \"primary\"\n"
+        );
+        lagless_config::from_toml_str(&text).unwrap()
+    }
+
+    /// The thread a task runs on, and the CPUs it may use (from /proc, not from the thread).
+    fn where_am_i() -> (String, String) {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (field("Pid:"), field("Cpus_allowed_list:"))
+    }
+
+    #[test]
+    fn each_worker_runtime_has_a_thread_of_its_own_pinned_and_stopped_on_drop() {
+        let config = config(
+            "runtime = \"thread_per_core\"\nworker_threads = 2\npin_worker_threads = true",
+            "",
+        );
+        let rt = ProxyRuntime::new(&config).unwrap();
+        let handles = rt.workers.handles().to_vec();
+        assert_eq!(handles.len(), 2);
+        let places: Vec<(String, String)> = rt.main.block_on(async {
+            let mut places = Vec::new();
+            for h in &handles {
+                places.push(h.spawn(async { where_am_i() }).await.unwrap());
+            }
+            places
+        });
+        let main_thread = where_am_i().0;
+        assert_ne!(places[0].0, places[1].0, "two threads: {places:?}");
+        assert!(places.iter().all(|p| p.0 != main_thread), "{places:?}");
+        let cpus = allowed_cpus().unwrap();
+        for (_, p) in &places {
+            let cpu: usize = p.parse().unwrap_or_else(|_| panic!("not one CPU: {p}"));
+            assert!(cpus.contains(&cpu), "{cpu} is not allowed: {cpus:?}");
+        }
+        if cpus.len() >= 2 {
+            assert_ne!(places[0].1, places[1].1, "both workers on one CPU");
+        }
+        drop(rt);
+        // Stopped: a task given to a worker now is cancelled instead of run.
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for h in handles {
+            let r = other.block_on(h.spawn(async {}));
+            assert!(r.as_ref().is_err_and(|e| e.is_cancelled()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn multi_thread_runtime_has_no_worker_runtimes() {
+        let rt = ProxyRuntime::new(&config("worker_threads = 2", "")).unwrap();
+        assert!(rt.workers.handles().is_empty());
+    }
+
+    #[test]
+    fn a_cap_below_the_worker_count_is_refused_at_start() {
+        let e = ProxyRuntime::new(&config(
+            "runtime = \"thread_per_core\"\nworker_threads = 3",
+            "max_per_server = 2",
+        ))
+        .err()
+        .expect("refused");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("max_per_server = 2") && e.contains("3 worker threads"),
+            "{e}"
+        );
+        ProxyRuntime::new(&config(
+            "runtime = \"thread_per_core\"\nworker_threads = 2",
+            "max_per_server = 2",
+        ))
+        .expect("one connection per worker fits");
     }
 }

@@ -8,8 +8,13 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 fn start(replicas: usize, pool: &str) -> Env {
+    start_with_listener(replicas, pool, "")
+}
+
+fn start_with_listener(replicas: usize, pool: &str, listener: &str) -> Env {
     let opts = EnvOptions {
         replicas,
+        listener_extra: listener.into(),
         extra: format!("[pool]\n{pool}\n"),
         ..EnvOptions::default()
     };
@@ -191,9 +196,57 @@ fn connection_bound_sessions_keep_their_connection() {
 #[test]
 fn many_clients_share_a_capped_pool() {
     let env = start(2, "max_per_server = 4");
+    many_clients_through_a_pool_of_4(&env);
+}
+
+/// The same with one runtime per worker thread: each of the 2 workers has its own connections,
+/// 2 per server, and serves its share of the sessions; SIGTERM still drains and stops them.
+#[test]
+fn thread_per_core_workers_share_a_capped_pool() {
+    let mut env = start_with_listener(
+        2,
+        "max_per_server = 4",
+        "runtime = \"thread_per_core\"\nworker_threads = 2",
+    );
+    let pid = env.proxy.child.id();
+    let before = worker_cpu_ticks(pid);
+    assert_eq!(before.len(), 2, "two worker threads: {before:?}");
+    many_clients_through_a_pool_of_4(&env);
+    let after = worker_cpu_ticks(pid);
+    for (tid, ticks) in &after {
+        let busy = ticks - before.get(tid).copied().unwrap_or(0);
+        // 4,800 statements: each worker ran its share (a tick is 10 ms of CPU).
+        assert!(busy >= 3, "worker {tid} used {busy} ticks: {after:?}");
+    }
+    let status = env
+        .proxy
+        .terminate(Duration::from_secs(10))
+        .expect("stops on SIGTERM");
+    assert!(status.success(), "{status}");
+}
+
+/// CPU time (user + system, in clock ticks) of each `lagless-worker` thread of process `pid`.
+fn worker_cpu_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut ticks = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != "lagless-worker" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the command name, which ends with ')': utime and stime are 14 and 15.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let t: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks.insert(dir.file_name().unwrap().to_string_lossy().into_owned(), t);
+    }
+    ticks
+}
+
+fn many_clients_through_a_pool_of_4(env: &Env) {
     rt().block_on(async {
         let mut setup = seeded(
-            &env,
+            env,
             &[
                 "CREATE TABLE IF NOT EXISTS pool_many (id INT PRIMARY KEY, v INT)",
                 "REPLACE INTO pool_many VALUES (1, 7)",

@@ -58,6 +58,8 @@ pub struct BackendConn {
     /// Bytes of the response being relayed have started to reach the client: a statement
     /// abandoned now cannot be retried elsewhere unseen.
     pub answering: bool,
+    /// The pool shard (worker runtime) it belongs to: its socket is registered there.
+    pub shard: usize,
     /// Counts the connection against its server's cap (`[pool] max_per_server`).
     pub permit: Option<Permit>,
     /// The character-set variables as its handshake set them (see `pool::HANDSHAKE_VARS`).
@@ -112,6 +114,8 @@ pub struct SessionBackends {
     conns: Vec<Vec<Option<Box<BackendConn>>>>,
     pub settings: BackendSettings,
     pool: Arc<Pool>,
+    /// The pool shard of the worker runtime this session runs on.
+    shard: usize,
 }
 
 /// Makes a server report every session variable a statement changes, so that Lagless can
@@ -119,7 +123,7 @@ pub struct SessionBackends {
 const TRACK_ALL: &[u8] = b"\x03SET SESSION session_track_system_variables = '*'";
 
 impl SessionBackends {
-    pub fn new(config: &Config, settings: BackendSettings, pool: Arc<Pool>) -> Self {
+    pub fn new(config: &Config, settings: BackendSettings, pool: Arc<Pool>, shard: usize) -> Self {
         SessionBackends {
             conns: config
                 .clusters
@@ -128,6 +132,7 @@ impl SessionBackends {
                 .collect(),
             settings,
             pool,
+            shard,
         }
     }
 
@@ -142,7 +147,10 @@ impl SessionBackends {
         r: ServerRef,
     ) -> Result<&mut BackendConn, SessionError> {
         if self.conns[r.cluster][r.server].is_none() {
-            let conn = self.pool.checkout(config, r, &self.settings).await?;
+            let conn = self
+                .pool
+                .checkout(config, r, &self.settings, self.shard)
+                .await?;
             self.conns[r.cluster][r.server] = Some(conn);
         }
         Ok(self.conns[r.cluster][r.server]
@@ -232,6 +240,7 @@ pub async fn open_conn(
         },
         clean: true,
         answering: false,
+        shard: 0,
         permit: None,
         handshake_vars: None,
         stmts: StmtCache::default(),

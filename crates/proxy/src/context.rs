@@ -59,8 +59,20 @@ impl ProxyContext {
         config: Arc<Config>,
         server_version: String,
     ) -> Result<Self, lagless_protocol::ProtocolError> {
+        Self::with_shards(config, server_version, 1)
+    }
+
+    /// A context whose backend pool has one shard per worker runtime (see `crate::pool`).
+    ///
+    /// # Errors
+    /// When the RSA key for caching_sha2_password cannot be generated.
+    pub fn with_shards(
+        config: Arc<Config>,
+        server_version: String,
+        shards: usize,
+    ) -> Result<Self, lagless_protocol::ProtocolError> {
         let cluster = ClusterState::new(&config, tokio::time::Instant::now());
-        let pool = Arc::new(Pool::new(&config));
+        let pool = Arc::new(Pool::new(&config, shards));
         Ok(ProxyContext {
             pool,
             ha: crate::ha_history::HaHistory::default(),

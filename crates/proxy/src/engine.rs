@@ -109,6 +109,7 @@ impl Engine {
         client: ClientConn,
         identity: ClientIdentity,
         peer: SocketAddr,
+        shard: usize,
     ) -> Self {
         let config = ctx.config.clone();
         let user = config.user(&identity.user);
@@ -122,7 +123,7 @@ impl Engine {
             .and_then(|u| u.consistency)
             .unwrap_or(config.consistency.default);
         let settings = backend_settings(&ctx, &client, &identity);
-        let backends = SessionBackends::new(&config, settings, ctx.pool.clone());
+        let backends = SessionBackends::new(&config, settings, ctx.pool.clone(), shard);
         let routing = SessionRouting::new(
             cluster,
             config.clusters.len(),

@@ -36,4 +36,4 @@ pub mod session;
 pub mod stmt_cache;
 
 pub use context::ProxyContext;
-pub use server::{serve, ShutdownSignals};
+pub use server::{serve, serve_on, ShutdownSignals};

@@ -5,6 +5,12 @@
 //! set): those change what the server sends, so a session only takes a connection whose options
 //! match its own. Session variables and schema are not part of the match: the engine brings a
 //! connection to the session's state before using it (see `engine::state`).
+//!
+//! With one runtime per worker thread (`[listener] runtime = "thread_per_core"`), each worker
+//! is a shard with its own idle connections and its share of the cap: a connection's socket is
+//! registered with the runtime that opened it, and used from another worker it would need that
+//! worker's thread to wake the session's. Sessions are spread evenly over the workers, so even
+//! shares fit; a shard never closes another's connections to make room.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,13 +46,19 @@ pub const HANDSHAKE_VARS: &[&str] = &[
 pub type HandshakeVars = Arc<Vec<(String, String)>>;
 
 struct ServerPool {
+    /// One per worker runtime.
+    shards: Vec<ShardPool>,
+    /// [`HANDSHAKE_VARS`] per handshake character set, learned from the first connection.
+    handshake: Mutex<Vec<(u8, HandshakeVars)>>,
+}
+
+/// A server's connections on one worker runtime.
+struct ShardPool {
     /// Boxed, like the sessions' (see `SessionBackends`): a connection moves in and out after
     /// every statement of a multiplexed session, as a pointer rather than a few hundred bytes.
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<BackendConn>>>,
-    /// [`HANDSHAKE_VARS`] per handshake character set, learned from the first connection.
-    handshake: Mutex<Vec<(u8, HandshakeVars)>>,
-    /// One permit per open connection when the server has a cap.
+    /// One permit per open connection when the server has a cap: this shard's share of it.
     permits: Option<Arc<Semaphore>>,
     /// Woken when a connection is given back.
     returned: Notify,
@@ -58,13 +70,25 @@ pub struct Pool {
     max_idle: usize,
     wait_timeout: Duration,
     cap: Option<u32>,
+    /// Each shard's share of `cap`.
+    shard_caps: Vec<u32>,
     /// Logins to backend servers (a pooled connection taken again is not one).
     pub logins: AtomicU64,
 }
 
 impl Pool {
-    pub fn new(config: &Config) -> Self {
+    /// Pools for `shards` worker runtimes (1 with the multi-threaded runtime). A cap per
+    /// server is split evenly between the shards; each gets at least one connection, so a cap
+    /// below `shards` is exceeded (the binary refuses to start so, see `shards_fit_the_cap`).
+    pub fn new(config: &Config, shards: usize) -> Self {
         let settings = config.pool;
+        let shards = shards.max(1);
+        let shard_caps: Vec<u32> = match settings.max_per_server {
+            None => Vec::new(),
+            Some(cap) => (0..shards as u32)
+                .map(|i| (cap / shards as u32 + u32::from(i < cap % shards as u32)).max(1))
+                .collect(),
+        };
         Pool {
             servers: config
                 .clusters
@@ -73,19 +97,25 @@ impl Pool {
                     c.servers
                         .iter()
                         .map(|_| ServerPool {
-                            idle: Mutex::new(Vec::new()),
+                            shards: (0..shards)
+                                .map(|i| ShardPool {
+                                    idle: Mutex::new(Vec::new()),
+                                    permits: shard_caps
+                                        .get(i)
+                                        .map(|&n| Arc::new(Semaphore::new(n as usize))),
+                                    returned: Notify::new(),
+                                })
+                                .collect(),
                             handshake: Mutex::new(Vec::new()),
-                            permits: settings
-                                .max_per_server
-                                .map(|n| Arc::new(Semaphore::new(n as usize))),
-                            returned: Notify::new(),
                         })
                         .collect()
                 })
                 .collect(),
-            max_idle: settings.max_idle_per_server as usize,
+            // The limit is per server: each shard keeps its share.
+            max_idle: (settings.max_idle_per_server as usize).div_ceil(shards),
             wait_timeout: settings.wait_timeout,
             cap: settings.max_per_server,
+            shard_caps,
             logins: AtomicU64::new(0),
         }
     }
@@ -94,8 +124,18 @@ impl Pool {
         &self.servers[r.cluster][r.server]
     }
 
-    /// A connection to `r` for a session with `settings`: an idle one if one matches, else a
-    /// new one, waiting (up to `[pool] wait_timeout_ms`) while the server is at its cap.
+    /// Whether `shards` worker runtimes each get at least one connection per server under
+    /// `config`'s cap.
+    pub fn shards_fit_the_cap(config: &Config, shards: usize) -> bool {
+        config
+            .pool
+            .max_per_server
+            .is_none_or(|cap| cap as usize >= shards)
+    }
+
+    /// A connection to `r` for a session with `settings` on `shard`: an idle one of that
+    /// shard if one matches, else a new one, waiting (up to `[pool] wait_timeout_ms`) while the
+    /// server is at its cap.
     ///
     /// # Errors
     /// The server cannot be reached or refused the login; no connection freed up in time.
@@ -104,15 +144,16 @@ impl Pool {
         config: &Config,
         r: ServerRef,
         settings: &BackendSettings,
+        shard: usize,
     ) -> Result<Box<BackendConn>, SessionError> {
-        let sp = self.server(r);
+        let sp = &self.server(r).shards[shard];
         let key = PoolKey {
             capabilities: settings.capabilities,
             charset: settings.charset,
         };
         // The common case, every statement of a multiplexed session: an idle connection is
         // there. No wake-up registration and no deadline needed for it.
-        if let Some(conn) = self.take_idle(r, key, settings.database.as_deref()) {
+        if let Some(conn) = self.take_idle(r, key, settings.database.as_deref(), shard) {
             return Ok(conn);
         }
         let deadline = Instant::now() + self.wait_timeout;
@@ -120,7 +161,7 @@ impl Pool {
             let returned = sp.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
-            if let Some(conn) = self.take_idle(r, key, settings.database.as_deref()) {
+            if let Some(conn) = self.take_idle(r, key, settings.database.as_deref(), shard) {
                 return Ok(conn);
             }
             let permit = match &sp.permits {
@@ -128,7 +169,7 @@ impl Pool {
                 Some(sem) => match sem.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
                     // Idle connections of another shape hold permits: close one to make room.
-                    Err(_) if self.evict_one(r) => continue,
+                    Err(_) if self.evict_one(r, shard) => continue,
                     Err(_) => {
                         let acquire = sem.clone().acquire_owned();
                         tokio::select! {
@@ -148,6 +189,7 @@ impl Pool {
             self.logins.fetch_add(1, Ordering::Relaxed);
             let mut conn = Box::new(open_conn(config, r, settings).await?);
             conn.permit = permit;
+            conn.shard = shard;
             conn.handshake_vars = self.handshake_vars(&mut conn).await;
             return Ok(conn);
         }
@@ -200,10 +242,11 @@ impl Pool {
         r: ServerRef,
         key: PoolKey,
         schema: Option<&str>,
+        shard: usize,
     ) -> Option<Box<BackendConn>> {
         loop {
             let conn = {
-                let mut idle = self.server(r).idle.lock().ok()?;
+                let mut idle = self.server(r).shards[shard].idle.lock().ok()?;
                 // A session without a schema cannot use a connection that has one (there is no
                 // statement to leave a schema); the same schema first, it saves a COM_INIT_DB.
                 let fits =
@@ -220,8 +263,9 @@ impl Pool {
         }
     }
 
-    fn evict_one(&self, r: ServerRef) -> bool {
-        let evicted = self.server(r).idle.lock().ok().and_then(|mut i| i.pop());
+    fn evict_one(&self, r: ServerRef, shard: usize) -> bool {
+        let idle = &self.server(r).shards[shard].idle;
+        let evicted = idle.lock().ok().and_then(|mut i| i.pop());
         evicted.is_some()
     }
 
@@ -241,7 +285,7 @@ impl Pool {
         }
         // The next user brings it to its own state (see `TrackedState::sync`).
         conn.synced_version = u64::MAX;
-        let sp = self.server(conn.server);
+        let sp = &self.server(conn.server).shards[conn.shard];
         if let Ok(mut idle) = sp.idle.lock() {
             if idle.len() < self.max_idle {
                 idle.push(conn);
@@ -252,13 +296,21 @@ impl Pool {
 
     /// Idle connections per server, for SHOW LAGLESS BACKENDS and tests.
     pub fn idle_count(&self, r: ServerRef) -> usize {
-        self.server(r).idle.lock().map_or(0, |i| i.len())
+        self.server(r)
+            .shards
+            .iter()
+            .map(|s| s.idle.lock().map_or(0, |i| i.len()))
+            .sum()
     }
 
     /// Connections open to `r` (in use and idle), when the server has a cap.
     pub fn open_count(&self, r: ServerRef) -> Option<usize> {
-        let sem = self.server(r).permits.as_ref()?;
-        Some(self.cap.unwrap_or(0) as usize - sem.available_permits())
+        let shards = &self.server(r).shards;
+        let mut open = 0;
+        for (shard, cap) in shards.iter().zip(&self.shard_caps) {
+            open += *cap as usize - shard.permits.as_ref()?.available_permits();
+        }
+        self.cap.map(|_| open)
     }
 }
 
@@ -271,3 +323,45 @@ fn still_open(conn: &BackendConn) -> bool {
 
 /// A permit held by a connection counts it against its server's cap until it is dropped.
 pub type Permit = OwnedSemaphorePermit;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pool: &str) -> Config {
+        lagless_config::from_toml_str(&format!(
+            "[pool]\n{pool}\n\n\
+             [[users]]\nname = \"app\"\nnative_password = \"*630B64309B172CA77DD40A18D3113FAF9BB85068\"\n\
+             cluster = \"main\"\n\n\
+             [[clusters]]\nname = \"main\"\nuser = \"u\"\npassword = \"p\"\n\
+             [[clusters.servers]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\nrole = \"primary\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cap_is_split_between_the_shards_and_still_holds() {
+        let pool = Pool::new(&config("max_per_server = 5\nmax_idle_per_server = 5"), 3);
+        assert_eq!(pool.shard_caps, [2, 2, 1]);
+        let r = ServerRef {
+            cluster: 0,
+            server: 0,
+        };
+        assert_eq!(pool.open_count(r), Some(0));
+        assert_eq!(pool.max_idle, 2);
+        assert!(Pool::shards_fit_the_cap(&config("max_per_server = 3"), 3));
+        assert!(!Pool::shards_fit_the_cap(&config("max_per_server = 2"), 3));
+        assert!(Pool::shards_fit_the_cap(&config(""), 64));
+    }
+
+    #[test]
+    fn without_a_cap_no_shard_counts_connections() {
+        let pool = Pool::new(&config(""), 2);
+        assert!(pool.shard_caps.is_empty());
+        let r = ServerRef {
+            cluster: 0,
+            server: 0,
+        };
+        assert_eq!(pool.open_count(r), None);
+    }
+}

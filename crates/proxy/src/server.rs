@@ -1,9 +1,10 @@
 //! The listener: accepts clients up to the connection limit and drains gracefully on shutdown.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,7 +22,8 @@ pub struct ShutdownSignals {
     pub shutdown: CancellationToken,
 }
 
-/// Accepts clients on `listener` until `signals.shutdown` fires, then drains.
+/// Accepts clients on `listener` until `signals.shutdown` fires, then drains. Sessions run on
+/// the current runtime.
 ///
 /// # Errors
 /// Only a failing listener; per-connection errors are logged in their own task.
@@ -30,6 +32,24 @@ pub async fn serve(
     ctx: Arc<ProxyContext>,
     signals: ShutdownSignals,
 ) -> std::io::Result<()> {
+    serve_on(listener, ctx, signals, &[]).await
+}
+
+/// Like [`serve`], but each session runs on one of `workers` (single-threaded runtimes, one per
+/// pool shard: `workers[i]` serves shard `i`), the one with the fewest sessions when it
+/// connects. Empty: on the current runtime, shard 0.
+///
+/// # Errors
+/// Only a failing listener; per-connection errors are logged in their own task.
+pub async fn serve_on(
+    listener: TcpListener,
+    ctx: Arc<ProxyContext>,
+    signals: ShutdownSignals,
+    workers: &[Handle],
+) -> std::io::Result<()> {
+    let sessions: Arc<[AtomicUsize]> = (0..workers.len().max(1))
+        .map(|_| AtomicUsize::new(0))
+        .collect();
     let limit = Arc::new(Semaphore::new(ctx.config.listener.max_connections as usize));
     let tracker = TaskTracker::new();
     let hard = CancellationToken::new();
@@ -58,10 +78,32 @@ pub async fn serve(
             continue;
         };
         let (ctx, idle, hard) = (ctx.clone(), signals.shutdown.clone(), hard.clone());
-        tracker.spawn(async move {
-            run_session(stream, peer, ctx, idle, hard).await;
+        if workers.is_empty() {
+            tracker.spawn(async move {
+                run_session(stream, peer, 0, ctx, idle, hard).await;
+                drop(permit);
+            });
+            continue;
+        }
+        // The socket is registered with the runtime that uses it: moved out of this one's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot hand a client connection to a worker");
+                continue;
+            }
+        };
+        let shard = least_busy(&sessions);
+        sessions[shard].fetch_add(1, Ordering::Relaxed);
+        let sessions = sessions.clone();
+        workers[shard].spawn(tracker.track_future(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => run_session(stream, peer, shard, ctx, idle, hard).await,
+                Err(e) => warn!(error = %e, "a worker cannot take a client connection"),
+            }
+            sessions[shard].fetch_sub(1, Ordering::Relaxed);
             drop(permit);
-        });
+        }));
     }
     drop(listener);
     tracker.close();
@@ -81,6 +123,13 @@ pub async fn serve(
     }
     info!("all sessions closed");
     Ok(())
+}
+
+/// The shard with the fewest sessions (the first of equals).
+fn least_busy(sessions: &[AtomicUsize]) -> usize {
+    (0..sessions.len())
+        .min_by_key(|&i| sessions[i].load(Ordering::Relaxed))
+        .unwrap_or(0)
 }
 
 async fn refuse_too_many(stream: TcpStream, max_packet: usize) {

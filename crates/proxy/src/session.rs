@@ -15,10 +15,12 @@ use crate::engine::{Engine, Flow};
 use crate::error::SessionError;
 use crate::handshake;
 
-/// Serves one client connection to its end. Errors are logged here, in the connection's task.
+/// Serves one client connection to its end, on the worker runtime of pool shard `shard`.
+/// Errors are logged here, in the connection's task.
 pub async fn run_session(
     stream: TcpStream,
     peer: SocketAddr,
+    shard: usize,
     ctx: Arc<ProxyContext>,
     idle_shutdown: CancellationToken,
     hard_shutdown: CancellationToken,
@@ -28,7 +30,7 @@ pub async fn run_session(
     async move {
         ctx.stats.connections_active.fetch_add(1, Ordering::Relaxed);
         let result = tokio::select! {
-            r = serve(stream, peer, &ctx, connection_id, &idle_shutdown) => r,
+            r = serve(stream, peer, shard, &ctx, connection_id, &idle_shutdown) => r,
             _ = hard_shutdown.cancelled() => Ok(()),
         };
         ctx.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
@@ -44,6 +46,7 @@ pub async fn run_session(
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    shard: usize,
     ctx: &Arc<ProxyContext>,
     connection_id: u32,
     shutdown: &CancellationToken,
@@ -71,7 +74,7 @@ async fn serve(
     let Some(identity) = identity else {
         return Ok(());
     };
-    let mut engine = Engine::new(ctx.clone(), client, identity, peer);
+    let mut engine = Engine::new(ctx.clone(), client, identity, peer, shard);
     if !engine.open().await? {
         return Ok(());
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::consistency::Consistency;
 use crate::schema::{
     Balance, FailoverLock, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass,
-    StreamPrimary, UserRoute,
+    RuntimeModel, StreamPrimary, UserRoute,
 };
 
 /// Why a configuration was refused. Messages name the key.
@@ -180,6 +180,7 @@ pub struct Listener {
     /// between CPUs about 1.5 times per statement at one client (perf stat); pinned, point
     /// select at 8 clients went from 0.33 to 0.40 of direct (README, Benchmarks).
     pub pin_worker_threads: bool,
+    pub runtime: RuntimeModel,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -316,6 +317,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             local_infile: l.local_infile,
             worker_threads: l.worker_threads.map(|n| n as usize),
             pin_worker_threads: l.pin_worker_threads,
+            runtime: l.runtime,
         },
         timeouts: Timeouts {
             connect: Duration::from_millis(t.connect_ms),

@@ -35,6 +35,26 @@ fn worker_threads_default_to_one_per_core() {
 }
 
 #[test]
+fn runtime_is_multi_threaded_unless_one_per_thread_is_asked() {
+    use crate::RuntimeModel;
+    assert_eq!(
+        from_toml_str(EXAMPLE).unwrap().listener.runtime,
+        RuntimeModel::MultiThread
+    );
+    let tpc = EXAMPLE.replace(
+        "# runtime = \"multi_thread\"",
+        "runtime = \"thread_per_core\"",
+    );
+    assert_eq!(
+        from_toml_str(&tpc).unwrap().listener.runtime,
+        RuntimeModel::ThreadPerCore
+    );
+    let bad = EXAMPLE.replace("# runtime = \"multi_thread\"", "runtime = \"fibers\"");
+    let e = err(&bad);
+    assert!(e.contains("fibers") && e.contains("thread_per_core"), "{e}");
+}
+
+#[test]
 fn unknown_key_is_named() {
     let text = EXAMPLE.replace(
         "local_infile = false",

@@ -513,7 +513,7 @@ impl Harness {
                         next_seq: 2,
                         scramble: [0; 20],
                     };
-                    let mut engine = Engine::new(ctx, client, identity, peer);
+                    let mut engine = Engine::new(ctx, client, identity, peer, 0);
                     assert!(engine.open().await.expect("open"), "session refused");
                     engine
                 });
