@@ -79,7 +79,7 @@ pub struct Pool {
 impl Pool {
     /// Pools for `shards` worker runtimes (1 with the multi-threaded runtime). A cap per
     /// server is split evenly between the shards; each gets at least one connection, so a cap
-    /// below `shards` is exceeded (the binary refuses to start so, see `shards_fit_the_cap`).
+    /// below `shards` is exceeded (the binary refuses to start then: see `shards_fit_the_cap`).
     pub fn new(config: &Config, shards: usize) -> Self {
         let settings = config.pool;
         let shards = shards.max(1);
@@ -305,12 +305,10 @@ impl Pool {
 
     /// Connections open to `r` (in use and idle), when the server has a cap.
     pub fn open_count(&self, r: ServerRef) -> Option<usize> {
-        let shards = &self.server(r).shards;
-        let mut open = 0;
-        for (shard, cap) in shards.iter().zip(&self.shard_caps) {
-            open += *cap as usize - shard.permits.as_ref()?.available_permits();
-        }
-        self.cap.map(|_| open)
+        self.cap?;
+        let shards = self.server(r).shards.iter().zip(&self.shard_caps);
+        let free = |s: &ShardPool| s.permits.as_ref().map_or(0, |p| p.available_permits());
+        Some(shards.map(|(s, &cap)| cap as usize - free(s)).sum())
     }
 }
 
