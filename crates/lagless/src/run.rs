@@ -288,6 +288,14 @@ pub async fn stop_on_signal(signals: ShutdownSignals) {
 mod tests {
     use super::*;
 
+    /// Held by every test that starts worker threads: the pinning test counts the process's
+    /// threads by name, and would count another test's too.
+    pub(super) static WORKER_THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    pub(super) fn worker_threads_to_myself() -> std::sync::MutexGuard<'static, ()> {
+        WORKER_THREADS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The CPUs a thread of this process may run on, from /proc (not from the thread itself).
     fn cpus_allowed(tid: &str) -> String {
         let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
@@ -301,6 +309,7 @@ mod tests {
 
     #[test]
     fn pinned_workers_each_run_on_one_cpu_of_their_own() {
+        let _alone = worker_threads_to_myself();
         let listener = Listener {
             address: "127.0.0.1:0".parse().unwrap(),
             max_connections: 10,
@@ -341,6 +350,7 @@ mod tests {
 
 #[cfg(test)]
 mod thread_per_core_tests {
+    use super::tests::worker_threads_to_myself;
     use super::*;
 
     fn config(listener_extra: &str, pool: &str) -> Config {
@@ -370,6 +380,7 @@ mod thread_per_core_tests {
 
     #[test]
     fn each_worker_runtime_has_a_thread_of_its_own_pinned_and_stopped_on_drop() {
+        let _alone = worker_threads_to_myself();
         let config = config(
             "runtime = \"thread_per_core\"\nworker_threads = 2\npin_worker_threads = true",
             "",
@@ -408,12 +419,14 @@ mod thread_per_core_tests {
 
     #[test]
     fn multi_thread_runtime_has_no_worker_runtimes() {
+        let _alone = worker_threads_to_myself();
         let rt = ProxyRuntime::new(&config("worker_threads = 2", "")).unwrap();
         assert!(rt.workers.handles().is_empty());
     }
 
     #[test]
     fn a_cap_below_the_worker_count_is_refused_at_start() {
+        let _alone = worker_threads_to_myself();
         let e = ProxyRuntime::new(&config(
             "runtime = \"thread_per_core\"\nworker_threads = 3",
             "max_per_server = 2",
