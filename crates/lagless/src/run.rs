@@ -70,7 +70,8 @@ impl ProxyRuntime {
 #[derive(Default)]
 pub struct WorkerRuntimes {
     handles: Vec<tokio::runtime::Handle>,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// Dropped to stop the workers.
+    stop: Option<tokio::sync::watch::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -84,7 +85,7 @@ impl WorkerRuntimes {
         let cpus = allowed_cpus().context("cannot read the CPUs this process may use")?;
         let count = listener.worker_threads.unwrap_or(cpus.len());
         check(count)?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(());
         let mut workers = WorkerRuntimes::default();
         workers.stop = Some(stop);
         for i in 0..count {
@@ -103,8 +104,9 @@ impl WorkerRuntimes {
                             warn!(cpu, error = %e, "cannot pin a worker thread");
                         }
                     }
+                    // Nothing is ever sent: this returns when the sender is dropped.
                     rt.block_on(async move {
-                        let _ = stopped.wait_for(|&s| s).await;
+                        let _ = stopped.changed().await;
                     });
                 })
                 .context("cannot start a worker thread")?;
