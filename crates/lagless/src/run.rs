@@ -355,14 +355,14 @@ mod thread_per_core_tests {
     use super::tests::worker_threads_to_myself;
     use super::*;
 
-    fn config(listener_extra: &str, pool: &str) -> Config {
-        let text = format!(
-            "[listener]\naddress = \"127.0.0.1:0\"\n{listener_extra}\n\n[pool]\n{pool}\n\n\
-             [[users]]\nname = \"app\"\nnative_password = \"*630B64309B172CA77DD40A18D3113FAF9BB85068\"\n\
-             cluster = \"main\"\n\
-             [[clusters]]\nname = \"main\"\nuser = \"u\"\npassword = \"p\"\n\
-             [[clusters.servers]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\nrole = \"primary\"\n"
-        );
+    const EXAMPLE: &str = include_str!("../../../lagless.example.toml");
+
+    /// The example configuration with `listener` added to `[listener]` and a cap of `cap`
+    /// connections per server (0: none).
+    fn config(listener: &str, cap: u32) -> Config {
+        let text = EXAMPLE
+            .replacen("[listener]", &format!("[listener]\n{listener}"), 1)
+            .replace("max_per_server = 0", &format!("max_per_server = {cap}"));
         lagless_config::from_toml_str(&text).unwrap()
     }
 
@@ -385,7 +385,7 @@ mod thread_per_core_tests {
         let _alone = worker_threads_to_myself();
         let config = config(
             "runtime = \"thread_per_core\"\nworker_threads = 2\npin_worker_threads = true",
-            "",
+            0,
         );
         let rt = ProxyRuntime::new(&config).unwrap();
         let handles = rt.workers.handles().to_vec();
@@ -422,7 +422,7 @@ mod thread_per_core_tests {
     #[test]
     fn multi_thread_runtime_has_no_worker_runtimes() {
         let _alone = worker_threads_to_myself();
-        let rt = ProxyRuntime::new(&config("worker_threads = 2", "")).unwrap();
+        let rt = ProxyRuntime::new(&config("worker_threads = 2", 0)).unwrap();
         assert!(rt.workers.handles().is_empty());
     }
 
@@ -431,7 +431,7 @@ mod thread_per_core_tests {
         let _alone = worker_threads_to_myself();
         let e = ProxyRuntime::new(&config(
             "runtime = \"thread_per_core\"\nworker_threads = 3",
-            "max_per_server = 2",
+            2,
         ))
         .err()
         .expect("refused");
@@ -442,7 +442,7 @@ mod thread_per_core_tests {
         );
         ProxyRuntime::new(&config(
             "runtime = \"thread_per_core\"\nworker_threads = 2",
-            "max_per_server = 2",
+            2,
         ))
         .expect("one connection per worker fits");
     }

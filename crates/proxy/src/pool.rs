@@ -326,20 +326,22 @@ pub type Permit = OwnedSemaphorePermit;
 mod tests {
     use super::*;
 
-    fn config(pool: &str) -> Config {
-        lagless_config::from_toml_str(&format!(
-            "[pool]\n{pool}\n\n\
-             [[users]]\nname = \"app\"\nnative_password = \"*630B64309B172CA77DD40A18D3113FAF9BB85068\"\n\
-             cluster = \"main\"\n\n\
-             [[clusters]]\nname = \"main\"\nuser = \"u\"\npassword = \"p\"\n\
-             [[clusters.servers]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\nrole = \"primary\"\n"
-        ))
-        .unwrap()
+    const EXAMPLE: &str = include_str!("../../../lagless.example.toml");
+
+    /// The example configuration with `max_per_server` and `max_idle_per_server` set.
+    fn config(cap: u32, max_idle: u32) -> Config {
+        let text = EXAMPLE
+            .replace("max_per_server = 0", &format!("max_per_server = {cap}"))
+            .replace(
+                "max_idle_per_server = 64",
+                &format!("max_idle_per_server = {max_idle}"),
+            );
+        lagless_config::from_toml_str(&text).unwrap()
     }
 
     #[test]
     fn a_cap_is_split_between_the_shards_and_still_holds() {
-        let pool = Pool::new(&config("max_per_server = 5\nmax_idle_per_server = 5"), 3);
+        let pool = Pool::new(&config(5, 5), 3);
         assert_eq!(pool.shard_caps, [2, 2, 1]);
         let r = ServerRef {
             cluster: 0,
@@ -347,14 +349,14 @@ mod tests {
         };
         assert_eq!(pool.open_count(r), Some(0));
         assert_eq!(pool.max_idle, 2);
-        assert!(Pool::shards_fit_the_cap(&config("max_per_server = 3"), 3));
-        assert!(!Pool::shards_fit_the_cap(&config("max_per_server = 2"), 3));
-        assert!(Pool::shards_fit_the_cap(&config(""), 64));
+        assert!(Pool::shards_fit_the_cap(&config(3, 64), 3));
+        assert!(!Pool::shards_fit_the_cap(&config(2, 64), 3));
+        assert!(Pool::shards_fit_the_cap(&config(0, 64), 64));
     }
 
     #[test]
     fn without_a_cap_no_shard_counts_connections() {
-        let pool = Pool::new(&config(""), 2);
+        let pool = Pool::new(&config(0, 64), 2);
         assert!(pool.shard_caps.is_empty());
         let r = ServerRef {
             cluster: 0,
