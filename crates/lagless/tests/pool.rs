@@ -196,6 +196,12 @@ fn connection_bound_sessions_keep_their_connection() {
 #[test]
 fn many_clients_share_a_capped_pool() {
     let env = start(2, "max_per_server = 4");
+    rt().block_on(async {
+        // One shared runtime: one count, of every session.
+        let (mut a, _b) = (conn(&env).await, conn(&env).await);
+        assert_eq!(status(&mut a, "worker_sessions").await, "2");
+        assert_eq!(status(&mut a, "session_worker").await, "0");
+    });
     many_clients_through_a_pool_of_4(&env);
 }
 
@@ -208,6 +214,17 @@ fn thread_per_core_workers_share_a_capped_pool() {
         "max_per_server = 4",
         "runtime = \"thread_per_core\"\nworker_threads = 2",
     );
+    rt().block_on(async {
+        // Two sessions at once go to the two workers, and the status shows it.
+        let (mut a, mut b) = (conn(&env).await, conn(&env).await);
+        let (wa, wb) = (
+            status(&mut a, "session_worker").await,
+            status(&mut b, "session_worker").await,
+        );
+        assert_ne!(wa, wb, "both sessions on worker {wa}");
+        assert_eq!(status(&mut a, "worker_sessions").await, "1,1");
+        drop((a, b));
+    });
     let pid = env.proxy.child.id();
     let before = worker_cpu_ticks(pid);
     assert_eq!(before.len(), 2, "two worker threads: {before:?}");
@@ -410,9 +427,14 @@ fn wait_on_replicas(env: &Env, query: &str, want: &str) {
 }
 
 async fn logins(c: &mut Conn) -> u64 {
+    status(c, "backend_logins").await.parse().unwrap()
+}
+
+/// One value of SHOW LAGLESS STATUS.
+async fn status(c: &mut Conn, key: &str) -> String {
     let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
     rows.into_iter()
-        .find(|(k, _)| k == "backend_logins")
-        .map(|(_, v)| v.parse().unwrap())
-        .expect("backend_logins in SHOW LAGLESS STATUS")
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{key} in SHOW LAGLESS STATUS"))
 }

@@ -188,6 +188,11 @@ impl SessionBackends {
         }
     }
 
+    /// The pool shard (worker runtime) the session runs on.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
     /// Whether the session holds a connection to `r`.
     pub fn holds(&self, r: ServerRef) -> bool {
         self.conns[r.cluster][r.server].is_some()

@@ -1,7 +1,7 @@
 //! State shared by every session, handed to them explicitly (no process-wide statics).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lagless_config::Config;
@@ -32,6 +32,9 @@ pub struct ProxyContext {
     pub pool: Arc<Pool>,
     /// Failovers, switchovers, rejoins and quarantines done by this proxy.
     pub ha: crate::ha_history::HaHistory,
+    /// Client sessions per worker runtime (pool shard); one entry, all sessions, with the
+    /// multi-threaded runtime.
+    pub worker_sessions: Box<[AtomicUsize]>,
 }
 
 /// Counters visible to tests and, later, to the admin interface.
@@ -74,6 +77,7 @@ impl ProxyContext {
         let cluster = ClusterState::new(&config, tokio::time::Instant::now());
         let pool = Arc::new(Pool::new(&config, shards));
         Ok(ProxyContext {
+            worker_sessions: (0..shards.max(1)).map(|_| AtomicUsize::new(0)).collect(),
             pool,
             ha: crate::ha_history::HaHistory::default(),
             config,

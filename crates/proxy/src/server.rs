@@ -47,9 +47,10 @@ pub async fn serve_on(
     signals: ShutdownSignals,
     workers: &[Handle],
 ) -> std::io::Result<()> {
-    let sessions: Arc<[AtomicUsize]> = (0..workers.len().max(1))
-        .map(|_| AtomicUsize::new(0))
-        .collect();
+    assert!(
+        workers.len() <= ctx.worker_sessions.len(),
+        "the context has a pool shard per worker"
+    );
     let limit = Arc::new(Semaphore::new(ctx.config.listener.max_connections as usize));
     let tracker = TaskTracker::new();
     let hard = CancellationToken::new();
@@ -79,8 +80,10 @@ pub async fn serve_on(
         };
         let (ctx, idle, hard) = (ctx.clone(), signals.shutdown.clone(), hard.clone());
         if workers.is_empty() {
+            ctx.worker_sessions[0].fetch_add(1, Ordering::Relaxed);
             tracker.spawn(async move {
-                run_session(stream, peer, 0, ctx, idle, hard).await;
+                run_session(stream, peer, 0, ctx.clone(), idle, hard).await;
+                ctx.worker_sessions[0].fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
             continue;
@@ -93,15 +96,14 @@ pub async fn serve_on(
                 continue;
             }
         };
-        let shard = least_busy(&sessions);
-        sessions[shard].fetch_add(1, Ordering::Relaxed);
-        let sessions = sessions.clone();
+        let shard = least_busy(&ctx.worker_sessions[..workers.len()]);
+        ctx.worker_sessions[shard].fetch_add(1, Ordering::Relaxed);
         workers[shard].spawn(tracker.track_future(async move {
             match TcpStream::from_std(stream) {
-                Ok(stream) => run_session(stream, peer, shard, ctx, idle, hard).await,
+                Ok(stream) => run_session(stream, peer, shard, ctx.clone(), idle, hard).await,
                 Err(e) => warn!(error = %e, "a worker cannot take a client connection"),
             }
-            sessions[shard].fetch_sub(1, Ordering::Relaxed);
+            ctx.worker_sessions[shard].fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         }));
     }

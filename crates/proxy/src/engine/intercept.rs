@@ -292,6 +292,17 @@ pub fn replication(engine: &super::Engine) -> TextResult {
 }
 
 /// `SHOW LAGLESS STATUS`: proxy-wide counters and this session's routing state.
+/// Sessions per worker runtime, e.g. `3,4` (one number with the multi-threaded runtime).
+fn worker_sessions(engine: &super::Engine) -> String {
+    let counts: Vec<String> = engine
+        .ctx
+        .worker_sessions
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed).to_string())
+        .collect();
+    counts.join(",")
+}
+
 pub fn status(engine: &super::Engine) -> TextResult {
     let st = &engine.ctx.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
@@ -313,6 +324,8 @@ pub fn status(engine: &super::Engine) -> TextResult {
         ("read_retries", n(&st.read_retries)),
         ("reads_behind_to_primary", n(&st.reads_behind)),
         ("backend_logins", n(&engine.ctx.pool.logins)),
+        ("worker_sessions", worker_sessions(engine)),
+        ("session_worker", engine.backends.shard().to_string()),
         ("session_in_transaction", s.trx.active.to_string()),
         ("session_autocommit", s.trx.autocommit.to_string()),
         (
