@@ -46,18 +46,19 @@ impl ProxyRuntime {
                     .enable_all()
                     .build()
                     .context("cannot start the async runtime")?,
-                workers: WorkerRuntimes::start(listener, |workers| {
-                    if Pool::shards_fit_the_cap(config, workers) {
-                        Ok(())
-                    } else {
-                        Err(anyhow::anyhow!(
-                            "[pool] max_per_server = {} is less than the {workers} worker threads of \
-                             runtime = \"thread_per_core\", which each need a connection per server: \
-                             raise it or set [listener] worker_threads",
-                            config.pool.max_per_server.unwrap_or(0)
-                        ))
-                    }
-                })?,
+                workers: {
+                    let cpus =
+                        allowed_cpus().context("cannot read the CPUs this process may use")?;
+                    let count = listener.worker_threads.unwrap_or(cpus.len());
+                    anyhow::ensure!(
+                        Pool::shards_fit_the_cap(config, count),
+                        "[pool] max_per_server = {} is less than the {count} worker threads of \
+                         runtime = \"thread_per_core\", which each need a connection per server: \
+                         raise it or set [listener] worker_threads",
+                        config.pool.max_per_server.unwrap_or(0)
+                    );
+                    WorkerRuntimes::start(count, listener.pin_worker_threads.then_some(&cpus[..]))?
+                },
             }),
         }
     }
@@ -76,15 +77,8 @@ pub struct WorkerRuntimes {
 }
 
 impl WorkerRuntimes {
-    /// `worker_threads` runtimes (left out: one per CPU this process may use), each thread
-    /// pinned to its own CPU when `pin_worker_threads` is set; `check` may refuse the count.
-    pub fn start(
-        listener: &Listener,
-        check: impl FnOnce(usize) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Self> {
-        let cpus = allowed_cpus().context("cannot read the CPUs this process may use")?;
-        let count = listener.worker_threads.unwrap_or(cpus.len());
-        check(count)?;
+    /// `count` runtimes, the threads pinned in turn to the CPUs of `pin_to` when given.
+    pub fn start(count: usize, pin_to: Option<&[usize]>) -> anyhow::Result<Self> {
         let (stop, stopped) = tokio::sync::watch::channel(());
         let mut workers = WorkerRuntimes::default();
         workers.stop = Some(stop);
@@ -94,7 +88,7 @@ impl WorkerRuntimes {
                 .build()
                 .context("cannot start a worker runtime")?;
             workers.handles.push(rt.handle().clone());
-            let pin = listener.pin_worker_threads.then(|| cpus[i % cpus.len()]);
+            let pin = pin_to.map(|cpus| cpus[i % cpus.len()]);
             let mut stopped = stopped.clone();
             let thread = std::thread::Builder::new()
                 .name(WORKER_THREAD_NAME.into())

@@ -199,7 +199,8 @@ impl SessionBackends {
     }
 }
 
-/// Logs in to server `r` with a session's settings and turns on full session tracking.
+/// Logs in to server `r` with a session's settings and turns on full session tracking, for
+/// pool shard `shard` (the worker runtime this runs on).
 ///
 /// # Errors
 /// The server is unreachable or refused the login.
@@ -207,6 +208,7 @@ pub async fn open_conn(
     config: &Config,
     r: ServerRef,
     settings: &BackendSettings,
+    shard: usize,
 ) -> Result<BackendConn, SessionError> {
     let cluster = &config.clusters[r.cluster];
     let server = &cluster.servers[r.server];
@@ -245,7 +247,7 @@ pub async fn open_conn(
         },
         clean: true,
         answering: false,
-        shard: 0,
+        shard,
         permit: None,
         handshake_vars: None,
         stmts: StmtCache::default(),

@@ -187,9 +187,8 @@ impl Pool {
                 },
             };
             self.logins.fetch_add(1, Ordering::Relaxed);
-            let mut conn = Box::new(open_conn(config, r, settings).await?);
+            let mut conn = Box::new(open_conn(config, r, settings, shard).await?);
             conn.permit = permit;
-            conn.shard = shard;
             conn.handshake_vars = self.handshake_vars(&mut conn).await;
             return Ok(conn);
         }

@@ -40,17 +40,24 @@ pub async fn serve(
 /// connects. Empty: on the current runtime, shard 0.
 ///
 /// # Errors
-/// Only a failing listener; per-connection errors are logged in their own task.
+/// A failing listener, or more workers than `ctx` has pool shards (see
+/// `ProxyContext::with_shards`); per-connection errors are logged in their own task.
 pub async fn serve_on(
     listener: TcpListener,
     ctx: Arc<ProxyContext>,
     signals: ShutdownSignals,
     workers: &[Handle],
 ) -> std::io::Result<()> {
-    assert!(
-        workers.len() <= ctx.worker_sessions.len(),
-        "the context has a pool shard per worker"
-    );
+    if workers.len() > ctx.worker_sessions.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} worker runtimes but {} pool shards",
+                workers.len(),
+                ctx.worker_sessions.len()
+            ),
+        ));
+    }
     let limit = Arc::new(Semaphore::new(ctx.config.listener.max_connections as usize));
     let tracker = TaskTracker::new();
     let hard = CancellationToken::new();
@@ -79,33 +86,34 @@ pub async fn serve_on(
             continue;
         };
         let (ctx, idle, hard) = (ctx.clone(), signals.shutdown.clone(), hard.clone());
-        if workers.is_empty() {
-            ctx.worker_sessions[0].fetch_add(1, Ordering::Relaxed);
-            tracker.spawn(async move {
-                run_session(stream, peer, 0, ctx.clone(), idle, hard).await;
-                ctx.worker_sessions[0].fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-            });
-            continue;
-        }
-        // The socket is registered with the runtime that uses it: moved out of this one's.
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "cannot hand a client connection to a worker");
-                continue;
+        let (shard, stream) = if workers.is_empty() {
+            (0, Accepted::Here(stream))
+        } else {
+            // The socket is registered with the runtime that uses it: moved out of this one's.
+            match stream.into_std() {
+                Ok(s) => (
+                    least_busy(&ctx.worker_sessions[..workers.len()]),
+                    Accepted::Moving(s),
+                ),
+                Err(e) => {
+                    warn!(error = %e, "cannot hand a client connection to a worker");
+                    continue;
+                }
             }
         };
-        let shard = least_busy(&ctx.worker_sessions[..workers.len()]);
         ctx.worker_sessions[shard].fetch_add(1, Ordering::Relaxed);
-        workers[shard].spawn(tracker.track_future(async move {
-            match TcpStream::from_std(stream) {
+        let session = tracker.track_future(async move {
+            match stream.registered_here() {
                 Ok(stream) => run_session(stream, peer, shard, ctx.clone(), idle, hard).await,
                 Err(e) => warn!(error = %e, "a worker cannot take a client connection"),
             }
             ctx.worker_sessions[shard].fetch_sub(1, Ordering::Relaxed);
             drop(permit);
-        }));
+        });
+        match workers.get(shard) {
+            Some(worker) => drop(worker.spawn(session)),
+            None => drop(tokio::spawn(session)),
+        }
     }
     drop(listener);
     tracker.close();
@@ -125,6 +133,23 @@ pub async fn serve_on(
     }
     info!("all sessions closed");
     Ok(())
+}
+
+/// An accepted client socket: registered with the listener's runtime, or on its way to a
+/// worker's.
+enum Accepted {
+    Here(TcpStream),
+    Moving(std::net::TcpStream),
+}
+
+impl Accepted {
+    /// The socket, registered with the runtime this is called on.
+    fn registered_here(self) -> std::io::Result<TcpStream> {
+        match self {
+            Accepted::Here(s) => Ok(s),
+            Accepted::Moving(s) => TcpStream::from_std(s),
+        }
+    }
 }
 
 /// The shard with the fewest sessions (the first of equals).

@@ -291,7 +291,6 @@ pub fn replication(engine: &super::Engine) -> TextResult {
     }
 }
 
-/// `SHOW LAGLESS STATUS`: proxy-wide counters and this session's routing state.
 /// Sessions per worker runtime, e.g. `3,4` (one number with the multi-threaded runtime).
 fn worker_sessions(engine: &super::Engine) -> String {
     let counts: Vec<String> = engine
@@ -303,6 +302,7 @@ fn worker_sessions(engine: &super::Engine) -> String {
     counts.join(",")
 }
 
+/// `SHOW LAGLESS STATUS`: proxy-wide counters and this session's routing state.
 pub fn status(engine: &super::Engine) -> TextResult {
     let st = &engine.ctx.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
