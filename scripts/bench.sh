@@ -505,6 +505,15 @@ cpu_ticks() {
   read -r -a f <<<"$rest"
   echo $((f[11] + f[12]))    # fields 14 and 15
 }
+# utime alone (user space: the proxy's own code and libc, not the kernel's TCP work).
+user_ticks() {
+  local line rest
+  local -a f
+  read -r line <"/proc/$1/stat"
+  rest=${line##*) }
+  read -r -a f <<<"$rest"
+  echo "${f[11]}"
+}
 # utime+stime of the three mariadbd, summed.
 servers_ticks() {
   local s pid sum=0
@@ -590,7 +599,7 @@ total=0
 run_one() { # phase round test-spec ps-mode threads target
   local phase=$1 round=$2 spec=$3 ps=$4 threads=$5 t=$6
   local out pid before="" after="" hwm="" start end code=0 wall qps conns="" sampler=""
-  local reads_before="" reads="" sv_before sv_after
+  local reads_before="" reads="" sv_before sv_after ubefore="" uafter=""
   local -a sb
   mapfile -t sb < <(sb_test_args "$spec")
   n=$((n + 1))
@@ -598,6 +607,7 @@ run_one() { # phase round test-spec ps-mode threads target
   pid=${PID[$t]}
   if [ -n "$pid" ]; then
     before=$(cpu_ticks "$pid")
+    ubefore=$(user_ticks "$pid")
     : >"$out.conns"
     sample_backend_conns "$pid" "$out.conns" &
     sampler=$!
@@ -614,6 +624,7 @@ run_one() { # phase round test-spec ps-mode threads target
   if [ -n "$pid" ]; then
     kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during $out; see $WORK/*.log"
     after=$(cpu_ticks "$pid")
+    uafter=$(user_ticks "$pid")
     hwm=$(peak_rss_kb "$pid")
   fi
   if [ -n "$sampler" ]; then
@@ -623,9 +634,9 @@ run_one() { # phase round test-spec ps-mode threads target
   fi
   [ -z "$reads_before" ] || reads=$(reads_delta "$reads_before" "$(lagless_reads "${PORT[$t]}")")
   wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$spec" "$ps" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$spec" "$ps" \
     "$threads" "$t" "${PORT[$t]}" "$out" "$code" "$wall" "$before" "$after" "$hwm" "$conns" \
-    "$reads" "$((sv_after - sv_before))" >>"$RUNS"
+    "$reads" "$((sv_after - sv_before))" "${uafter:+$((uafter - ubefore))}" >>"$RUNS"
   qps=$(sed -n 's/^ *queries: *[0-9]* *(\([0-9.]*\) per sec.*/\1/p' "$out")
   log "[$n/$total] $phase round $round $spec ps=$ps $threads threads $t: ${qps:-FAILED (exit $code, $out)} qps"
 }

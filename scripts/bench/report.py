@@ -13,12 +13,14 @@
 
 RUNS_TSV has one line per sysbench run, tab-separated:
   phase round test ps_mode threads target port log exit_code wall_s cpu_ticks_before
-  cpu_ticks_after hwm_kb [backend_conns [reads_by_server [servers_cpu_ticks]]]
+  cpu_ticks_after hwm_kb [backend_conns [reads_by_server [servers_cpu_ticks
+  [proxy_user_ticks]]]]
 (phase: main, or quota for the CPU-quota'd read-scaling runs; the last four are empty for the
 direct runs: no process of ours is in the path; backend_conns is the proxy's peak of
 established connections to the servers, sampled every 0.5 s); reads_by_server, for Lagless
 targets, is "name=N,..." from SHOW LAGLESS BACKENDS before and after the run; servers_cpu_ticks
-is the utime+stime of the three mariadbd over the run). QUOTA_TSV has one line per server:
+is the utime+stime of the three mariadbd over the run; proxy_user_ticks is the proxy's utime
+alone over the run, empty for direct). QUOTA_TSV has one line per server:
   name pid cgroup quota_us period_us nr_periods nr_throttled throttled_ms
 """
 
@@ -157,6 +159,7 @@ def read_runs(runs_path, clk):
             conns = fields[13] if len(fields) > 13 else ""
             reads = fields[14] if len(fields) > 14 else ""
             sv_ticks = fields[15] if len(fields) > 15 else ""
+            user_ticks = fields[16] if len(fields) > 16 else ""
             with open(log, errors="replace") as lf:
                 parsed = parse_sysbench(lf.read())
             run = {
@@ -186,6 +189,9 @@ def read_runs(runs_path, clk):
                 run["proxy_cpu_pct_of_one_core"] = round(100.0 * cpu_s / run["wall_s"], 1)
                 q = run.get("queries")
                 run["proxy_cpu_us_per_query"] = round(cpu_s * 1e6 / q, 2) if q else None
+                if user_ticks and q:
+                    run["proxy_user_cpu_us_per_query"] = round(
+                        int(user_ticks) / clk * 1e6 / q, 2)
                 run["proxy_peak_rss_kb"] = int(hwm) if hwm else None
             runs.append(run)
     return runs
@@ -240,6 +246,9 @@ def summarise(runs, meta):
                 "proxy_cpu_us_per_query_median": median(
                     [r.get("proxy_cpu_us_per_query") for r in ok]
                 ),
+                "proxy_user_cpu_us_per_query_median": median(
+                    [r.get("proxy_user_cpu_us_per_query") for r in ok]
+                ),
                 "proxy_peak_rss_kb_max": max(
                     (r["proxy_peak_rss_kb"] for r in ok if r.get("proxy_peak_rss_kb")),
                     default=None),
@@ -257,8 +266,13 @@ def summarise(runs, meta):
 
 RUN_HEADER = (
     "| round | test | PS | threads | target | QPS | vs direct | p50 µs | p95 µs | p99 µs "
-    "| proxy CPU µs/query | proxy CPU % | peak RSS MiB | backend conns | ignored errors |"
+    "| proxy CPU µs/query (user) | proxy CPU % | peak RSS MiB | backend conns | ignored errors |"
 )
+
+
+def cpu_cell(total, user):
+    """Proxy CPU per query, with its user-space part in brackets when known."""
+    return fmt(total, "{:.1f}") + ("" if user is None else f" ({user:.1f})")
 
 
 def run_rows(runs):
@@ -272,7 +286,7 @@ def run_rows(runs):
             f"| {qps} | {fmt(r.get('qps_ratio_to_direct'), '{:.2f}')} "
             f"| {fmt(lat.get('p50'), '{:.0f}')} | {fmt(lat.get('p95'), '{:.0f}')} "
             f"| {fmt(lat.get('p99'), '{:.0f}')} "
-            f"| {fmt(r.get('proxy_cpu_us_per_query'), '{:.1f}')} "
+            f"| {cpu_cell(r.get('proxy_cpu_us_per_query'), r.get('proxy_user_cpu_us_per_query'))} "
             f"| {fmt(r.get('proxy_cpu_pct_of_one_core'), '{:.0f}')} "
             f"| {fmt(None if rss is None else rss / 1024, '{:.1f}')} "
             f"| {fmt(r.get('proxy_backend_connections_peak'))} "
@@ -284,7 +298,8 @@ def run_rows(runs):
 def summary_rows(summary):
     md = [
         "| test | PS | threads | target | QPS median (min–max) | vs direct | p50 µs | p95 µs "
-        "| p99 µs | proxy CPU µs/query | servers' CPU µs/query | peak RSS MiB | backend conns |",
+        "| p99 µs | proxy CPU µs/query (user) | servers' CPU µs/query | peak RSS MiB "
+        "| backend conns |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
@@ -295,7 +310,7 @@ def summary_rows(summary):
             f"| {fmt(s['qps_ratio_to_direct_median'], '{:.2f}')} "
             f"| {fmt(s['p50_us_median'], '{:.0f}')} | {fmt(s['p95_us_median'], '{:.0f}')} "
             f"| {fmt(s['p99_us_median'], '{:.0f}')} "
-            f"| {fmt(s['proxy_cpu_us_per_query_median'], '{:.1f}')} "
+            f"| {cpu_cell(s['proxy_cpu_us_per_query_median'], s['proxy_user_cpu_us_per_query_median'])} "
             f"| {fmt(s['servers_cpu_us_per_query_median'], '{:.1f}')} "
             f"| {fmt(None if rss is None else rss / 1024, '{:.1f}')} "
             f"| {fmt(s['proxy_backend_connections_peak_max'])} |"
@@ -400,7 +415,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "- latency is per sysbench event (one query for oltp_point_select, a transaction of "
         "16 statements for oltp_read_only, 18 for oltp_read_write), percentiles from sysbench's "
         "histogram (µs; its logarithmic buckets are about 2% wide); proxy CPU is utime+stime of "
-        "the proxy process (lagless or haproxy) over the run, per query and as % of one core; "
+        "the proxy process (lagless or haproxy) over the run, per query and as % of one core, "
+        "in brackets its utime alone (user space: the rest is the kernel's, mostly loopback TCP); "
         "servers' CPU is utime+stime of the three mariadbd over the run, per query; "
         "peak RSS is the proxy's VmHWM after the run (since the proxy started); backend conns is "
         "the proxy's peak number of established connections to the 3 servers during the run "
