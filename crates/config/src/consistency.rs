@@ -43,6 +43,15 @@ impl Consistency {
         matches!(self, Consistency::Position | Consistency::PosWait(_))
     }
 
+    /// `gtid`, `gtid_wait` and `global`: the modes that judge a replica by its executed
+    /// GTIDs, which the replicas' binlog streams keep fresh between probes.
+    pub fn uses_replica_gtids(self) -> bool {
+        matches!(
+            self,
+            Consistency::Gtid | Consistency::GtidWait(_) | Consistency::Global
+        )
+    }
+
     /// Whether the mode promises that a session reads its own writes. `primary_after_write`
     /// does only while replication lag stays under its window, and `delay` under its delay:
     /// neither is a promise.

@@ -136,15 +136,63 @@ pub struct RawMonitor {
     /// Write a heartbeat row on the primary each interval and measure replica lag from it.
     pub heartbeat: bool,
     pub heartbeat_schema: String,
-    /// Also read every server's binlog as a replication client, to learn its executed GTIDs
+    /// Also read every replica's binlog as a replication client, to learn its executed GTIDs
     /// within milliseconds (needs REPLICATION SLAVE; a server that refuses is polled only).
-    pub binlog_streaming: bool,
+    pub binlog_streaming: BinlogStreaming,
     /// The replication server id of those binlog connections; 0 picks one at random in
     /// 0x4C000000..=0x4CFFFFFF. Must differ from every server's and replica's server_id.
     pub binlog_server_id: u32,
     /// Stream the primary's binlog too (no confirmations): the `position` and `pos_wait`
     /// modes then learn where a write ends in it within milliseconds, not at the next probe.
     pub binlog_stream_primary: StreamPrimary,
+}
+
+/// `[monitor] binlog_streaming`: `true`, `false` or `"auto"` (also `"on"`, `"off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinlogStreaming {
+    /// From the start if a configured mode (the default or a user's) judges replicas by their
+    /// executed GTIDs (`gtid`, `gtid_wait`, `global`), else from the first statement of a
+    /// session in such a mode: a proxy whose sessions use none of them does not receive and
+    /// parse every write's events twice over.
+    #[default]
+    Auto,
+    /// From the start.
+    On,
+    /// Never: replicas' GTIDs come from the probes only.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for BinlogStreaming {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(true) => Ok(Self::On),
+            Raw::Flag(false) => Ok(Self::Off),
+            Raw::Word(w) => match w.as_str() {
+                "auto" => Ok(Self::Auto),
+                "on" => Ok(Self::On),
+                "off" => Ok(Self::Off),
+                _ => Err(serde::de::Error::custom(format!(
+                    "binlog_streaming = {w:?}: expected true, false or \"auto\""
+                ))),
+            },
+        }
+    }
+}
+
+impl Serialize for BinlogStreaming {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::On => s.serialize_bool(true),
+            Self::Off => s.serialize_bool(false),
+        }
+    }
 }
 
 /// `[monitor] binlog_stream_primary`.
@@ -169,7 +217,7 @@ impl Default for RawMonitor {
             timeout_ms: 1000,
             heartbeat: false,
             heartbeat_schema: "lagless".into(),
-            binlog_streaming: true,
+            binlog_streaming: BinlogStreaming::Auto,
             binlog_server_id: 0,
             binlog_stream_primary: StreamPrimary::Auto,
         }

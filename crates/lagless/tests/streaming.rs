@@ -239,3 +239,68 @@ fn streamed_gtids_make_replicas_eligible_between_polls_and_refusal_falls_back() 
         }
     });
 }
+
+/// `binlog_streaming = "auto"` (the default) with `eventual` as the default mode: the replicas
+/// are not streamed (no dump thread on them, no events to parse) while no session uses a GTID
+/// mode; the first read of a session that switches to `gtid` starts their streams.
+#[test]
+fn replicas_are_streamed_only_once_a_session_uses_a_gtid_mode() {
+    let env = Env::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        &EnvOptions {
+            extra: "[consistency]\ndefault = \"eventual\"\n".into(),
+            ..EnvOptions::default()
+        },
+    )
+    .unwrap();
+    rt().block_on(async {
+        let mut c = Conn::from_url(env.url()).await.unwrap();
+        let mut admin = Conn::from_url(env.url()).await.unwrap();
+        let idle = |b: &[(String, String, Option<String>, Option<String>)]| {
+            b.iter()
+                .all(|s| s.1 == "poll" && s.2.as_deref().is_some_and(|st| st.starts_with("idle")))
+        };
+        wait_backends(
+            &mut admin,
+            Duration::from_secs(10),
+            "every server idle (eventual: no GTID mode in use)",
+            idle,
+        )
+        .await;
+        c.query_drop("CREATE TABLE s (id INT PRIMARY KEY, v BIGINT)")
+            .await
+            .unwrap();
+        write_then_read(&mut c).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let b = backends(&mut admin).await;
+        assert!(
+            idle(&b),
+            "eventual reads and writes started no stream: {b:?}"
+        );
+
+        c.query_drop("SET @lagless_consistency = 'gtid'")
+            .await
+            .unwrap();
+        write_then_read(&mut c).await;
+        wait_backends(
+            &mut admin,
+            Duration::from_secs(5),
+            "the replicas streaming once a session reads in gtid mode",
+            |b| {
+                b.iter().all(|s| {
+                    if s.0 == "primary" {
+                        s.2.as_deref().is_some_and(|st| st.starts_with("idle"))
+                    } else {
+                        s.2.as_deref() == Some("streaming")
+                    }
+                })
+            },
+        )
+        .await;
+    });
+}
+
+async fn write_then_read(c: &mut Conn) {
+    c.query_drop("REPLACE INTO s VALUES (1, 1)").await.unwrap();
+    let _: Option<i64> = c.query_first("SELECT v FROM s WHERE id = 1").await.unwrap();
+}

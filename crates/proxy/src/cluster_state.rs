@@ -65,7 +65,10 @@ pub struct ClusterState {
     write_positions: tokio::sync::Notify,
     /// Whether the primaries' binlog streams run (see [`ClusterState::want_primary_positions`]);
     /// `None` with `[monitor] binlog_stream_primary = "off"`.
-    pub primary_positions: Option<Arc<lagless_topology::PrimaryDemand>>,
+    pub primary_positions: Option<Arc<lagless_topology::StreamDemand>>,
+    /// Whether the replicas' binlog streams run (see [`ClusterState::want_replica_gtids`]);
+    /// `None` with `[monitor] binlog_streaming = false` (no streams at all).
+    pub replica_gtids: Option<Arc<lagless_topology::StreamDemand>>,
     /// Per cluster: wakes the monitor for a round at once (see [`ClusterState::suspect`]).
     pub probe_now: Vec<Arc<tokio::sync::Notify>>,
     /// Per cluster: the primary's GTID position at the monitor's previous round.
@@ -110,7 +113,19 @@ impl ClusterState {
                             .any(|u| u.consistency.is_some_and(|c| c.uses_binlog_positions())),
                 ),
             }
-            .map(|wanted| Arc::new(lagless_topology::PrimaryDemand::new(wanted))),
+            .map(|wanted| Arc::new(lagless_topology::StreamDemand::new(wanted))),
+            replica_gtids: match config.monitor.binlog_streaming {
+                lagless_config::BinlogStreaming::Off => None,
+                lagless_config::BinlogStreaming::On => Some(true),
+                lagless_config::BinlogStreaming::Auto => Some(
+                    config.consistency.default.uses_replica_gtids()
+                        || config
+                            .users
+                            .iter()
+                            .any(|u| u.consistency.is_some_and(|c| c.uses_replica_gtids())),
+                ),
+            }
+            .map(|wanted| Arc::new(lagless_topology::StreamDemand::new(wanted))),
             turn: AtomicU64::new(0),
             started: now,
         }
@@ -387,6 +402,19 @@ impl ClusterState {
         if let Some(d) = &self.primary_positions {
             d.want();
         }
+    }
+
+    /// A session in a GTID mode is routing: the replicas' binlog streams start, unless
+    /// `[monitor] binlog_streaming = false`. Cheap once they run.
+    pub fn want_replica_gtids(&self) {
+        if let Some(d) = &self.replica_gtids {
+            d.want();
+        }
+    }
+
+    /// Whether the replicas' binlog streams run (or are starting).
+    pub fn replica_gtids_wanted(&self) -> bool {
+        self.replica_gtids.as_ref().is_some_and(|d| d.wanted())
     }
 
     /// Whether the primaries' binlog streams run (or are starting).
@@ -720,6 +748,35 @@ role = "replica"
             gtid_events: 0,
             updated_at: Instant::now(),
         }
+    }
+
+    #[test]
+    fn the_replicas_streams_are_wanted_once_a_gtid_mode_is_used() {
+        let state = ClusterState::new(&config(), Instant::now());
+        assert!(
+            state.replica_gtids_wanted(),
+            "gtid by default: from the start"
+        );
+        let with = |extra: &str| {
+            let text = format!("{extra}\n{}", toml_of_config());
+            ClusterState::new(
+                &lagless_config::from_toml_str(&text).unwrap(),
+                Instant::now(),
+            )
+        };
+        let eventual = with("[consistency]\ndefault = \"eventual\"");
+        assert!(
+            !eventual.replica_gtids_wanted(),
+            "eventual: not until asked"
+        );
+        eventual.want_replica_gtids();
+        assert!(eventual.replica_gtids_wanted());
+        let on = with("[consistency]\ndefault = \"eventual\"\n[monitor]\nbinlog_streaming = true");
+        assert!(on.replica_gtids_wanted(), "true: always");
+        let off = with("[monitor]\nbinlog_streaming = false");
+        off.want_replica_gtids();
+        assert!(!off.replica_gtids_wanted(), "false: never");
+        assert!(off.replica_gtids.is_none());
     }
 
     #[test]

@@ -353,6 +353,10 @@ impl Engine {
             // Starts the primaries' binlog streams, for positions, the first time.
             self.ctx.cluster.want_primary_positions();
         }
+        if self.routing.consistency.uses_replica_gtids() {
+            // Starts the replicas' binlog streams, for executed GTIDs, the first time.
+            self.ctx.cluster.want_replica_gtids();
+        }
         let plan = route(&RouteInput {
             stmt: c,
             session: &self.routing,

@@ -48,7 +48,7 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
             tracing::error!(cluster = %cluster.name, error = %e, "monitor not started");
             continue;
         }
-        if m.binlog_streaming {
+        if m.binlog_streaming != lagless_config::BinlogStreaming::Off {
             start_streams(&ctx, ci, &config, &shutdown);
         }
         let (mut rx, _task) = lagless_topology::spawn(config, shutdown.clone());
@@ -99,8 +99,13 @@ fn start_streams(
     config.connect_timeout = monitor.connect_timeout;
     config.server_id = stream_server_id(ctx.config.monitor.binlog_server_id);
     config.primaries = ctx.cluster.primary_positions.clone().unwrap_or_else(|| {
-        std::sync::Arc::new(lagless_topology::PrimaryDemand::new(false)) // "off": never wanted
+        std::sync::Arc::new(lagless_topology::StreamDemand::new(false)) // "off": never wanted
     });
+    config.replicas = ctx
+        .cluster
+        .replica_gtids
+        .clone()
+        .unwrap_or_else(|| std::sync::Arc::new(lagless_topology::StreamDemand::new(true)));
     config.confirm = std::env::var_os("LAGLESS_BINLOG_UNCONFIRMED").is_none_or(|v| v != "1");
     if !config.confirm {
         tracing::warn!(cluster, "LAGLESS_BINLOG_UNCONFIRMED=1: streamed GTIDs are trusted before they are confirmed committed (measurement only)");

@@ -32,7 +32,8 @@
 //! Routing uses executed GTIDs of replicas only, so a writable server (a primary) gets no
 //! confirmations and publishes no executed GTIDs. Its stream gives where each transaction ends
 //! in its binlog instead ([`groups::GroupTracker`]), for the `position` and `pos_wait` modes;
-//! with [`StreamConfig::primaries`] off it is not streamed at all ([`StreamState::Idle`]).
+//! with [`StreamConfig::primaries`] off it is not streamed at all ([`StreamState::Idle`]), and
+//! a replica likewise while [`StreamConfig::replicas`] is off.
 //! `@@read_only` is checked every second, so a promoted or demoted server switches over.
 //!
 //! A server that refuses (no REPLICATION SLAVE privilege, binary log off, MySQL) is reported as
@@ -115,27 +116,30 @@ pub struct StreamConfig {
     /// ends in their binlog ([`StreamedServer::binlog`]): the `position` modes then learn a
     /// write's binlog position within milliseconds. Until it is wanted a primary is not
     /// streamed (no dump thread on it); it can be wanted later, at run time.
-    pub primaries: Arc<PrimaryDemand>,
+    pub primaries: Arc<StreamDemand>,
+    /// Whether read-only servers (replicas) are streamed, for their executed GTIDs. Until it
+    /// is wanted a replica is not streamed; it can be wanted later, at run time.
+    pub replicas: Arc<StreamDemand>,
 }
 
-/// Whether primaries' binlog positions are wanted; once wanted, for good. A primary's stream
-/// waiting idle starts when [`PrimaryDemand::want`] is called.
+/// Whether one kind of server's stream is wanted; once wanted, for good. A stream waiting
+/// idle starts when [`StreamDemand::want`] is called.
 #[derive(Debug, Default)]
-pub struct PrimaryDemand {
+pub struct StreamDemand {
     wanted: std::sync::atomic::AtomicBool,
     changed: tokio::sync::Notify,
 }
 
-impl PrimaryDemand {
+impl StreamDemand {
     pub fn new(wanted: bool) -> Self {
-        PrimaryDemand {
+        StreamDemand {
             wanted: wanted.into(),
             changed: tokio::sync::Notify::new(),
         }
     }
 
     /// Cheap once wanted: a load, no read-modify-write (called on every statement of a
-    /// session in a position mode).
+    /// session in a mode that wants it).
     pub fn want(&self) {
         if !self.wanted() && !self.wanted.swap(true, std::sync::atomic::Ordering::Relaxed) {
             self.changed.notify_waiters();
@@ -161,7 +165,8 @@ impl StreamConfig {
             server_id: random_server_id(),
             heartbeat: Duration::from_secs(1),
             confirm: true,
-            primaries: Arc::new(PrimaryDemand::new(true)),
+            primaries: Arc::new(StreamDemand::new(true)),
+            replicas: Arc::new(StreamDemand::new(true)),
         }
     }
 }
@@ -176,6 +181,7 @@ impl std::fmt::Debug for StreamConfig {
             .field("heartbeat", &self.heartbeat)
             .field("confirm", &self.confirm)
             .field("primaries", &self.primaries)
+            .field("replicas", &self.replicas)
             .finish_non_exhaustive()
     }
 }
@@ -203,8 +209,9 @@ pub enum StreamState {
     /// The connection failed or was lost (the reason); reconnecting with backoff.
     Retrying(String),
     /// Not streamed (the reason): a writable server, a primary, while its binlog positions
-    /// are not wanted ([`StreamConfig::primaries`]); streamed once they are, or once it is
-    /// read-only (checked every second).
+    /// are not wanted ([`StreamConfig::primaries`]), or a replica while its GTIDs are not
+    /// ([`StreamConfig::replicas`]); streamed once they are, or once its role changes
+    /// (checked every second).
     Idle(String),
 }
 
@@ -471,17 +478,19 @@ impl ServerStream {
         // its binlog (the position modes); routing uses executed GTIDs of replicas only, so
         // its GTIDs are not confirmed.
         let writable = !matches!(col(6).as_str(), "1" | "ON");
-        if writable && !self.config.primaries.wanted() {
-            self.publish(
-                StreamState::Idle(
-                    "writable (a primary): not streamed until a position mode is used".into(),
-                ),
-                None,
-                None,
-                None,
-            );
+        let demand = if writable {
+            self.config.primaries.clone()
+        } else {
+            self.config.replicas.clone()
+        };
+        if !demand.wanted() {
+            let why = if writable {
+                "writable (a primary): not streamed until a position mode is used"
+            } else {
+                "not streamed until a session uses a GTID mode (gtid, gtid_wait, global)"
+            };
+            self.publish(StreamState::Idle(why.into()), None, None, None);
             loop {
-                let demand = &self.config.primaries;
                 let wanted = demand.changed.notified();
                 tokio::pin!(wanted);
                 wanted.as_mut().enable();
@@ -493,8 +502,9 @@ impl ServerStream {
                     () = wanted => return Ended::Role,
                 }
                 match read_only(&mut dump).await {
-                    Ok(true) => return Ended::Role,
-                    Ok(false) => {}
+                    // The role changed: start over as the other kind.
+                    Ok(read_only) if read_only == writable => return Ended::Role,
+                    Ok(_) => {}
                     Err(e) => return e,
                 }
             }

@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use lagless_backend::BackendError;
 
-pub use binlog_stream::{spawn_streams, PrimaryDemand, StreamConfig, StreamState, StreamedServer};
+pub use binlog_stream::{spawn_streams, StreamConfig, StreamDemand, StreamState, StreamedServer};
 pub use config::{HeartbeatConfig, MonitorConfig, MonitoredServer};
 pub use monitor::spawn;
 pub use types::{

@@ -160,7 +160,7 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
     // they are.
     let shutdown = CancellationToken::new();
     let mut config = StreamConfig::new(servers(&sb), &admin.user, &admin.password);
-    let demand = std::sync::Arc::new(lagless_topology::PrimaryDemand::new(false));
+    let demand = std::sync::Arc::new(lagless_topology::StreamDemand::new(false));
     config.primaries = demand.clone();
     let (mut rx, task) = spawn_streams(config, shutdown.clone());
     wait_for(
@@ -187,6 +187,39 @@ async fn a_replicas_applied_gtid_arrives_within_milliseconds_and_a_refusal_falls
         "primary streaming {:?} after it was wanted",
         asked.elapsed()
     );
+    stop(shutdown, task).await;
+
+    // Replicas' GTIDs not wanted (no session in a GTID mode yet): the replicas stay idle,
+    // publishing nothing, until they are.
+    let shutdown = CancellationToken::new();
+    let mut config = StreamConfig::new(servers(&sb), &admin.user, &admin.password);
+    let demand = std::sync::Arc::new(lagless_topology::StreamDemand::new(false));
+    config.replicas = demand.clone();
+    let (mut rx, task) = spawn_streams(config, shutdown.clone());
+    wait_for(
+        &mut rx,
+        Duration::from_secs(5),
+        "the primary streaming, the replicas idle",
+        |v| {
+            v[0].state == StreamState::Streaming
+                && v[1..]
+                    .iter()
+                    .all(|s| matches!(s.state, StreamState::Idle(_)) && s.executed.is_none())
+        },
+    )
+    .await;
+    demand.want();
+    wait_for(
+        &mut rx,
+        Duration::from_secs(3),
+        "the replicas streaming once their GTIDs are wanted",
+        |v| {
+            v[1..]
+                .iter()
+                .all(|s| s.state == StreamState::Streaming && s.executed.is_some())
+        },
+    )
+    .await;
     stop(shutdown, task).await;
 
     // The application account lacks REPLICATION SLAVE: every stream is refused, and says why.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::consistency::Consistency;
 use crate::schema::{
-    Balance, FailoverLock, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo, RuleClass,
-    RuntimeModel, StreamPrimary, UserRoute,
+    Balance, BinlogStreaming, FailoverLock, RawCluster, RawConfig, RawRule, RawUser, Role, RouteTo,
+    RuleClass, RuntimeModel, StreamPrimary, UserRoute,
 };
 
 /// Why a configuration was refused. Messages name the key.
@@ -80,8 +80,8 @@ pub struct Monitor {
     pub timeout: Duration,
     /// The heartbeat table's schema, when heartbeats are on.
     pub heartbeat_schema: Option<String>,
-    /// GTID streaming from each server's binlog.
-    pub binlog_streaming: bool,
+    /// GTID streaming from each replica's binlog.
+    pub binlog_streaming: BinlogStreaming,
     /// The streams' replication server id (`None`: random).
     pub binlog_server_id: Option<u32>,
     /// Whether streams also read writable servers (primaries), for write positions.

@@ -189,3 +189,32 @@ fn glob_edge_cases() {
     assert!(g("*", "") && g("a*b", "ab") && g("a*b", "axxb") && g("a?c", "abc"));
     assert!(!g("a?c", "ac") && !g("a*b", "abx") && g("*_log", "app_log"));
 }
+
+#[test]
+fn binlog_streaming_takes_a_flag_or_auto() {
+    use crate::BinlogStreaming;
+    let with = |v: &str| {
+        EXAMPLE.replace(
+            "binlog_streaming = \"auto\"",
+            &format!("binlog_streaming = {v}"),
+        )
+    };
+    assert_eq!(
+        from_toml_str(EXAMPLE).unwrap().monitor.binlog_streaming,
+        BinlogStreaming::Auto
+    );
+    for (v, want) in [
+        ("true", BinlogStreaming::On),
+        ("false", BinlogStreaming::Off),
+        ("\"on\"", BinlogStreaming::On),
+        ("\"off\"", BinlogStreaming::Off),
+    ] {
+        assert_eq!(
+            from_toml_str(&with(v)).unwrap().monitor.binlog_streaming,
+            want,
+            "{v}"
+        );
+    }
+    let e = err(&with("\"sometimes\""));
+    assert!(e.contains("sometimes") && e.contains("auto"), "{e}");
+}
