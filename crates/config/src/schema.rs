@@ -153,7 +153,7 @@ pub enum BinlogStreaming {
     /// From the start if a configured mode (the default or a user's) judges replicas by their
     /// executed GTIDs (`gtid`, `gtid_wait`, `global`), else from the first statement of a
     /// session in such a mode: a proxy whose sessions use none of them does not receive and
-    /// parse every write's events twice over.
+    /// parse every write's events once per replica.
     #[default]
     Auto,
     /// From the start.
