@@ -41,7 +41,9 @@
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
-#   GTID_WAIT_MS=1000
+#   GTID_WAIT_MS=1000    off: no gtid_wait user and no lagless_gtid_wait target (the proxy then
+#                        has no user in a GTID mode, so with LAGLESS_CONSISTENCY=eventual its
+#                        binlog_streaming = "auto" leaves the replicas unstreamed)
 #   WARMUP=2             seconds of unrecorded warm-up per target before the first round (0: none)
 #   TABLES=4 TABLE_SIZE=10000
 #   CPU_QUOTA=           e.g. 0.5: after the matrix, put each mariadbd into its own cpu cgroup
@@ -126,6 +128,7 @@ HOST=127.0.0.1
 APP_USER=app
 APP_PASSWORD=lagless
 GW_USER=app_gtid_wait   # same password; consistency gtid_wait(GTID_WAIT_MS)
+[ "$GTID_WAIT_MS" != off ] || GW_USER=""
 SANDBOX_MAX_CONNECTIONS=500   # what crates/sandbox writes in each server's cnf
 PY=$ROOT/.venv/bin/python
 
@@ -133,9 +136,10 @@ log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT CPU_PERIOD_US \
-  GTID_WAIT_MS CONNECT IDLE IDLE_HOLD; do
+  CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
+[[ $GTID_WAIT_MS =~ ^([0-9]+|off)$ ]] || die "GTID_WAIT_MS must be a number or off, not '$GTID_WAIT_MS'"
 for v in MARIADB_MAX_CONNECTIONS LAGLESS_MAX_CONNECTIONS NOFILE POOL_MAX_PER_SERVER; do
   [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
@@ -413,7 +417,7 @@ BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY BENCH_GW_USER=$GW_USER \
 if [ -n "$POOL_TOML" ]; then
   printf '\n# POOL_TOML\n%s\n' "$POOL_TOML" >>"$WORK/lagless.toml"
 fi
-log "starting lagless on $HOST:$LAGLESS_PORT (consistency $LAGLESS_CONSISTENCY; user $GW_USER: gtid_wait($GTID_WAIT_MS))"
+log "starting lagless on $HOST:$LAGLESS_PORT (consistency $LAGLESS_CONSISTENCY${GW_USER:+; user $GW_USER: gtid_wait($GTID_WAIT_MS)})"
 "$LAGLESS" --config "$WORK/lagless.toml" --log "${LAGLESS_LOG:-info}" >"$WORK/lagless.log" 2>&1 &
 PROXY_PID=$!
 wait_port "$LAGLESS_PORT" "$PROXY_PID" lagless
@@ -476,7 +480,7 @@ declare -A USR=([direct]=$APP_USER [lagless]=$APP_USER [lagless_gtid_wait]=$GW_U
   [lagless_tpc]=$APP_USER)
 read -r -a TARGET_LIST <<<"$TARGETS"
 ALL_TARGETS=("${TARGET_LIST[@]}")
-if [[ " $TARGETS " == *" lagless "* && " $TESTS " == *" oltp_read_write"* ]]; then
+if [[ -n $GW_USER && " $TARGETS " == *" lagless "* && " $TESTS " == *" oltp_read_write"* ]]; then
   ALL_TARGETS+=(lagless_gtid_wait)
 fi
 
@@ -485,7 +489,9 @@ targets_for() {
   local t out=()
   for t in "${TARGET_LIST[@]}"; do
     out+=("$t")
-    if [ "$t" = lagless ] && [[ $1 == oltp_read_write* ]]; then out+=(lagless_gtid_wait); fi
+    if [ -n "$GW_USER" ] && [ "$t" = lagless ] && [[ $1 == oltp_read_write* ]]; then
+      out+=(lagless_gtid_wait)
+    fi
   done
   echo "${out[@]}"
 }

@@ -392,8 +392,11 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "- targets: direct = the sandbox primary; lagless = the proxy with consistency "
         f"`{p['consistency']}` (autocommit reads on the two replicas; writes and everything "
         "inside BEGIN...COMMIT, which sysbench's oltp_read_only and oltp_read_write use unless "
-        "+skip_trx, on the primary); lagless_gtid_wait = the same proxy, a user with consistency "
-        f"`gtid_wait({p['gtid_wait_ms']})` (oltp_read_write only); haproxy = HAProxy in TCP mode "
+        "+skip_trx, on the primary); "
+        + ("no gtid_wait user (GTID_WAIT_MS=off); " if p["gtid_wait_ms"] is None else
+           "lagless_gtid_wait = the same proxy, a user with consistency "
+           f"`gtid_wait({p['gtid_wait_ms']})` (oltp_read_write only); ")
+        + "haproxy = HAProxy in TCP mode "
         "in front of the primary; lagless_nomux = a second Lagless process with `[pool] multiplex "
         "= false` and no per-server cap (each client session keeps its own backend connection); lagless_pinned = a second "
         "Lagless process with `[listener] pin_worker_threads = true`; lagless_tpc = a second "
@@ -608,7 +611,8 @@ def cmd_meta():
             "table_size": int(env["BENCH_TABLE_SIZE"]),
             "targets": env["BENCH_TARGETS"].split(),
             "consistency": env["BENCH_CONSISTENCY"],
-            "gtid_wait_ms": int(env["BENCH_GTID_WAIT_MS"]),
+            "gtid_wait_ms": (None if env["BENCH_GTID_WAIT_MS"] == "off"
+                             else int(env["BENCH_GTID_WAIT_MS"])),
             "ports": {"direct": int(env["BENCH_BASE_PORT"]),
                       "lagless": int(env["BENCH_LAGLESS_PORT"]),
                       "haproxy": int(env["BENCH_HAPROXY_PORT"]),
