@@ -37,7 +37,7 @@
 #                        process, the same config with `[listener] pin_worker_threads = true`;
 #                        lagless_tpc (not by default) = a second Lagless process, the same
 #                        config with `[listener] runtime = "thread_per_core"` and
-#                        `pin_worker_threads = true`; also run in the CPU_QUOTA phase. When lagless is listed, oltp_read_write* tests also run
+#                        `pin_worker_threads = TPC_PIN`; also run in the CPU_QUOTA phase. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -123,6 +123,7 @@ HAPROXY_PORT=${HAPROXY_PORT:-6044}
 NOMUX_PORT=${NOMUX_PORT:-6045}
 PINNED_PORT=${PINNED_PORT:-6046}
 TPC_PORT=${TPC_PORT:-6047}
+TPC_PIN=${TPC_PIN:-true}   # lagless_tpc's pin_worker_threads
 REPLICAS=2
 HOST=127.0.0.1
 APP_USER=app
@@ -139,6 +140,8 @@ for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY
   CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
+[[ $TPC_PIN =~ ^(true|false)$ ]] || die "TPC_PIN must be true or false, not '$TPC_PIN'"
+export TPC_PIN
 [[ $GTID_WAIT_MS =~ ^([0-9]+|off)$ ]] || die "GTID_WAIT_MS must be a number or off, not '$GTID_WAIT_MS'"
 for v in MARIADB_MAX_CONNECTIONS LAGLESS_MAX_CONNECTIONS NOFILE POOL_MAX_PER_SERVER; do
   [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
@@ -455,7 +458,7 @@ fi
 if [[ " $TARGETS " == *" lagless_tpc "* ]]; then
   start_variant lagless_tpc "$TPC_PORT" TPC_PID '
 text = re.sub(r"(?m)^\s*runtime\s*=.*$", "", text)
-text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core\"\npin_worker_threads = true", text, count=1)
+text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core\"\npin_worker_threads = " + __import__("os").environ["TPC_PIN"], text, count=1)
 '
 fi
 
@@ -578,7 +581,7 @@ NOFILE_NOW=$(ulimit -n)
 export BENCH_DATE=$DATE BENCH_HAPROXY=$HAPROXY BENCH_MARIADB_VERSION=$MARIADB_VERSION \
   BENCH_TESTS="$TESTS" BENCH_THREADS="$THREADS" BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS \
   BENCH_WARMUP=$WARMUP BENCH_TABLES=$TABLES BENCH_TABLE_SIZE=$TABLE_SIZE BENCH_BASE_PORT=$BASE_PORT \
-  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_PS_MODES="$PS_MODES" \
+  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
   BENCH_TARGETS="${ALL_TARGETS[*]}" BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY \
   BENCH_GTID_WAIT_MS=$GTID_WAIT_MS BENCH_CPU_QUOTA=$CPU_QUOTA BENCH_QUOTA_TEST=$QUOTA_TEST \
   BENCH_QUOTA_THREADS="$QUOTA_THREADS" BENCH_QUOTA_PS_MODE=$QUOTA_PS_MODE BENCH_CONNECT=$CONNECT \

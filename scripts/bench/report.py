@@ -400,7 +400,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "in front of the primary; lagless_nomux = a second Lagless process with `[pool] multiplex "
         "= false` and no per-server cap (each client session keeps its own backend connection); lagless_pinned = a second "
         "Lagless process with `[listener] pin_worker_threads = true`; lagless_tpc = a second "
-        "Lagless process with `[listener] runtime = \"thread_per_core\"` and `pin_worker_threads = true`. "
+        "Lagless process with `[listener] runtime = \"thread_per_core\"` and "
+        f"`pin_worker_threads = {p.get('tpc_pin', 'true')}`. "
         "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
@@ -619,6 +620,7 @@ def cmd_meta():
                       "lagless_nomux": int(env.get("BENCH_NOMUX_PORT") or 0),
                       "lagless_pinned": int(env.get("BENCH_PINNED_PORT") or 0),
                       "lagless_tpc": int(env.get("BENCH_TPC_PORT") or 0)},
+            "tpc_pin": env.get("BENCH_TPC_PIN", "true"),
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),
             "quota_threads": [int(t) for t in env.get("BENCH_QUOTA_THREADS", "").split()],
