@@ -90,6 +90,29 @@ fn sessions_share_one_server_connection_without_sharing_state() {
         let cs: String = one(&mut a, "SELECT @@character_set_client").await;
         assert_eq!(cs, "latin1");
 
+        // SET NAMES ... COLLATE: the server's session tracking leaves the collation out, so
+        // Lagless takes it from the statement and replays it after the character set (which
+        // would reset it to the default); a session that did not ask for it gets its own back.
+        let b_collation: String = one(&mut b, "SELECT @@collation_connection").await;
+        a.query_drop("SET NAMES latin1 COLLATE latin1_bin")
+            .await
+            .unwrap();
+        let co: String = one(&mut b, "SELECT @@collation_connection").await;
+        assert_eq!(co, b_collation, "b keeps its own collation");
+        let co: String = one(&mut a, "SELECT @@collation_connection").await;
+        assert_eq!(
+            co, "latin1_bin",
+            "a's collation replayed after its character set"
+        );
+        a.query_drop("SET NAMES latin1").await.unwrap();
+        let co: String = one(&mut b, "SELECT @@collation_connection").await;
+        assert_eq!(co, b_collation);
+        let co: String = one(&mut a, "SELECT @@collation_connection").await;
+        assert_eq!(
+            co, "latin1_swedish_ci",
+            "SET NAMES without COLLATE: the default again"
+        );
+
         // LAST_INSERT_ID() after a write runs on the write's connection, even when another
         // session is waiting for it.
         a.query_drop(

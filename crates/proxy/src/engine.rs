@@ -8,6 +8,7 @@ mod change_user;
 mod commands;
 mod intercept;
 mod prepared;
+mod set_names;
 mod state;
 
 use std::borrow::Cow;
@@ -318,6 +319,10 @@ impl Engine {
         if let Some(cmd) = intercept::intercept(&text) {
             return self.answer_intercepted(cmd).await;
         }
+        let names_collation = set_names::names_collation(&text);
+        if names_collation.is_some() {
+            self.tracked.begin_capture();
+        }
         let c = classify(&text, &self.tracked.lex);
         if self.trx_lost {
             return self.after_lost_transaction(&c).await;
@@ -339,6 +344,16 @@ impl Engine {
             .run(&c, plan, Outgoing::Packet(packet), Some(Expect::Query))
             .await;
         self.routing.consistency = session_mode;
+        if let (Some(collation), Some(set)) = (names_collation, self.tracked.take_capture()) {
+            // Only after a server's OK that set the character sets (an error sets nothing).
+            if result.is_ok() && set.iter().any(|(n, _)| n == "character_set_connection") {
+                self.tracked.set_collation_connection(collation);
+                // The connection that ran it has the collation too.
+                if let Some(conn) = self.routing.last.and_then(|r| self.backends.existing(r)) {
+                    self.tracked.mark_synced(conn);
+                }
+            }
+        }
         result
     }
 

@@ -30,6 +30,8 @@ pub struct TrackedState {
     pub lex: LexOptions,
     /// `last_gtid` reported by the last statement, not yet handed to routing.
     last_gtid: Option<String>,
+    /// While `Some`: the variables learned since [`Self::begin_capture`].
+    capture: Option<Vec<(String, String)>>,
 }
 
 impl TrackedState {
@@ -64,17 +66,10 @@ impl TrackedState {
                     if NOT_REPLAYED.contains(&name.as_str()) {
                         continue;
                     }
-                    if name == "sql_mode" {
-                        let upper = value.to_ascii_uppercase();
-                        self.lex.ansi_quotes = upper.contains("ANSI_QUOTES");
-                        self.lex.no_backslash_escapes = upper.contains("NO_BACKSLASH_ESCAPES");
+                    if let Some(c) = &mut self.capture {
+                        c.push((name.clone(), value.clone()));
                     }
-                    match self.vars.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, v)) if *v == value => continue,
-                        Some((_, v)) => *v = value,
-                        None => self.vars.push((name, value)),
-                    }
-                    changed = true;
+                    changed |= self.set_var(name, value);
                 }
                 SessionChange::Schema(db) => {
                     let db = String::from_utf8_lossy(db).into_owned();
@@ -89,6 +84,58 @@ impl TrackedState {
         if changed {
             self.version += 1;
         }
+    }
+
+    /// Records a variable the client set; true when its value changed.
+    fn set_var(&mut self, name: String, value: String) -> bool {
+        if name == "sql_mode" {
+            let upper = value.to_ascii_uppercase();
+            self.lex.ansi_quotes = upper.contains("ANSI_QUOTES");
+            self.lex.no_backslash_escapes = upper.contains("NO_BACKSLASH_ESCAPES");
+        }
+        match self.vars.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) if *v == value => return false,
+            Some((_, v)) => *v = value,
+            None => self.vars.push((name, value)),
+        }
+        true
+    }
+
+    /// Variables a statement would have set, applied without running it (see `set_names`).
+    pub fn apply(&mut self, vars: &[(String, String)]) {
+        let mut changed = false;
+        for (name, value) in vars {
+            changed |= self.set_var(name.clone(), value.clone());
+        }
+        if changed {
+            self.version += 1;
+        }
+    }
+
+    /// `SET NAMES` ran: its collation (`None`: the character set's default, which replaying
+    /// `character_set_connection` gives).
+    pub fn set_collation_connection(&mut self, collation: Option<String>) {
+        const NAME: &str = "collation_connection";
+        match collation {
+            Some(co) => self.apply(&[(NAME.to_string(), co)]),
+            None => {
+                let before = self.vars.len();
+                self.vars.retain(|(n, _)| n != NAME);
+                if self.vars.len() != before {
+                    self.version += 1;
+                }
+            }
+        }
+    }
+
+    /// From now on, remember the variables learned (for [`Self::take_capture`]).
+    pub fn begin_capture(&mut self) {
+        self.capture = Some(Vec::new());
+    }
+
+    /// The variables learned since [`Self::begin_capture`]; capturing stops.
+    pub fn take_capture(&mut self) -> Option<Vec<(String, String)>> {
+        self.capture.take()
     }
 
     /// The GTID of the last write learned and not yet taken.
@@ -180,25 +227,45 @@ impl TrackedState {
             sql.push_str(name);
             sql.push_str(" = ");
         };
-        for (name, value) in self.wanted(primary) {
-            if current(name) != Some(value.as_str()) {
-                item(&mut sql, name);
-                push_value(&mut sql, value);
-            }
-        }
-        for (name, value) in has {
-            if self.wanted(primary).any(|(n, _)| n == name) {
-                continue;
-            }
-            match handshake.iter().find(|(n, _)| n == name) {
-                Some((_, original)) if original == value => {}
-                Some((_, original)) => {
+        // Two passes: everything but collations, then collations. Setting character_set_X
+        // resets collation_X to the character set's default, so a collation set before its
+        // character set would be lost (`SET NAMES cs COLLATE co` replayed in the order the
+        // server tracked it). A collation the session does not want goes back with its
+        // character set when the session wants that one (its default collation then), else
+        // to the handshake's value.
+        let collation = |name: &str| name.starts_with("collation_");
+        for last in [false, true] {
+            for (name, value) in self.wanted(primary) {
+                if collation(name) == last && current(name) != Some(value.as_str()) {
                     item(&mut sql, name);
-                    push_value(&mut sql, original);
+                    push_value(&mut sql, value);
                 }
-                None => {
-                    item(&mut sql, name);
-                    sql.push_str("DEFAULT");
+            }
+            for (name, value) in has {
+                if collation(name) != last || self.wanted(primary).any(|(n, _)| n == name) {
+                    continue;
+                }
+                let charset = name
+                    .strip_prefix("collation_")
+                    .map(|x| format!("character_set_{x}"));
+                if let Some((cs, v)) = charset
+                    .as_deref()
+                    .and_then(|cs| self.wanted(primary).find(|(n, _)| n == cs))
+                {
+                    item(&mut sql, cs);
+                    push_value(&mut sql, v);
+                    continue;
+                }
+                match handshake.iter().find(|(n, _)| n == name) {
+                    Some((_, original)) if original == value => {}
+                    Some((_, original)) => {
+                        item(&mut sql, name);
+                        push_value(&mut sql, original);
+                    }
+                    None => {
+                        item(&mut sql, name);
+                        sql.push_str("DEFAULT");
+                    }
                 }
             }
         }
