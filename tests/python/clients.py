@@ -170,6 +170,48 @@ def sqlalchemy_orm_session(args):
     engine.dispose()
 
 
+def status(args, name):
+    with connect(args) as c, c.cursor() as cur:
+        cur.execute("SHOW LAGLESS STATUS")
+        return int(dict(cur.fetchall())[name])
+
+
+@check
+def set_names_answered_by_lagless_and_replayed(args):
+    # Frameworks send SET NAMES on every connection; once the primary answered a statement,
+    # Lagless answers it itself (no round trip), and a read on any server then has the
+    # character set and the collation the statement asked for.
+    before = status(args, "set_names_answered")
+    seen = set()
+    for i in range(12):
+        stmt, want = [
+            ("SET NAMES latin1 COLLATE latin1_bin", ("latin1", "latin1", "latin1_bin")),
+            ("SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'",
+             ("utf8mb4", "utf8mb4", "utf8mb4_unicode_ci")),
+            ("SET NAMES latin1", ("latin1", "latin1", "latin1_swedish_ci")),
+        ][i % 3]
+        with connect(args, autocommit=True) as c, c.cursor() as cur:
+            cur.execute(stmt)
+            for _ in range(2):
+                cur.execute("SELECT @@character_set_client, @@character_set_results, "
+                            "@@collation_connection")
+                got = cur.fetchone()
+                assert got == want, (stmt, got)
+            seen.add(stmt)
+    answered = status(args, "set_names_answered") - before
+    # PyMySQL sends its own SET NAMES at connect too; each distinct statement reaches the
+    # primary once (at most), every later one is answered here.
+    assert answered >= 12 - len(seen), answered
+    # An unknown character set still gets the server's error, every time.
+    for _ in range(2):
+        with connect(args) as c, c.cursor() as cur:
+            try:
+                cur.execute("SET NAMES no_such_charset")
+                raise AssertionError("no error")
+            except pymysql.err.OperationalError as e:
+                assert e.args[0] == 1115, e
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")

@@ -1,6 +1,6 @@
 //! State shared by every session, handed to them explicitly (no process-wide statics).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +35,16 @@ pub struct ProxyContext {
     /// Client sessions per worker runtime (pool shard); one entry, all sessions, with the
     /// multi-threaded runtime.
     pub worker_sessions: Box<[AtomicUsize]>,
+    /// The character sets each `SET NAMES` statement set on a primary (see
+    /// `engine::set_names`), by primary and statement text.
+    set_names: Mutex<SetNamesResults>,
 }
+
+/// Distinct `SET NAMES` statements remembered per primary (applications use one or two).
+const SET_NAMES_KEPT: usize = 64;
+
+type SetNamesResults =
+    HashMap<lagless_routing::ServerRef, HashMap<String, Arc<[(String, String)]>>>;
 
 /// Counters visible to tests and, later, to the admin interface.
 #[derive(Default)]
@@ -47,6 +56,8 @@ pub struct Stats {
     pub backend_errors: AtomicU64,
     /// Statements the classifier did not understand (sent to the primary).
     pub unknown_statements: AtomicU64,
+    /// `SET NAMES` statements answered by Lagless without a server (see `engine::set_names`).
+    pub set_names_answered: AtomicU64,
     /// Routing hints that could not be followed (inside a transaction, a write to a replica).
     pub hints_ignored: AtomicU64,
     /// Reads retried on another server after a replica failed before answering.
@@ -88,7 +99,33 @@ impl ProxyContext {
             stats: Stats::default(),
             cluster,
             global_gtids: Mutex::new(MariaPos::default()),
+            set_names: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The variables `statement` (a `SET NAMES`) set when `primary` ran it, if it did.
+    pub fn set_names_result(
+        &self,
+        primary: lagless_routing::ServerRef,
+        statement: &str,
+    ) -> Option<Arc<[(String, String)]>> {
+        let known = self.set_names.lock().ok()?;
+        known.get(&primary)?.get(statement).cloned()
+    }
+
+    /// Remembers what `statement` (a `SET NAMES`) set on `primary`.
+    pub fn remember_set_names(
+        &self,
+        primary: lagless_routing::ServerRef,
+        statement: &str,
+        vars: Vec<(String, String)>,
+    ) {
+        if let Ok(mut known) = self.set_names.lock() {
+            let on = known.entry(primary).or_default();
+            if on.len() < SET_NAMES_KEPT && !on.contains_key(statement) {
+                on.insert(statement.to_string(), vars.into());
+            }
+        }
     }
 
     /// The proxy's clock for routing decisions: milliseconds since start.

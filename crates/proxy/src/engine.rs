@@ -320,7 +320,20 @@ impl Engine {
             return self.answer_intercepted(cmd).await;
         }
         let names_collation = set_names::names_collation(&text);
-        if names_collation.is_some() {
+        if let Some(collation) = &names_collation {
+            if self.may_answer_set_names() {
+                let view = self.ctx.cluster.view(Instant::now());
+                let primary = view.primary(self.routing.cluster);
+                if let Some(vars) = self.ctx.set_names_result(primary, text.trim()) {
+                    self.tracked.apply(&vars);
+                    self.tracked.set_collation_connection(collation.clone());
+                    self.ctx
+                        .stats
+                        .set_names_answered
+                        .fetch_add(1, Ordering::Relaxed);
+                    return self.reply_ok().await;
+                }
+            }
             self.tracked.begin_capture();
         }
         let c = classify(&text, &self.tracked.lex);
@@ -347,6 +360,13 @@ impl Engine {
         if let (Some(collation), Some(set)) = (names_collation, self.tracked.take_capture()) {
             // Only after a server's OK that set the character sets (an error sets nothing).
             if result.is_ok() && set.iter().any(|(n, _)| n == "character_set_connection") {
+                if let Some(primary) = self.routing.last {
+                    let charsets = set
+                        .into_iter()
+                        .filter(|(n, _)| n.starts_with("character_set_"))
+                        .collect();
+                    self.ctx.remember_set_names(primary, text.trim(), charsets);
+                }
                 self.tracked.set_collation_connection(collation);
                 // The connection that ran it has the collation too.
                 if let Some(conn) = self.routing.last.and_then(|r| self.backends.existing(r)) {
@@ -355,6 +375,16 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// A `SET NAMES` the primary answered before is answered by Lagless (see `set_names`) when
+    /// nothing depends on it reaching a server: no connection-bound state (a transaction runs
+    /// on its connection), multiplexing on, and a client that does not read session tracking
+    /// (the local OK carries none).
+    fn may_answer_set_names(&self) -> bool {
+        self.config.pool.multiplex
+            && !self.bound_to_connections()
+            && self.client.capabilities & lagless_protocol::consts::CLIENT_SESSION_TRACK == 0
     }
 
     /// The routing decision for this session now, with the view it was made on.

@@ -383,7 +383,7 @@ impl Engine {
         s
     }
 
-    async fn reply_ok(&mut self) -> Result<Flow, SessionError> {
+    pub(super) async fn reply_ok(&mut self) -> Result<Flow, SessionError> {
         self.client.queue_ok(
             1,
             &OkPacket {

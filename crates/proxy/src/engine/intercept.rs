@@ -320,6 +320,7 @@ pub fn status(engine: &super::Engine) -> TextResult {
         ("connections_accepted", n(&st.connections_accepted)),
         ("commands", n(&st.commands)),
         ("unknown_statements", n(&st.unknown_statements)),
+        ("set_names_answered", n(&st.set_names_answered)),
         ("hints_ignored", n(&st.hints_ignored)),
         ("read_retries", n(&st.read_retries)),
         ("reads_behind_to_primary", n(&st.reads_behind)),

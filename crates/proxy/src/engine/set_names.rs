@@ -1,8 +1,15 @@
-//! `SET NAMES cs COLLATE co`: MariaDB's session tracking reports the three character sets it
-//! sets but not `collation_connection`, so Lagless takes the collation from the statement
-//! itself; otherwise a replica connection replaying the session's character sets would get
-//! the character set's default collation instead (Laravel, for one, sends
-//! `set names 'utf8mb4' collate 'utf8mb4_unicode_ci'` on every connection).
+//! `SET NAMES cs [COLLATE co]`, which drivers and frameworks send on every new connection
+//! (PyMySQL, mysqli's set_charset, Laravel's `set names 'utf8mb4' collate '...'`).
+//!
+//! - MariaDB's session tracking reports the three character sets it sets but not
+//!   `collation_connection`, so Lagless takes the collation from the statement; otherwise a
+//!   replica connection replaying the session's character sets would get their default
+//!   collation instead.
+//! - Once a primary has answered a statement, Lagless answers the same text itself: what the
+//!   server set is kept per primary and statement (`ProxyContext::set_names_result`) and
+//!   applied to the session's tracked state, to be replayed on backend connections like any
+//!   variable the client set. A connection per web request then costs no round trip to the
+//!   primary for it. An unknown character set is never kept (the server's error each time).
 
 /// For a statement that is exactly `SET NAMES cs [COLLATE co]` (names as words or quoted, an
 /// optional trailing `;`): its collation, lower-cased as the server reports it, or `Some(None)`
