@@ -76,6 +76,27 @@ pub struct ClusterState {
     started: Instant,
 }
 
+/// Whether one kind of binlog stream runs: `None` when off; wanted from the start when on, or
+/// ("auto") when the default mode or a user's `uses` it, else once a session does.
+fn stream_demand(
+    off: bool,
+    on: bool,
+    config: &Config,
+    uses: impl Fn(lagless_config::Consistency) -> bool,
+) -> Option<Arc<lagless_topology::StreamDemand>> {
+    if off {
+        return None;
+    }
+    let configured = uses(config.consistency.default)
+        || config
+            .users
+            .iter()
+            .any(|u| u.consistency.is_some_and(&uses));
+    Some(Arc::new(lagless_topology::StreamDemand::new(
+        on || configured,
+    )))
+}
+
 impl ClusterState {
     pub fn new(config: &Config, now: Instant) -> Self {
         ClusterState {
@@ -102,30 +123,20 @@ impl ClusterState {
                 .collect(),
             demotions: tokio::sync::Notify::new(),
             write_positions: tokio::sync::Notify::new(),
-            primary_positions: match config.monitor.binlog_stream_primary {
-                lagless_config::StreamPrimary::Off => None,
-                lagless_config::StreamPrimary::On => Some(true),
-                lagless_config::StreamPrimary::Auto => Some(
-                    config.consistency.default.uses_binlog_positions()
-                        || config
-                            .users
-                            .iter()
-                            .any(|u| u.consistency.is_some_and(|c| c.uses_binlog_positions())),
-                ),
-            }
-            .map(|wanted| Arc::new(lagless_topology::StreamDemand::new(wanted))),
-            replica_gtids: match config.monitor.binlog_streaming {
-                lagless_config::BinlogStreaming::Off => None,
-                lagless_config::BinlogStreaming::On => Some(true),
-                lagless_config::BinlogStreaming::Auto => Some(
-                    config.consistency.default.uses_replica_gtids()
-                        || config
-                            .users
-                            .iter()
-                            .any(|u| u.consistency.is_some_and(|c| c.uses_replica_gtids())),
-                ),
-            }
-            .map(|wanted| Arc::new(lagless_topology::StreamDemand::new(wanted))),
+            primary_positions: {
+                use lagless_config::StreamPrimary as S;
+                let on = config.monitor.binlog_stream_primary;
+                stream_demand(on == S::Off, on == S::On, config, |c| {
+                    c.uses_binlog_positions()
+                })
+            },
+            replica_gtids: {
+                use lagless_config::BinlogStreaming as S;
+                let on = config.monitor.binlog_streaming;
+                stream_demand(on == S::Off, on == S::On, config, |c| {
+                    c.uses_replica_gtids()
+                })
+            },
             turn: AtomicU64::new(0),
             started: now,
         }
