@@ -761,6 +761,15 @@ role = "replica"
         }
     }
 
+    /// A state from the test config with `extra` TOML put first.
+    fn state_with(extra: &str) -> ClusterState {
+        let text = format!("{extra}\n{}", toml_of_config());
+        ClusterState::new(
+            &lagless_config::from_toml_str(&text).unwrap(),
+            Instant::now(),
+        )
+    }
+
     #[test]
     fn the_replicas_streams_are_wanted_once_a_gtid_mode_is_used() {
         let state = ClusterState::new(&config(), Instant::now());
@@ -768,23 +777,17 @@ role = "replica"
             state.replica_gtids_wanted(),
             "gtid by default: from the start"
         );
-        let with = |extra: &str| {
-            let text = format!("{extra}\n{}", toml_of_config());
-            ClusterState::new(
-                &lagless_config::from_toml_str(&text).unwrap(),
-                Instant::now(),
-            )
-        };
-        let eventual = with("[consistency]\ndefault = \"eventual\"");
+        let eventual = state_with("[consistency]\ndefault = \"eventual\"");
         assert!(
             !eventual.replica_gtids_wanted(),
             "eventual: not until asked"
         );
         eventual.want_replica_gtids();
         assert!(eventual.replica_gtids_wanted());
-        let on = with("[consistency]\ndefault = \"eventual\"\n[monitor]\nbinlog_streaming = true");
+        let on =
+            state_with("[consistency]\ndefault = \"eventual\"\n[monitor]\nbinlog_streaming = true");
         assert!(on.replica_gtids_wanted(), "true: always");
-        let off = with("[monitor]\nbinlog_streaming = false");
+        let off = state_with("[monitor]\nbinlog_streaming = false");
         off.want_replica_gtids();
         assert!(!off.replica_gtids_wanted(), "false: never");
         assert!(off.replica_gtids.is_none());
@@ -799,22 +802,15 @@ role = "replica"
         );
         state.want_primary_positions();
         assert!(state.primary_positions_wanted());
-        let with = |extra: &str| {
-            let text = format!("{extra}\n{}", toml_of_config());
-            ClusterState::new(
-                &lagless_config::from_toml_str(&text).unwrap(),
-                Instant::now(),
-            )
-        };
-        let positioned = with("[consistency]\ndefault = \"pos_wait(500)\"");
+        let positioned = state_with("[consistency]\ndefault = \"pos_wait(500)\"");
         assert!(
             positioned.primary_positions_wanted(),
             "a position mode configured"
         );
-        let off = with("[monitor]\nbinlog_stream_primary = \"off\"");
+        let off = state_with("[monitor]\nbinlog_stream_primary = \"off\"");
         off.want_primary_positions();
         assert!(!off.primary_positions_wanted(), "off: never");
-        let on = with("[monitor]\nbinlog_stream_primary = \"on\"");
+        let on = state_with("[monitor]\nbinlog_stream_primary = \"on\"");
         assert!(on.primary_positions_wanted());
     }
 

@@ -48,8 +48,9 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
             tracing::error!(cluster = %cluster.name, error = %e, "monitor not started");
             continue;
         }
-        if m.binlog_streaming != lagless_config::BinlogStreaming::Off {
-            start_streams(&ctx, ci, &config, &shutdown);
+        // `None` with `binlog_streaming = false`: no streams at all.
+        if let Some(replicas) = ctx.cluster.replica_gtids.clone() {
+            start_streams(&ctx, ci, &config, replicas, &shutdown);
         }
         let (mut rx, _task) = lagless_topology::spawn(config, shutdown.clone());
         let ctx = ctx.clone();
@@ -89,6 +90,7 @@ fn start_streams(
     ctx: &Arc<ProxyContext>,
     cluster: usize,
     monitor: &MonitorConfig,
+    replicas: Arc<lagless_topology::StreamDemand>,
     shutdown: &CancellationToken,
 ) {
     let mut config = StreamConfig::new(
@@ -101,11 +103,7 @@ fn start_streams(
     config.primaries = ctx.cluster.primary_positions.clone().unwrap_or_else(|| {
         std::sync::Arc::new(lagless_topology::StreamDemand::new(false)) // "off": never wanted
     });
-    config.replicas = ctx
-        .cluster
-        .replica_gtids
-        .clone()
-        .unwrap_or_else(|| std::sync::Arc::new(lagless_topology::StreamDemand::new(true)));
+    config.replicas = replicas;
     config.confirm = std::env::var_os("LAGLESS_BINLOG_UNCONFIRMED").is_none_or(|v| v != "1");
     if !config.confirm {
         tracing::warn!(cluster, "LAGLESS_BINLOG_UNCONFIRMED=1: streamed GTIDs are trusted before they are confirmed committed (measurement only)");

@@ -1,5 +1,4 @@
-//! `SET NAMES cs [COLLATE co]`, which drivers and frameworks send on every new connection
-//! (PyMySQL, mysqli's set_charset, Laravel's `set names 'utf8mb4' collate '...'`).
+//! `SET NAMES cs [COLLATE co]`, which drivers send on new connections (PyMySQL on every one).
 //!
 //! - MariaDB's session tracking reports the three character sets it sets but not
 //!   `collation_connection`, so Lagless takes the collation from the statement; otherwise a
