@@ -401,7 +401,8 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "= false` and no per-server cap (each client session keeps its own backend connection); lagless_pinned = a second "
         "Lagless process with `[listener] pin_worker_threads = true`; lagless_tpc = a second "
         "Lagless process with `[listener] runtime = \"thread_per_core\"` and "
-        f"`pin_worker_threads = {p.get('tpc_pin', 'true')}`. "
+        f"`pin_worker_threads = {p.get('tpc_pin', 'true')}`; lagless_optimistic = a second "
+        "Lagless process with `[routing] optimistic_transactions = true`. "
         "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
@@ -619,7 +620,8 @@ def cmd_meta():
                       "haproxy": int(env["BENCH_HAPROXY_PORT"]),
                       "lagless_nomux": int(env.get("BENCH_NOMUX_PORT") or 0),
                       "lagless_pinned": int(env.get("BENCH_PINNED_PORT") or 0),
-                      "lagless_tpc": int(env.get("BENCH_TPC_PORT") or 0)},
+                      "lagless_tpc": int(env.get("BENCH_TPC_PORT") or 0),
+                      "lagless_optimistic": int(env.get("BENCH_OPTIMISTIC_PORT") or 0)},
             "tpc_pin": env.get("BENCH_TPC_PIN", "true"),
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),

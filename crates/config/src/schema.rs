@@ -254,6 +254,9 @@ pub struct RawRouting {
     pub primary_in_read_pool: bool,
     /// Where CALL goes: "primary" (default) or "replica" (for procedures known to only read).
     pub call: RouteTo,
+    /// Read-write transactions start on a replica and move to the primary, replayed and
+    /// checked, at their first statement a replica cannot run (MaxScale's `optimistic_trx`).
+    pub optimistic_transactions: bool,
 }
 
 impl Default for RawRouting {
@@ -262,6 +265,7 @@ impl Default for RawRouting {
             balance: Balance::Random,
             primary_in_read_pool: false,
             call: RouteTo::Primary,
+            optimistic_transactions: false,
         }
     }
 }

@@ -58,6 +58,12 @@ pub struct Stats {
     pub unknown_statements: AtomicU64,
     /// `SET NAMES` statements answered by Lagless without a server (see `engine::set_names`).
     pub set_names_answered: AtomicU64,
+    /// Optimistic transactions moved to the primary, their replay matching what the client saw.
+    pub optimistic_moved: AtomicU64,
+    /// Optimistic transactions rolled back because a replayed read differed on the primary.
+    pub optimistic_differed: AtomicU64,
+    /// Optimistic transactions rolled back because they could not be replayed (too large).
+    pub optimistic_unreplayable: AtomicU64,
     /// Routing hints that could not be followed (inside a transaction, a write to a replica).
     pub hints_ignored: AtomicU64,
     /// Reads retried on another server after a replica failed before answering.

@@ -7,6 +7,7 @@
 mod change_user;
 mod commands;
 mod intercept;
+mod optimistic;
 mod prepared;
 mod set_names;
 mod state;
@@ -79,6 +80,8 @@ pub struct Engine {
     /// User variables or SQL-level prepared statements were used: they live on the connection,
     /// so the session keeps its connections until a reset.
     conn_state: bool,
+    /// The open optimistic transaction's statements (see [`optimistic`]).
+    optimistic: Option<optimistic::OptimisticLog>,
 }
 
 /// What to send once the server is known.
@@ -148,6 +151,7 @@ impl Engine {
             trx_lost: false,
             hold: None,
             conn_state: false,
+            optimistic: None,
         }
     }
 
@@ -161,6 +165,7 @@ impl Engine {
             hint_ignored: false,
             commit_first: None,
             check: ReplicaCheck::None,
+            move_from: None,
         }
     }
 
@@ -478,6 +483,11 @@ impl Engine {
             Outgoing::Packet(p) => p.last_seq.wrapping_add(1),
             Outgoing::Execute(..) => 1,
         };
+        if let Some(from) = plan.move_from {
+            if !self.move_optimistic(from, plan.server, reply_seq).await? {
+                return Ok(Flow::Continue);
+            }
+        }
         loop {
             // Writes wait while a failover is choosing the new primary.
             if plan.kind == TargetKind::Primary
@@ -499,6 +509,7 @@ impl Engine {
             match outcome {
                 Ok(relayed) => {
                     self.record(c, &plan, relayed);
+                    self.note_optimistic(c, &plan, &out, &relayed);
                     return Ok(Flow::Continue);
                 }
                 Err(Attempt::Retryable(e) | Attempt::NoAnswer(e))
@@ -764,7 +775,9 @@ impl Engine {
             return Ok(Relayed::default());
         };
         let caps = conn.capabilities;
-        let relay = relay_response(conn, client, expect, |ok| {
+        // An optimistic transaction's results are remembered, to check them on the primary.
+        let digest = plan.reason == Reason::OptimisticTransaction;
+        let relay = relay_response(conn, client, expect, digest, |ok| {
             tracked.learn(ok, caps);
             // Published before the OK reaches the client: a `global` read the client then
             // makes on another connection must already see it.
@@ -825,8 +838,9 @@ impl Engine {
         if let Some(gtid) = self.tracked.take_last_gtid() {
             self.routing.record_write(&gtid, self.ctx.now_ms());
         }
+        let on_primary = self.ctx.cluster.is_primary(plan.server);
         self.routing
-            .after(c, plan.server, relayed.status, !relayed.was_error);
+            .after_plan(c, plan, on_primary, relayed.status, !relayed.was_error);
         self.conn_state |= binds_connection(c, &self.tracked.lex);
         self.hold = leaves_state_to_ask(c, &relayed).then_some(plan.server);
         let counted = match c.class {
@@ -868,6 +882,7 @@ impl Engine {
         self.stmts.clear();
         self.conn_state = false;
         self.hold = None;
+        self.optimistic = None;
         for conn in self.backends.open_conns() {
             conn.synced_version = u64::MAX;
         }

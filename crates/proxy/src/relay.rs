@@ -6,6 +6,8 @@
 //! must change for the client (session-state info it did not ask for) are rebuilt. Memory stays
 //! bounded by the read chunk plus one status packet, whatever the size of the result.
 
+use std::hash::Hasher;
+
 use bytes::Buf;
 use lagless_protocol::consts::{
     CLIENT_DEPRECATE_EOF, CLIENT_SESSION_TRACK, SERVER_SESSION_STATE_CHANGED,
@@ -33,6 +35,35 @@ pub struct Relayed {
     pub warnings: u16,
     /// The last OK's insert id (an AUTO_INCREMENT value the statement generated, or 0).
     pub insert_id: u64,
+    /// What the result said (rows and error code), when asked for (see [`ResultDigest`]).
+    pub digest: u64,
+}
+
+/// What a result said, in 64 bits: the payloads of its rows and the code of its error, if any.
+/// Column definitions and status flags are left out: servers of one replica set may describe
+/// the same rows differently (a query plan flag, a length), and only the rows are data.
+/// Fed in whatever pieces the bytes arrive in: the same bytes give the same digest.
+pub struct ResultDigest(twox_hash::XxHash3_64);
+
+impl Default for ResultDigest {
+    fn default() -> Self {
+        ResultDigest(twox_hash::XxHash3_64::with_seed(0))
+    }
+}
+
+impl ResultDigest {
+    pub fn row_bytes(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    pub fn error(&mut self, code: u16) {
+        let [a, b] = code.to_le_bytes();
+        self.0.write(&[0xFF, a, b]);
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 /// Why a relay stopped early. `client_saw_bytes` tells whether a retry elsewhere is still
@@ -51,10 +82,13 @@ struct Walk {
     /// The current chunk was 0xFFFFFF bytes long: the next header continues the same packet.
     continuation: bool,
     done: bool,
+    /// The current packet is a row whose bytes go into the digest.
+    digest_row: bool,
 }
 
 /// Relays the response to the command just sent to `backend`. `on_ok` sees the payload of every
-/// OK packet (session tracking, last insert id) before the client does.
+/// OK packet (session tracking, last insert id) before the client does. With `digest`, the
+/// result's [`ResultDigest`] comes back in [`Relayed::digest`].
 ///
 /// # Errors
 /// Backend or client I/O, or a response the tracker cannot follow; see [`RelayError`].
@@ -62,8 +96,10 @@ pub async fn relay_response(
     backend: &mut BackendConn,
     client: &mut ClientConn,
     expect: Expect,
+    digest: bool,
     mut on_ok: impl FnMut(&[u8]),
 ) -> Result<Relayed, RelayError> {
+    let mut digester = digest.then(ResultDigest::default);
     let mut tracker =
         ResponseTracker::new(expect, backend.capabilities & CLIENT_DEPRECATE_EOF != 0);
     let strip = client.capabilities & CLIENT_SESSION_TRACK == 0;
@@ -84,6 +120,11 @@ pub async fn relay_response(
             let buf = &backend.buf[..];
             if walk.skip > 0 {
                 let n = walk.skip.min(buf.len() - pos);
+                if walk.digest_row {
+                    if let Some(d) = digester.as_mut() {
+                        d.row_bytes(&buf[pos..pos + n]);
+                    }
+                }
                 pos += n;
                 walk.skip -= n;
                 if walk.skip > 0 {
@@ -113,6 +154,7 @@ pub async fn relay_response(
                 // Most packets of a large result: forwarded as they are, nothing to learn.
                 out.packets += 1;
                 walk.continuation = len == MAX_PAYLOAD;
+                walk.digest_row = digester.is_some();
                 pos += HEADER_LEN;
                 walk.skip = len;
                 continue;
@@ -127,6 +169,7 @@ pub async fn relay_response(
             out.packets += 1;
             walk.continuation = len == MAX_PAYLOAD;
             walk.done = ev.done;
+            walk.digest_row = digester.is_some() && ev.kind == PacketKind::Row;
             match ev.kind {
                 PacketKind::Ok => {
                     on_ok(head);
@@ -161,7 +204,12 @@ pub async fn relay_response(
                         .get(1..3)
                         .map_or(0, |w| u16::from_le_bytes([w[0], w[1]]));
                 }
-                PacketKind::Err => out.was_error = true,
+                PacketKind::Err => {
+                    out.was_error = true;
+                    if let (Some(d), Some(code)) = (digester.as_mut(), head.get(1..3)) {
+                        d.error(u16::from_le_bytes([code[0], code[1]]));
+                    }
+                }
                 PacketKind::LocalInfile => local_infile = true,
                 _ => {}
             }
@@ -190,6 +238,7 @@ pub async fn relay_response(
             continue;
         }
         if walk.done && walk.skip == 0 && !walk.continuation {
+            out.digest = digester.as_ref().map_or(0, ResultDigest::finish);
             return Ok(out);
         }
         backend.buf.reserve(READ_CHUNK);
@@ -307,6 +356,52 @@ pub async fn command(
     let reply = read_reply(backend, expect).await?;
     backend.clean = true;
     Ok(reply)
+}
+
+/// Reads a response to a command already sent without keeping it: its [`ResultDigest`] and
+/// the status flags of its last OK/EOF.
+///
+/// # Errors
+/// I/O or protocol errors; the connection must then be dropped.
+pub async fn digest_reply(
+    backend: &mut BackendConn,
+    expect: Expect,
+) -> Result<(u64, Option<u16>), SessionError> {
+    let mut tracker =
+        ResponseTracker::new(expect, backend.capabilities & CLIENT_DEPRECATE_EOF != 0);
+    let mut digest = ResultDigest::default();
+    let mut status = None;
+    loop {
+        while let Some(p) = lagless_protocol::packet::decode_packet(&mut backend.buf, 1 << 30)
+            .map_err(|e| protocol_error_from(backend, e))?
+        {
+            let ev = tracker
+                .on_packet(&p.payload, p.payload.len())
+                .map_err(|e| protocol_error_from(backend, e))?;
+            match ev.kind {
+                PacketKind::Row => digest.row_bytes(&p.payload),
+                PacketKind::Err => {
+                    if let Some(code) = p.payload.get(1..3) {
+                        digest.error(u16::from_le_bytes([code[0], code[1]]));
+                    }
+                }
+                PacketKind::Ok | PacketKind::Eof => status = ev.status.or(status),
+                _ => {}
+            }
+            if ev.done {
+                return Ok((digest.finish(), status));
+            }
+        }
+        backend.buf.reserve(READ_CHUNK);
+        match backend.stream.read_buf(&mut backend.buf).await {
+            Ok(n) if n > 0 => {}
+            _ => {
+                return Err(SessionError::BackendLost {
+                    server: backend.server_name.clone(),
+                })
+            }
+        }
+    }
 }
 
 /// Reads a whole response to a command already sent.

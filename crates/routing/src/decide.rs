@@ -45,6 +45,12 @@ pub enum Reason {
     Transaction,
     /// A READ ONLY transaction: one replica for all of it.
     ReadOnlyTransaction,
+    /// A read-write transaction started optimistically on a replica, or a statement of one
+    /// that a replica can run.
+    OptimisticTransaction,
+    /// The first statement of an optimistic transaction that a replica cannot run: the
+    /// transaction moves to the primary, its statements replayed there first.
+    OptimisticMoved(&'static str),
     /// autocommit is off: this statement opens a transaction.
     AutocommitOff,
     /// SET TRANSACTION ran on the primary for the next transaction.
@@ -80,6 +86,13 @@ impl fmt::Display for Reason {
             Reason::ReadOnlyTransaction => {
                 f.write_str("READ ONLY transaction: one replica for all of it")
             }
+            Reason::OptimisticTransaction => {
+                f.write_str("optimistic transaction: on a replica until its first write")
+            }
+            Reason::OptimisticMoved(class) => write!(
+                f,
+                "{class} in an optimistic transaction: it moves to the primary, replayed"
+            ),
             Reason::AutocommitOff => {
                 f.write_str("autocommit is off: the statement opens a transaction")
             }
@@ -126,6 +139,9 @@ pub struct RoutePlan {
     /// What must happen on the replica before the read (consistency check, wait or hold); if it
     /// fails the read goes to the primary.
     pub check: ReplicaCheck,
+    /// Move the optimistic transaction open on this replica to the primary (roll it back there,
+    /// replay it on the primary) before running the statement.
+    pub move_from: Option<ServerRef>,
 }
 
 impl RoutePlan {
@@ -210,6 +226,11 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
             return plan;
         }
     }
+    if s.trx.active && s.trx.optimistic {
+        if let Some(server) = s.trx.server {
+            return d.optimistic_step(c, server);
+        }
+    }
     // An open transaction: every statement goes where it runs.
     if s.trx.active {
         // Even on a server now marked down: the transaction lives on that connection only.
@@ -232,6 +253,7 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
                 hint_ignored: d.hinted,
                 commit_first: None,
                 check: ReplicaCheck::None,
+                move_from: None,
             };
         }
     }
@@ -246,6 +268,17 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
     }
     if begin_read_only {
         return d.read(home, Reason::ReadOnlyTransaction);
+    }
+    // Autocommit only: a replica connection does not carry the session's autocommit, so the
+    // status flags of a transaction there would tell the client the wrong setting.
+    if is_begin
+        && config.routing.optimistic_transactions
+        && s.trx.autocommit
+        && !s.trx.no_optimistic_next
+    {
+        let mut plan = d.read(home, Reason::OptimisticTransaction);
+        plan.hint_ignored = d.hinted;
+        return plan;
     }
     if !s.trx.autocommit
         && !matches!(
@@ -322,7 +355,31 @@ impl Decider<'_> {
             hint_ignored: false,
             commit_first: None,
             check: ReplicaCheck::None,
+            move_from: None,
         }
+    }
+
+    /// A statement inside an optimistic transaction open on `server`: what a replica can run
+    /// stays there; anything else moves the transaction to the primary.
+    fn optimistic_step(&self, c: &Classification<'_>, server: ServerRef) -> RoutePlan {
+        let stays = match c.class {
+            StatementClass::Transaction(
+                TransactionKind::Commit { .. } | TransactionKind::Rollback { .. },
+            )
+            | StatementClass::Empty
+            | StatementClass::Meta(MetaKind::ShowDiagnostics) => true,
+            StatementClass::Call => false,
+            _ => replica_safe(c),
+        };
+        if stays {
+            let mut plan = self.fixed(server, TargetKind::Replica, Reason::OptimisticTransaction);
+            plan.hint_ignored = self.hinted;
+            return plan;
+        }
+        let mut plan = self.primary(server.cluster, Reason::OptimisticMoved(class_name(c)));
+        plan.move_from = Some(server);
+        plan.hint_ignored = self.hinted;
+        plan
     }
 
     fn primary(&self, cluster: usize, reason: Reason) -> RoutePlan {
@@ -380,6 +437,7 @@ impl Decider<'_> {
             hint_ignored: false,
             commit_first: None,
             check,
+            move_from: None,
         };
         let home_verdict = verdict(home);
         if home_verdict == Eligibility::Yes(ReplicaCheck::None) {

@@ -26,6 +26,12 @@ pub struct TrxState {
     /// `SET TRANSACTION ...` (next transaction only) ran on the primary: the next transaction
     /// must start there to get those characteristics.
     pub next_on_primary: bool,
+    /// A read-write transaction running optimistically on a replica: its first statement a
+    /// replica cannot run moves it to the primary (`[routing] optimistic_transactions`).
+    pub optimistic: bool,
+    /// An optimistic transaction could not be replayed on the primary: the next transaction
+    /// starts there.
+    pub no_optimistic_next: bool,
 }
 
 impl Default for TrxState {
@@ -36,6 +42,8 @@ impl Default for TrxState {
             server: None,
             autocommit: true,
             next_on_primary: false,
+            optimistic: false,
+            no_optimistic_next: false,
         }
     }
 }
@@ -190,6 +198,34 @@ impl SessionRouting {
         self.observe_status(status, server);
     }
 
+    /// Like [`Self::after`], for a statement that ran as `plan` said; `on_primary` tells whether
+    /// its server is a primary now. A read-write BEGIN planned as an optimistic transaction
+    /// that opened on a replica marks the transaction optimistic.
+    pub fn after_plan(
+        &mut self,
+        c: &Classification<'_>,
+        plan: &crate::decide::RoutePlan,
+        on_primary: bool,
+        status: Option<u16>,
+        ok: bool,
+    ) {
+        self.after(c, plan.server, status, ok);
+        if matches!(
+            c.class,
+            StatementClass::Transaction(TransactionKind::Begin { .. })
+        ) {
+            self.trx.no_optimistic_next = false;
+        }
+        if plan.reason == crate::decide::Reason::OptimisticTransaction
+            && !on_primary
+            && self.trx.active
+            && !self.trx.read_only
+            && self.trx.server == Some(plan.server)
+        {
+            self.trx.optimistic = true;
+        }
+    }
+
     /// Corrects the transaction state from the server's status flags.
     pub fn observe_status(&mut self, status: Option<u16>, server: ServerRef) {
         let Some(s) = status else { return };
@@ -199,6 +235,7 @@ impl SessionRouting {
             if !self.trx.active || self.trx.server != Some(server) {
                 self.trx.server = Some(server);
                 self.trx.next_on_primary = false;
+                self.trx.optimistic = false;
             }
             self.trx.active = true;
             self.trx.read_only = s & SERVER_STATUS_IN_TRANS_READONLY != 0;
@@ -206,6 +243,7 @@ impl SessionRouting {
             self.trx.active = false;
             self.trx.read_only = false;
             self.trx.server = None;
+            self.trx.optimistic = false;
         }
     }
 

@@ -101,6 +101,7 @@ pub struct Routing {
     pub balance: Balance,
     pub primary_in_read_pool: bool,
     pub call: RouteTo,
+    pub optimistic_transactions: bool,
 }
 
 /// A routing rule with its target resolved.
@@ -330,6 +331,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             balance: raw.routing.balance,
             primary_in_read_pool: raw.routing.primary_in_read_pool,
             call: raw.routing.call,
+            optimistic_transactions: raw.routing.optimistic_transactions,
         },
         rules,
         failover: Failover {

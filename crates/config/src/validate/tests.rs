@@ -55,6 +55,21 @@ fn runtime_is_multi_threaded_unless_one_per_thread_is_asked() {
 }
 
 #[test]
+fn optimistic_transactions_are_off_unless_asked_for() {
+    assert!(
+        !from_toml_str(EXAMPLE)
+            .unwrap()
+            .routing
+            .optimistic_transactions
+    );
+    let on = EXAMPLE.replace(
+        "optimistic_transactions = false",
+        "optimistic_transactions = true",
+    );
+    assert!(from_toml_str(&on).unwrap().routing.optimistic_transactions);
+}
+
+#[test]
 fn unknown_key_is_named() {
     let text = EXAMPLE.replace(
         "local_infile = false",

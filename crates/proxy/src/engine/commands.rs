@@ -109,6 +109,18 @@ impl Engine {
         let c = classify(&sql, &self.tracked.lex);
         self.await_write_position(&c).await;
         let plan = self.plan(&c);
+        if plan.reason == lagless_routing::Reason::OptimisticTransaction {
+            let long_data = self
+                .stmts
+                .map
+                .get(&id)
+                .is_some_and(|s| !s.long_data.is_empty());
+            if long_data {
+                self.optimistic_unreplayable("a statement with long data sent apart ran in it");
+            } else if super::prepared::opens_cursor(&packet.payload) {
+                self.optimistic_unreplayable("a statement with a cursor ran in it");
+            }
+        }
         self.run(
             &c,
             plan,
@@ -216,7 +228,11 @@ impl Engine {
             ..
         } = self;
         let conn = backends.existing(server).expect("present above");
-        match relay_response(conn, client, Expect::Fetch, |ok| tracked.learn(ok, caps)).await {
+        match relay_response(conn, client, Expect::Fetch, false, |ok| {
+            tracked.learn(ok, caps)
+        })
+        .await
+        {
             Ok(_) => Ok(Flow::Continue),
             Err(r) => {
                 backends.drop_conn(server);

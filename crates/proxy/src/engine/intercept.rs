@@ -322,12 +322,29 @@ pub fn status(engine: &super::Engine) -> TextResult {
         ("unknown_statements", n(&st.unknown_statements)),
         ("set_names_answered", n(&st.set_names_answered)),
         ("hints_ignored", n(&st.hints_ignored)),
+        ("optimistic_moved", n(&st.optimistic_moved)),
+        ("optimistic_differed", n(&st.optimistic_differed)),
+        ("optimistic_unreplayable", n(&st.optimistic_unreplayable)),
         ("read_retries", n(&st.read_retries)),
         ("reads_behind_to_primary", n(&st.reads_behind)),
         ("backend_logins", n(&engine.ctx.pool.logins)),
         ("worker_sessions", worker_sessions(engine)),
         ("session_worker", engine.backends.shard().to_string()),
         ("session_in_transaction", s.trx.active.to_string()),
+        (
+            "session_transaction_server",
+            match s.trx.server.filter(|_| s.trx.active) {
+                None => "none".to_string(),
+                Some(r) => {
+                    let name = &engine.config.clusters[r.cluster].servers[r.server].name;
+                    if s.trx.optimistic {
+                        format!("{name} (optimistic)")
+                    } else {
+                        name.clone()
+                    }
+                }
+            },
+        ),
         ("session_autocommit", s.trx.autocommit.to_string()),
         (
             "session_pinned",

@@ -64,11 +64,18 @@ struct World {
 }
 
 fn world(rules: bool) -> World {
-    let text = if rules {
+    world_with(rules, false)
+}
+
+fn world_with(rules: bool, optimistic: bool) -> World {
+    let mut text = if rules {
         format!("{BASE}{RULES}")
     } else {
         BASE.to_string()
     };
+    if optimistic {
+        text.push_str("[routing]\noptimistic_transactions = true\n");
+    }
     let config = from_toml_str(&text).unwrap();
     let view = ClusterView::from_config(&config);
     let session = SessionRouting::new(0, view.clusters.len(), "app", Some("app".into()), false);
@@ -108,7 +115,9 @@ impl World {
         if plan.new_sticky {
             self.session.sticky[plan.server.cluster] = Some(plan.server);
         }
-        self.session.after(&c, plan.server, Some(status), true);
+        let on_primary = self.view.server(plan.server).role == Role::Primary;
+        self.session
+            .after_plan(&c, &plan, on_primary, Some(status), true);
         plan
     }
 }
@@ -180,6 +189,97 @@ fn read_only_transaction_runs_on_one_replica() {
     }
     w.run("COMMIT", AUTOCOMMIT);
     assert!(!w.session.trx.active);
+}
+
+#[test]
+fn optimistic_transaction_reads_on_a_replica_until_its_first_write() {
+    let mut w = world_with(false, true);
+    let begin = w.run("BEGIN", IN_TRANS | AUTOCOMMIT);
+    assert_eq!(
+        (begin.kind, &begin.reason),
+        (TargetKind::Replica, &Reason::OptimisticTransaction)
+    );
+    assert!(w.session.trx.optimistic);
+    for sql in ["SELECT c FROM t WHERE id = 1", "SHOW WARNINGS", "SELECT 2"] {
+        let p = w.run(sql, IN_TRANS | AUTOCOMMIT);
+        assert_eq!(
+            (p.server, p.reason, p.move_from),
+            (begin.server, Reason::OptimisticTransaction, None),
+            "{sql}"
+        );
+    }
+    // The first write moves the transaction: roll back on the replica, replay on the primary.
+    let write = w.plan("UPDATE t SET c = 1 WHERE id = 1");
+    assert_eq!(write.kind, TargetKind::Primary);
+    assert_eq!(write.reason, Reason::OptimisticMoved("write"));
+    assert_eq!(write.move_from, Some(begin.server));
+    w.run("UPDATE t SET c = 1 WHERE id = 1", IN_TRANS | AUTOCOMMIT);
+    assert!(!w.session.trx.optimistic);
+    assert_eq!(w.session.trx.server, Some(write.server));
+    let p = w.plan("SELECT 3");
+    assert_eq!((p.server, p.reason), (write.server, Reason::Transaction));
+    w.run("COMMIT", AUTOCOMMIT);
+    assert!(!w.session.trx.active);
+}
+
+#[test]
+fn optimistic_transaction_ends_on_its_replica_or_moves_for_what_a_replica_cannot_run() {
+    for (sql, moves) in [
+        ("COMMIT", false),
+        ("ROLLBACK", false),
+        ("SELECT * FROM t FOR UPDATE", true),
+        ("SELECT @a", true),
+        ("SET @a = 1", true),
+        ("SAVEPOINT s1", true),
+        ("CALL p()", true),
+        ("gibberish", true),
+    ] {
+        let mut w = world_with(false, true);
+        let begin = w.run("BEGIN", IN_TRANS | AUTOCOMMIT);
+        let p = w.plan(sql);
+        assert_eq!(p.move_from.is_some(), moves, "{sql}");
+        let want = if moves {
+            TargetKind::Primary
+        } else {
+            TargetKind::Replica
+        };
+        assert_eq!(p.kind, want, "{sql}");
+        if !moves {
+            assert_eq!(p.server, begin.server);
+        }
+    }
+}
+
+#[test]
+fn optimistic_transactions_only_when_asked_for_and_with_autocommit() {
+    // Off by default.
+    let mut w = world(false);
+    assert_eq!(
+        w.run("BEGIN", IN_TRANS | AUTOCOMMIT).kind,
+        TargetKind::Primary
+    );
+    assert!(!w.session.trx.optimistic);
+    // autocommit off: the replica connection would report autocommit on.
+    let mut w = world_with(false, true);
+    w.run("SET autocommit = 0", 0);
+    assert_eq!(w.run("BEGIN", IN_TRANS).kind, TargetKind::Primary);
+    assert!(!w.session.trx.optimistic);
+    // A session pinned to the primary, or a user routed there, starts it on the primary.
+    let mut w = world_with(false, true);
+    w.run("CREATE TEMPORARY TABLE tmp_x (a INT)", AUTOCOMMIT);
+    assert_eq!(
+        w.run("BEGIN", IN_TRANS | AUTOCOMMIT).kind,
+        TargetKind::Primary
+    );
+    assert!(!w.session.trx.optimistic);
+    // READ ONLY stays what it was: one replica, not optimistic (it cannot write at all).
+    let mut w = world_with(false, true);
+    let p = w.run(
+        "START TRANSACTION READ ONLY",
+        IN_TRANS | IN_TRANS_RO | AUTOCOMMIT,
+    );
+    assert_eq!(p.reason, Reason::ReadOnlyTransaction);
+    assert!(!w.session.trx.optimistic);
 }
 
 #[test]
@@ -340,8 +440,8 @@ proptest! {
     /// Whatever the history, hints and rules: a write never lands on a replica, and inside a
     /// read-write transaction every statement stays on the transaction's server.
     #[test]
-    fn writes_never_reach_a_replica(history in proptest::collection::vec(statement(), 1..30), rules in any::<bool>()) {
-        let mut w = world(rules);
+    fn writes_never_reach_a_replica(history in proptest::collection::vec(statement(), 1..30), rules in any::<bool>(), optimistic in any::<bool>()) {
+        let mut w = world_with(rules, optimistic);
         for sql in &history {
             let plan = w.plan(sql);
             let role = w.view.server(plan.server).role;
@@ -351,7 +451,13 @@ proptest! {
                 prop_assert_eq!(role, Role::Primary, "{} went to a replica after {:?}", sql, history);
             }
             if w.session.trx.active && plan.commit_first.is_none() {
-                prop_assert_eq!(Some(plan.server), w.session.trx.server);
+                if let Some(from) = plan.move_from {
+                    // An optimistic transaction moves to the primary.
+                    prop_assert_eq!(Some(from), w.session.trx.server);
+                    prop_assert_eq!(role, Role::Primary);
+                } else {
+                    prop_assert_eq!(Some(plan.server), w.session.trx.server);
+                }
             }
             // Simulate the server's answer: transaction state from what ran.
             let c = classify(sql, &LexOptions::default());
@@ -372,7 +478,7 @@ proptest! {
             if plan.new_sticky {
                 w.session.sticky[plan.server.cluster] = Some(plan.server);
             }
-            w.session.after(&c, plan.server, Some(status), true);
+            w.session.after_plan(&c, &plan, role == Role::Primary, Some(status), true);
         }
     }
 }

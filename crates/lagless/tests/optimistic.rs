@@ -1,0 +1,220 @@
+//! Optimistic transactions end to end (`[routing] optimistic_transactions = true`): a
+//! read-write transaction starts on a replica; one that only reads ends there; one that writes
+//! moves to the primary, its reads replayed and checked, with text and prepared statements;
+//! one whose reads the primary answers differently is rolled back with ER_LOCK_DEADLOCK and its
+//! retry runs on the primary.
+
+use lagless_e2e::{rt, Env, EnvOptions};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+async fn status(c: &mut Conn, name: &str) -> String {
+    let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
+    rows.into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {name} in SHOW LAGLESS STATUS"))
+}
+
+async fn value(c: &mut Conn, id: i64) -> i64 {
+    c.query_first(format!("SELECT v FROM o WHERE id = {id}"))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Until a read runs on a replica again: in the default `gtid` mode, reads after a write go to
+/// the primary until a replica is known to have applied it, and so does a BEGIN.
+async fn until_replicas_caught_up(c: &mut Conn) {
+    let start = std::time::Instant::now();
+    loop {
+        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        if sid != 1 {
+            return;
+        }
+        assert!(start.elapsed().as_secs() < 10, "no replica caught up");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
+    let env = Env::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        &EnvOptions {
+            extra: "[routing]\noptimistic_transactions = true\n".into(),
+            ..EnvOptions::default()
+        },
+    )
+    .unwrap();
+    let primary = env.sandbox.primary();
+    rt().block_on(async {
+        let mut c = Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("CREATE TABLE o (id INT PRIMARY KEY, v BIGINT)")
+            .await
+            .unwrap();
+        c.query_drop("INSERT INTO o VALUES (1, 10), (2, 20), (3, 30)")
+            .await
+            .unwrap();
+
+        // Only reads: the whole transaction runs on a replica.
+        until_replicas_caught_up(&mut c).await;
+        c.query_drop("BEGIN").await.unwrap();
+        let server = status(&mut c, "session_transaction_server").await;
+        assert!(
+            server.starts_with("replica") && server.ends_with("(optimistic)"),
+            "{server}"
+        );
+        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        assert_ne!(sid, 1, "a read of the transaction ran on the primary");
+        assert_eq!(value(&mut c, 1).await, 10, "read-your-writes at BEGIN");
+        c.query_drop("COMMIT").await.unwrap();
+        assert_eq!(status(&mut c, "session_in_transaction").await, "false");
+
+        // Reads, then a write: it moves to the primary, the reads replayed and matching.
+        until_replicas_caught_up(&mut c).await;
+        c.query_drop("START TRANSACTION").await.unwrap();
+        let v = value(&mut c, 1).await;
+        let w: i64 = c
+            .query_first("SELECT SUM(v) FROM o")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((v, w), (10, 60));
+        // Rows larger than the relay's 64 KiB reads: digested in pieces, replayed whole.
+        let big: Vec<String> = c
+            .query("SELECT REPEAT(CHAR(64 + id), 100000) FROM o ORDER BY id")
+            .await
+            .unwrap();
+        assert_eq!(big.len(), 3);
+        assert!(big[2].len() == 100_000 && big[2].starts_with('C'));
+        assert!(status(&mut c, "session_transaction_server")
+            .await
+            .ends_with("(optimistic)"));
+        c.query_drop("UPDATE o SET v = v + 1 WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(
+            status(&mut c, "session_transaction_server").await,
+            "primary"
+        );
+        assert_eq!(status(&mut c, "optimistic_moved").await, "1");
+        // Uncommitted: only this transaction sees it.
+        assert_eq!(value(&mut c, 1).await, 11);
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 1")
+                .unwrap()
+                .trim(),
+            "10"
+        );
+        c.query_drop("COMMIT").await.unwrap();
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 1")
+                .unwrap()
+                .trim(),
+            "11"
+        );
+
+        // The same with prepared statements (COM_STMT_EXECUTE replayed on the primary).
+        until_replicas_caught_up(&mut c).await;
+        c.query_drop("BEGIN").await.unwrap();
+        let v: i64 = c
+            .exec_first("SELECT v FROM o WHERE id = ?", (2,))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, 20);
+        c.exec_drop("UPDATE o SET v = ? WHERE id = ?", (v + 5, 2))
+            .await
+            .unwrap();
+        c.query_drop("COMMIT").await.unwrap();
+        assert_eq!(status(&mut c, "optimistic_moved").await, "2");
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 2")
+                .unwrap()
+                .trim(),
+            "25"
+        );
+
+        // The primary has newer data than the replica's snapshot showed: the move fails, the
+        // transaction is rolled back, and the client is told to retry.
+        until_replicas_caught_up(&mut c).await;
+        c.query_drop("BEGIN").await.unwrap();
+        assert_eq!(value(&mut c, 3).await, 30);
+        let mut other = Conn::from_url(env.url()).await.unwrap();
+        other
+            .query_drop("UPDATE o SET v = 31 WHERE id = 3")
+            .await
+            .unwrap();
+        // Whatever replication did meanwhile, the transaction's snapshot still says 30.
+        assert_eq!(value(&mut c, 3).await, 30);
+        let err = c
+            .query_drop("UPDATE o SET v = v + 100 WHERE id = 3")
+            .await
+            .unwrap_err();
+        match err {
+            mysql_async::Error::Server(e) => {
+                assert_eq!(e.code, 1213, "{e:?}");
+                assert_eq!(e.state, "40001");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(status(&mut c, "session_in_transaction").await, "false");
+        assert_eq!(status(&mut c, "optimistic_differed").await, "1");
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 3")
+                .unwrap()
+                .trim(),
+            "31"
+        );
+        // The retry starts on the primary, and works.
+        c.query_drop("BEGIN").await.unwrap();
+        assert_eq!(
+            status(&mut c, "session_transaction_server").await,
+            "primary"
+        );
+        assert_eq!(value(&mut c, 3).await, 31);
+        c.query_drop("UPDATE o SET v = v + 100 WHERE id = 3")
+            .await
+            .unwrap();
+        c.query_drop("COMMIT").await.unwrap();
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 3")
+                .unwrap()
+                .trim(),
+            "131"
+        );
+        // And the one after goes back to a replica.
+        until_replicas_caught_up(&mut c).await;
+        c.query_drop("BEGIN").await.unwrap();
+        assert!(status(&mut c, "session_transaction_server")
+            .await
+            .ends_with("(optimistic)"));
+        c.query_drop("ROLLBACK").await.unwrap();
+
+        // A read that differs by nature: @@server_id is the replica's, then the primary's.
+        c.query_drop("BEGIN").await.unwrap();
+        let _: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        let err = c
+            .query_drop("UPDATE o SET v = 0 WHERE id = 1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, mysql_async::Error::Server(e) if e.code == 1213),
+            "{err:?}"
+        );
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 1")
+                .unwrap()
+                .trim(),
+            "11"
+        );
+        assert_eq!(status(&mut c, "optimistic_differed").await, "2");
+    });
+}
