@@ -2,7 +2,8 @@
 //! read-write transaction starts on a replica; one that only reads ends there; one that writes
 //! moves to the primary, its reads replayed and checked, with text and prepared statements;
 //! one whose reads the primary answers differently is rolled back with ER_LOCK_DEADLOCK and its
-//! retry runs on the primary.
+//! retry runs on the primary; with autocommit off the read that opens a transaction opens it
+//! on a replica; a replica that dies mid-transaction is replaced by the primary, unseen.
 
 use lagless_e2e::{rt, Env, EnvOptions};
 use mysql_async::prelude::*;
@@ -216,5 +217,152 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             "11"
         );
         assert_eq!(status(&mut c, "optimistic_differed").await, "2");
+
+        // Autocommit off (PyMySQL's and SQLAlchemy's default): the read that opens the
+        // transaction opens it on a replica; the first write moves it.
+        let mut a = Conn::from_url(env.url()).await.unwrap();
+        a.query_drop("SET autocommit = 0").await.unwrap();
+        until_replicas_caught_up(&mut a).await;
+        assert_eq!(value(&mut a, 2).await, 25);
+        assert!(status(&mut a, "session_transaction_server")
+            .await
+            .ends_with("(optimistic)"));
+        let ac: u32 = a.query_first("SELECT @@autocommit").await.unwrap().unwrap();
+        assert_eq!(
+            ac, 0,
+            "the replica's connection has the session's autocommit"
+        );
+        a.query_drop("UPDATE o SET v = v * 2 WHERE id = 2")
+            .await
+            .unwrap();
+        assert_eq!(
+            status(&mut a, "session_transaction_server").await,
+            "primary"
+        );
+        assert_eq!(value(&mut a, 2).await, 50);
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 2")
+                .unwrap()
+                .trim(),
+            "25"
+        );
+        a.query_drop("COMMIT").await.unwrap();
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 2")
+                .unwrap()
+                .trim(),
+            "50"
+        );
+        assert_eq!(status(&mut a, "session_autocommit").await, "false");
+        // A write with autocommit off and no transaction open: on the primary, and kept
+        // uncommitted until COMMIT, as on one server.
+        a.query_drop("UPDATE o SET v = 7 WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 1")
+                .unwrap()
+                .trim(),
+            "11"
+        );
+        a.query_drop("ROLLBACK").await.unwrap();
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 1")
+                .unwrap()
+                .trim(),
+            "11"
+        );
+
+        // The replica dies in the middle of an optimistic transaction: the next statement finds
+        // the transaction on the primary, replayed, and the client sees no error.
+        let mut k = Conn::from_url(env.url()).await.unwrap();
+        until_replicas_caught_up(&mut k).await;
+        k.query_drop("BEGIN").await.unwrap();
+        assert_eq!(value(&mut k, 1).await, 11);
+        let server = status(&mut k, "session_transaction_server").await;
+        let name = server.strip_suffix(" (optimistic)").expect(&server);
+        env.sandbox.server(name).unwrap().kill().unwrap();
+        assert_eq!(value(&mut k, 1).await, 11);
+        assert_eq!(
+            status(&mut k, "session_transaction_server").await,
+            "primary"
+        );
+        k.query_drop("UPDATE o SET v = 12 WHERE id = 1")
+            .await
+            .unwrap();
+        k.query_drop("COMMIT").await.unwrap();
+        assert_eq!(
+            primary
+                .sql("SELECT v FROM app.o WHERE id = 1")
+                .unwrap()
+                .trim(),
+            "12"
+        );
+    });
+}
+
+/// sysbench oltp_read_write with prepared statements through optimistic transactions: 4
+/// threads updating the same rows make moves fail (error 1213, which sysbench ignores and
+/// retries), and libmariadb sends a statement's parameter types only with its first execution,
+/// even when that failed: no other error may appear (error 1210 did, before the types were
+/// recorded ahead of the move).
+#[test]
+fn sysbench_through_optimistic_transactions_has_no_errors_but_retried_deadlocks() {
+    let env = Env::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        &EnvOptions {
+            extra: "[routing]\noptimistic_transactions = true\n".into(),
+            ..EnvOptions::default()
+        },
+    )
+    .unwrap();
+    let sb = |args: &[&str]| {
+        let mut all = vec!["--tables=2", "--table-size=200"];
+        all.extend_from_slice(args);
+        lagless_e2e::sysbench(env.port(), &all)
+    };
+    let prep = sb(&["prepare"]);
+    assert!(prep.status.success(), "{prep:?}");
+    for mode in ["--db-ps-mode=auto", "--db-ps-mode=disable"] {
+        let run = sb(&[
+            "--threads=4",
+            "--time=6",
+            "--report-interval=0",
+            mode,
+            "run",
+        ]);
+        let text = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert!(
+            run.status.success(),
+            "{mode}: {text}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let count = |label: &str| -> u64 {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap_or_else(|| panic!("no {label} in {text}"));
+            line.trim_start()[label.len()..]
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{line}"))
+        };
+        assert!(count("transactions:") > 100, "{mode}: {text}");
+        assert_eq!(count("reconnects:"), 0, "{mode}: {text}");
+        println!(
+            "{mode}: {} transactions, {} ignored errors (1213)",
+            count("transactions:"),
+            count("ignored errors:")
+        );
+    }
+    rt().block_on(async {
+        let mut c = Conn::from_url(env.url()).await.unwrap();
+        let moved: u64 = status(&mut c, "optimistic_moved").await.parse().unwrap();
+        assert!(moved > 100, "{moved} moves");
     });
 }

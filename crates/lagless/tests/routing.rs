@@ -116,6 +116,25 @@ fn transactions_stay_on_their_server() {
 }
 
 #[test]
+fn autocommit_off_survives_a_read_only_transaction_on_a_replica() {
+    rt().block_on(async {
+        let mut c = conn().await;
+        c.query_drop("SET autocommit = 0").await.unwrap();
+        c.query_drop("START TRANSACTION READ ONLY").await.unwrap();
+        let sid = server_id(&mut c, "SELECT @@server_id").await;
+        assert_ne!(sid, 1, "READ ONLY transactions run on a replica");
+        c.query_drop("COMMIT").await.unwrap();
+        // The replica's status flags after COMMIT must tell the session's autocommit, not
+        // the replica connection's: before 2026-11-22 they said on, and the next read went
+        // to a replica, where @@autocommit was 1.
+        let ac: u32 = c.query_first("SELECT @@autocommit").await.unwrap().unwrap();
+        assert_eq!(ac, 0);
+        let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
+        assert!(rows.contains(&("session_autocommit".into(), "false".into())));
+    });
+}
+
+#[test]
 fn session_state_follows_the_session_to_every_server() {
     rt().block_on(async {
         let mut c = conn().await;

@@ -522,6 +522,27 @@ impl Engine {
                     self.ctx.stats.read_retries.fetch_add(1, Ordering::Relaxed);
                     plan = self.plan(c);
                 }
+                Err(Attempt::Retryable(e) | Attempt::NoAnswer(e))
+                    if self.routing.trx.optimistic && self.routing.trx.server == Some(server) =>
+                {
+                    // The optimistic transaction's replica failed before the client saw any of
+                    // the answer: the transaction goes on on the primary, replayed there.
+                    debug!(server = %self.server_name(server), error = %e, "optimistic transaction's replica failed; moving it to the primary");
+                    self.ctx
+                        .cluster
+                        .mark_down(server, DOWN_PERIOD, Instant::now());
+                    let primary = self.primary_plan();
+                    if !self
+                        .move_optimistic(server, primary.server, reply_seq)
+                        .await?
+                    {
+                        return Ok(Flow::Continue);
+                    }
+                    plan = RoutePlan {
+                        reason: Reason::Transaction,
+                        ..primary
+                    };
+                }
                 Err(Attempt::Retryable(e))
                     if plan.kind == TargetKind::Primary
                         && !self.routing.trx.active

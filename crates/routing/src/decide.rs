@@ -269,13 +269,8 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
     if begin_read_only {
         return d.read(home, Reason::ReadOnlyTransaction);
     }
-    // Autocommit only: a replica connection does not carry the session's autocommit, so the
-    // status flags of a transaction there would tell the client the wrong setting.
-    if is_begin
-        && config.routing.optimistic_transactions
-        && s.trx.autocommit
-        && !s.trx.no_optimistic_next
-    {
+    let optimistic = config.routing.optimistic_transactions && !s.trx.no_optimistic_next;
+    if is_begin && optimistic {
         let mut plan = d.read(home, Reason::OptimisticTransaction);
         plan.hint_ignored = d.hinted;
         return plan;
@@ -286,6 +281,15 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
             StatementClass::Transaction(_) | StatementClass::Empty
         )
     {
+        // With autocommit off a statement opens a transaction: a read opens an optimistic one.
+        if optimistic
+            && replica_safe(c)
+            && !matches!(c.class, StatementClass::Meta(MetaKind::ShowDiagnostics))
+        {
+            let mut plan = d.read(home, Reason::OptimisticTransaction);
+            plan.hint_ignored = d.hinted;
+            return plan;
+        }
         return d.primary(home, Reason::AutocommitOff);
     }
     let safe = replica_safe(c);

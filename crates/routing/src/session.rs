@@ -199,8 +199,9 @@ impl SessionRouting {
     }
 
     /// Like [`Self::after`], for a statement that ran as `plan` said; `on_primary` tells whether
-    /// its server is a primary now. A read-write BEGIN planned as an optimistic transaction
-    /// that opened on a replica marks the transaction optimistic.
+    /// its server is a primary now. A statement planned as an optimistic transaction (a BEGIN,
+    /// or a read with autocommit off) that opened a read-write transaction on a replica marks
+    /// the transaction optimistic.
     pub fn after_plan(
         &mut self,
         c: &Classification<'_>,
@@ -209,11 +210,10 @@ impl SessionRouting {
         status: Option<u16>,
         ok: bool,
     ) {
+        let was_active = self.trx.active;
         self.after(c, plan.server, status, ok);
-        if matches!(
-            c.class,
-            StatementClass::Transaction(TransactionKind::Begin { .. })
-        ) {
+        if self.trx.active && !was_active {
+            // The transaction after a failed optimistic one started (on the primary).
             self.trx.no_optimistic_next = false;
         }
         if plan.reason == crate::decide::Reason::OptimisticTransaction

@@ -99,9 +99,11 @@ impl Engine {
                 .reply_error(consts::ER_NET_READ_ERROR, "Malformed COM_STMT_EXECUTE")
                 .await;
         };
-        let Some(sql) = self.stmts.map.get(&id).map(|s| s.sql.clone()) else {
+        let Some(stmt) = self.stmts.map.get_mut(&id) else {
             return self.unknown_statement(id).await;
         };
+        super::prepared::remember_types(&packet.payload, stmt);
+        let sql = stmt.sql.clone();
         if self.trx_lost {
             let msg = "The transaction was lost with its server (failover): ROLLBACK to continue";
             return self.reply_error(consts::PROXY_TRANSACTION_LOST, msg).await;

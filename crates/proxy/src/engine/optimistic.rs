@@ -1,5 +1,6 @@
 //! Optimistic transactions (`[routing] optimistic_transactions`, MaxScale's `optimistic_trx`):
-//! a read-write transaction starts on a replica, as most such transactions only read. Each of
+//! a read-write transaction starts on a replica, as most such transactions only read (a BEGIN,
+//! or with autocommit off the read that opens one). Each of
 //! its statements is kept with a digest of its result. At the first statement a replica cannot
 //! run, the transaction moves: rolled back on the replica, begun on the primary, its statements
 //! replayed there and each result checked against what the client already saw. If one differs
@@ -27,8 +28,9 @@ const MAX_KEPT_STATEMENTS: usize = 10_000;
 
 /// What an optimistic transaction ran, to replay it on the primary.
 pub(super) struct OptimisticLog {
-    /// The BEGIN's COM_QUERY payload.
-    begin: Vec<u8>,
+    /// The BEGIN's COM_QUERY payload; none when, with autocommit off, the first statement
+    /// opened the transaction.
+    begin: Option<Vec<u8>>,
     statements: Vec<Kept>,
     bytes: usize,
     /// Why the transaction can no longer be replayed, if it cannot.
@@ -49,6 +51,15 @@ enum Replay {
 }
 
 impl OptimisticLog {
+    fn new(begin: Option<Vec<u8>>) -> Self {
+        OptimisticLog {
+            begin,
+            statements: Vec::new(),
+            bytes: 0,
+            unreplayable: None,
+        }
+    }
+
     fn keep(&mut self, command: Replay, digest: u64) {
         let len = match &command {
             Replay::Query(p) | Replay::Execute(_, p) => p.len(),
@@ -101,15 +112,16 @@ impl Engine {
         );
         match (&mut self.optimistic, command) {
             (_, Replay::Query(begin)) if begins => {
-                self.optimistic = Some(OptimisticLog {
-                    begin,
-                    statements: Vec::new(),
-                    bytes: 0,
-                    unreplayable: None,
-                });
+                self.optimistic = Some(OptimisticLog::new(Some(begin)));
             }
             (Some(log), command) => log.keep(command, relayed.digest),
-            (None, _) => {}
+            (None, command) => {
+                // Autocommit off: this read opened the transaction; on the primary, whose
+                // connection has autocommit off too, its replay opens it again.
+                let mut log = OptimisticLog::new(None);
+                log.keep(command, relayed.digest);
+                self.optimistic = Some(log);
+            }
         }
     }
 
@@ -219,13 +231,14 @@ impl Engine {
         }
         let result: Result<u16, MoveFailure> = async {
             tracked.sync(conn).await.map_err(lost)?;
-            let begun = command(conn, &log.begin, Expect::Query)
-                .await
-                .map_err(lost)?;
-            if let Some(err) = begun.error {
-                return Err(MoveFailure::Primary(err.message));
+            let mut status = consts::SERVER_STATUS_IN_TRANS;
+            if let Some(begin) = &log.begin {
+                let begun = command(conn, begin, Expect::Query).await.map_err(lost)?;
+                if let Some(err) = begun.error {
+                    return Err(MoveFailure::Primary(err.message));
+                }
+                status = begun.status.unwrap_or(status);
             }
-            let mut status = begun.status.unwrap_or(consts::SERVER_STATUS_IN_TRANS);
             let mut framed = bytes::BytesMut::new();
             for kept in &log.statements {
                 framed.clear();
@@ -274,12 +287,7 @@ mod tests {
     use super::*;
 
     fn log() -> OptimisticLog {
-        OptimisticLog {
-            begin: b"\x03BEGIN".to_vec(),
-            statements: Vec::new(),
-            bytes: 0,
-            unreplayable: None,
-        }
+        OptimisticLog::new(Some(b"\x03BEGIN".to_vec()))
     }
 
     #[test]

@@ -89,6 +89,26 @@ pub fn with_id(payload: &[u8], backend_id: u32) -> Vec<u8> {
     out
 }
 
+/// Records the parameter types a COM_STMT_EXECUTE carries (new_params_bound = 1), before
+/// anything can fail: the client sends them once and omits them afterwards, even when that
+/// execution failed (a failed optimistic transaction, a server that could not be reached), so
+/// they must be known for the next execution wherever it runs. A malformed payload records
+/// nothing ([`rewrite_execute_into`] reports it).
+pub fn remember_types(payload: &[u8], stmt: &mut Prepared) {
+    let n = usize::from(stmt.params);
+    if n == 0 {
+        return;
+    }
+    let flag_at = 10 + n.div_ceil(8);
+    if payload.get(flag_at) == Some(&1) {
+        if let Some(types) = payload.get(flag_at + 1..flag_at + 1 + 2 * n) {
+            if stmt.types.as_deref() != Some(types) {
+                stmt.types = Some(types.to_vec());
+            }
+        }
+    }
+}
+
 /// [`rewrite_execute_into`] into a new Vec (for the tests).
 #[cfg(test)]
 pub fn rewrite_execute(
@@ -185,6 +205,27 @@ mod tests {
         a.insert(key.clone(), a_id);
         b.insert(key.clone(), b_id);
         (a, b, key)
+    }
+
+    #[test]
+    fn types_sent_with_an_execution_that_never_ran_serve_the_next() {
+        let mut stmts = Statements::default();
+        let id = stmts.add("SELECT ?, ?".into(), 2);
+        let stmt = stmts.map.get_mut(&id).unwrap();
+        // The first execution carried the types but failed before reaching a server.
+        remember_types(&execute(id, true, LONG_STRING), stmt);
+        let (mut a, _, key) = two_connections(50, 9);
+        let next = rewrite_execute(
+            &execute(id, false, LONG_STRING),
+            stmt,
+            a.get_mut(&key).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(next, with_id(&execute(id, true, LONG_STRING), 50));
+        // Malformed or type-less payloads change nothing.
+        remember_types(&[0x17, 1], stmt);
+        remember_types(&execute(id, false, STRING_STRING), stmt);
+        assert_eq!(stmt.types.as_deref(), Some(&LONG_STRING[..]));
     }
 
     #[test]

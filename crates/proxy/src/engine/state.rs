@@ -152,18 +152,17 @@ impl TrackedState {
     pub fn mark_synced(&self, conn: &mut BackendConn) {
         if conn.synced_version != self.version {
             // The statement changed the session (rare): the connection now has what it set.
-            conn.vars = self.wanted(conn.is_primary).cloned().collect();
+            conn.vars = self.wanted().cloned().collect();
             conn.synced_version = self.version;
         }
         conn.schema.clone_from(&self.schema);
     }
 
-    /// The variables a connection of this session should have set.
-    fn wanted(&self, primary: bool) -> impl Iterator<Item = &(String, String)> {
-        // autocommit only on primaries: a replica connection serves autocommit reads.
-        self.vars
-            .iter()
-            .filter(move |(name, _)| primary || name != "autocommit")
+    /// The variables a connection of this session should have set. autocommit too on a
+    /// replica: routing sends a session with autocommit off there only inside a transaction
+    /// (READ ONLY, optimistic), whose status flags then tell the client its own setting.
+    fn wanted(&self) -> impl Iterator<Item = &(String, String)> {
+        self.vars.iter()
     }
 
     /// Brings `conn` up to date before it runs a client statement.
@@ -175,12 +174,12 @@ impl TrackedState {
             return Ok(());
         }
         let handshake = conn.handshake_vars.as_deref().map_or(&[][..], |v| &v[..]);
-        if let Some(set) = self.replay_statement(conn.is_primary, &conn.vars, handshake) {
+        if let Some(set) = self.replay_statement(&conn.vars, handshake) {
             let reply = command(conn, set.as_bytes(), Expect::Query).await?;
             if let Some(err) = reply.error {
                 tracing::warn!(server = %conn.server_name, code = err.code, "session replay refused: {}", err.message);
             }
-            conn.vars = self.wanted(conn.is_primary).cloned().collect();
+            conn.vars = self.wanted().cloned().collect();
         }
         if let Some(db) = &self.schema {
             if conn.schema.as_deref() != Some(db) {
@@ -202,7 +201,6 @@ impl TrackedState {
     /// handshake gave them (`handshake`), which DEFAULT would not do.
     fn replay_statement(
         &self,
-        primary: bool,
         has: &[(String, String)],
         handshake: &[(String, String)],
     ) -> Option<String> {
@@ -235,14 +233,14 @@ impl TrackedState {
         // to the handshake's value.
         let collation = |name: &str| name.starts_with("collation_");
         for last in [false, true] {
-            for (name, value) in self.wanted(primary) {
+            for (name, value) in self.wanted() {
                 if collation(name) == last && current(name) != Some(value.as_str()) {
                     item(&mut sql, name);
                     push_value(&mut sql, value);
                 }
             }
             for (name, value) in has {
-                if collation(name) != last || self.wanted(primary).any(|(n, _)| n == name) {
+                if collation(name) != last || self.wanted().any(|(n, _)| n == name) {
                     continue;
                 }
                 let charset = name
@@ -250,7 +248,7 @@ impl TrackedState {
                     .map(|x| format!("character_set_{x}"));
                 if let Some((cs, v)) = charset
                     .as_deref()
-                    .and_then(|cs| self.wanted(primary).find(|(n, _)| n == cs))
+                    .and_then(|cs| self.wanted().find(|(n, _)| n == cs))
                 {
                     item(&mut sql, cs);
                     push_value(&mut sql, v);
@@ -318,17 +316,13 @@ mod tests {
     }
 
     #[test]
-    fn replay_skips_autocommit_on_replicas() {
+    fn replay_sets_autocommit_too() {
         let mut t = TrackedState::default();
         t.vars.push(("autocommit".into(), "OFF".into()));
         t.vars.push(("time_zone".into(), "+02:00".into()));
         assert_eq!(
-            t.replay_statement(true, &[], &[]).unwrap(),
+            t.replay_statement(&[], &[]).unwrap(),
             "\x03SET SESSION autocommit = 'OFF', time_zone = '+02:00'"
-        );
-        assert_eq!(
-            t.replay_statement(false, &[], &[]).unwrap(),
-            "\x03SET SESSION time_zone = '+02:00'"
         );
     }
 
@@ -343,26 +337,21 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            t.replay_statement(
-                true,
-                &has(&[("time_zone", "+02:00"), ("sql_mode", "ANSI")]),
-                &[]
-            ),
+            t.replay_statement(&has(&[("time_zone", "+02:00"), ("sql_mode", "ANSI")]), &[]),
             None
         );
         assert_eq!(
             t.replay_statement(
-                true,
                 &has(&[("sql_mode", "TRADITIONAL"), ("wait_timeout", "5")]),
                 &[]
             )
             .unwrap(),
             "\x03SET SESSION time_zone = '+02:00', sql_mode = 'ANSI', wait_timeout = DEFAULT"
         );
-        // A pooled connection's autocommit is put back on a replica too.
+        // A pooled connection's autocommit is put back.
         assert_eq!(
             TrackedState::default()
-                .replay_statement(false, &has(&[("autocommit", "OFF")]), &[])
+                .replay_statement(&has(&[("autocommit", "OFF")]), &[])
                 .unwrap(),
             "\x03SET SESSION autocommit = DEFAULT"
         );
@@ -378,20 +367,20 @@ mod tests {
         let mut t = TrackedState::default();
         // Wanted values equal to the handshake's need no statement on a fresh connection...
         t.vars.push(pair("character_set_client", "utf8mb4"));
-        assert_eq!(t.replay_statement(true, &[], &hs), None);
+        assert_eq!(t.replay_statement(&[], &hs), None);
         // ...and a connection another session left in latin1 is put back.
         let has = [
             pair("character_set_client", "latin1"),
             pair("collation_connection", "latin1_swedish_ci"),
         ];
         assert_eq!(
-            t.replay_statement(true, &has, &hs).unwrap(),
+            t.replay_statement(&has, &hs).unwrap(),
             "\x03SET SESSION character_set_client = 'utf8mb4', \
              collation_connection = 'utf8mb4_general_ci'"
         );
         // Left at the handshake's value by another session: nothing to do.
         let t = TrackedState::default();
         let has = [pair("character_set_client", "utf8mb4")];
-        assert_eq!(t.replay_statement(true, &has, &hs), None);
+        assert_eq!(t.replay_statement(&has, &hs), None);
     }
 }

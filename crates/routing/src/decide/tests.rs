@@ -251,18 +251,13 @@ fn optimistic_transaction_ends_on_its_replica_or_moves_for_what_a_replica_cannot
 }
 
 #[test]
-fn optimistic_transactions_only_when_asked_for_and_with_autocommit() {
+fn optimistic_transactions_only_when_asked_for() {
     // Off by default.
     let mut w = world(false);
     assert_eq!(
         w.run("BEGIN", IN_TRANS | AUTOCOMMIT).kind,
         TargetKind::Primary
     );
-    assert!(!w.session.trx.optimistic);
-    // autocommit off: the replica connection would report autocommit on.
-    let mut w = world_with(false, true);
-    w.run("SET autocommit = 0", 0);
-    assert_eq!(w.run("BEGIN", IN_TRANS).kind, TargetKind::Primary);
     assert!(!w.session.trx.optimistic);
     // A session pinned to the primary, or a user routed there, starts it on the primary.
     let mut w = world_with(false, true);
@@ -280,6 +275,39 @@ fn optimistic_transactions_only_when_asked_for_and_with_autocommit() {
     );
     assert_eq!(p.reason, Reason::ReadOnlyTransaction);
     assert!(!w.session.trx.optimistic);
+}
+
+#[test]
+fn with_autocommit_off_a_read_opens_an_optimistic_transaction() {
+    let mut w = world_with(false, true);
+    w.run("SET autocommit = 0", 0);
+    // Writes and SHOW WARNINGS still open it on the primary.
+    assert_eq!(w.plan("UPDATE t SET c = 1").reason, Reason::AutocommitOff);
+    assert_eq!(w.plan("SHOW WARNINGS").reason, Reason::AutocommitOff);
+    let read = w.run("SELECT c FROM t WHERE id = 1", IN_TRANS);
+    assert_eq!(
+        (read.kind, &read.reason),
+        (TargetKind::Replica, &Reason::OptimisticTransaction)
+    );
+    assert!(w.session.trx.optimistic && !w.session.trx.autocommit);
+    let p = w.run("SELECT 2", IN_TRANS);
+    assert_eq!(
+        (p.server, p.reason),
+        (read.server, Reason::OptimisticTransaction)
+    );
+    let write = w.plan("DELETE FROM t");
+    assert_eq!(write.move_from, Some(read.server));
+    // COMMIT on the replica ends it; the next read opens another one.
+    w.run("COMMIT", 0);
+    assert!(!w.session.trx.active && !w.session.trx.optimistic);
+    assert_eq!(w.plan("SELECT 3").reason, Reason::OptimisticTransaction);
+    // After a failed move, the next transaction opens on the primary, the one after that
+    // on a replica again.
+    w.session.trx.no_optimistic_next = true;
+    assert_eq!(w.plan("SELECT 4").reason, Reason::AutocommitOff);
+    w.run("SELECT 4", IN_TRANS);
+    w.run("COMMIT", 0);
+    assert_eq!(w.plan("SELECT 5").reason, Reason::OptimisticTransaction);
 }
 
 #[test]
