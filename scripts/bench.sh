@@ -39,7 +39,8 @@
 #                        config with `[listener] runtime = "thread_per_core"` and
 #                        `pin_worker_threads = TPC_PIN`; also run in the CPU_QUOTA phase;
 #                        lagless_optimistic (not by default) = a second Lagless process, the
-#                        same config with `[routing] optimistic_transactions = true`. When lagless is listed, oltp_read_write* tests also run
+#                        same config with `[routing] optimistic_transactions = true`; also run
+#                        in the CPU_QUOTA phase. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -669,10 +670,11 @@ for spec in $TESTS; do
   read -r -a tt <<<"$(targets_for "$spec")"
   total=$((total + ROUNDS * $(wc -w <<<"$PS_MODES") * $(wc -w <<<"$THREADS") * ${#tt[@]}))
 done
-# The quota phase: direct and lagless always, lagless_nomux when listed.
+# The quota phase: direct and lagless always, lagless_nomux, _tpc and _optimistic when listed.
 QUOTA_TARGETS=(direct lagless)
 [[ " $TARGETS " != *" lagless_nomux "* ]] || QUOTA_TARGETS+=(lagless_nomux)
 [[ " $TARGETS " != *" lagless_tpc "* ]] || QUOTA_TARGETS+=(lagless_tpc)
+[[ " $TARGETS " != *" lagless_optimistic "* ]] || QUOTA_TARGETS+=(lagless_optimistic)
 if [ -n "$CPU_QUOTA" ]; then
   total=$((total + ROUNDS * $(wc -w <<<"$QUOTA_THREADS") * ${#QUOTA_TARGETS[@]}))
 fi
