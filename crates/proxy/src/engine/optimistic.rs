@@ -153,7 +153,17 @@ impl Engine {
         }
         let outcome = match &log {
             Some(log) => match log.unreplayable {
-                None => self.replay(log, to).await,
+                // A primary that hangs is failed over without answering (as in `attempt`).
+                None => {
+                    let ctx = self.ctx.clone();
+                    ctx.cluster
+                        .until_demoted(to, self.replay(log, to))
+                        .await
+                        .unwrap_or_else(|| {
+                            self.backends.drop_conn(to);
+                            Err(MoveFailure::Primary("demoted during the replay".into()))
+                        })
+                }
                 Some(why) => Err(MoveFailure::Unreplayable(why)),
             },
             None => Err(MoveFailure::Unreplayable("its statements were not kept")),
