@@ -24,13 +24,26 @@ async fn value(c: &mut Conn, id: i64) -> i64 {
         .unwrap()
 }
 
+/// The server_id of the server a read runs on, as a plain table read: `@@server_id` would take
+/// the transaction to the primary (see `server_dependent` in the routing crate).
+async fn server_id(c: &mut Conn) -> u32 {
+    let v: String = c
+        .query_first(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES \
+             WHERE VARIABLE_NAME = 'SERVER_ID'",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    v.parse().unwrap()
+}
+
 /// Until a read runs on a replica again: in the default `gtid` mode, reads after a write go to
 /// the primary until a replica is known to have applied it, and so does a BEGIN.
 async fn until_replicas_caught_up(c: &mut Conn) {
     let start = std::time::Instant::now();
     loop {
-        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
-        if sid != 1 {
+        if server_id(c).await != 1 {
             return;
         }
         assert!(start.elapsed().as_secs() < 10, "no replica caught up");
@@ -66,8 +79,11 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             server.starts_with("replica") && server.ends_with("(optimistic)"),
             "{server}"
         );
-        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
-        assert_ne!(sid, 1, "a read of the transaction ran on the primary");
+        assert_ne!(
+            server_id(&mut c).await,
+            1,
+            "a read of the transaction ran on the primary"
+        );
         assert_eq!(value(&mut c, 1).await, 10, "read-your-writes at BEGIN");
         c.query_drop("COMMIT").await.unwrap();
         assert_eq!(status(&mut c, "session_in_transaction").await, "false");
@@ -198,9 +214,24 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             .ends_with("(optimistic)"));
         c.query_drop("ROLLBACK").await.unwrap();
 
-        // A read that differs by nature: @@server_id is the replica's, then the primary's.
+        // A read that depends on the server, as Lagless sees it (NOW(), @@server_id, ...):
+        // it takes the transaction to the primary at once, where it runs.
         c.query_drop("BEGIN").await.unwrap();
-        let _: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        assert_eq!(value(&mut c, 1).await, 11);
+        let sid: u32 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+        assert_eq!(sid, 1);
+        assert_eq!(
+            status(&mut c, "session_transaction_server").await,
+            "primary"
+        );
+        c.query_drop("COMMIT").await.unwrap();
+        assert_eq!(status(&mut c, "optimistic_differed").await, "1");
+
+        // One that Lagless does not see: the server_id from a table. It differs on the
+        // primary, so the move fails, safely.
+        until_replicas_caught_up(&mut c).await;
+        c.query_drop("BEGIN").await.unwrap();
+        assert_ne!(server_id(&mut c).await, 1);
         let err = c
             .query_drop("UPDATE o SET v = 0 WHERE id = 1")
             .await
@@ -227,11 +258,21 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
         assert!(status(&mut a, "session_transaction_server")
             .await
             .ends_with("(optimistic)"));
-        let ac: u32 = a.query_first("SELECT @@autocommit").await.unwrap().unwrap();
+        let ac: String = a
+            .query_first(
+                "SELECT VARIABLE_VALUE FROM information_schema.SESSION_VARIABLES \
+                 WHERE VARIABLE_NAME = 'AUTOCOMMIT'",
+            )
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            ac, 0,
+            ac, "OFF",
             "the replica's connection has the session's autocommit"
         );
+        assert!(status(&mut a, "session_transaction_server")
+            .await
+            .ends_with("(optimistic)"));
         a.query_drop("UPDATE o SET v = v * 2 WHERE id = 2")
             .await
             .unwrap();

@@ -284,6 +284,7 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
         // With autocommit off a statement opens a transaction: a read opens an optimistic one.
         if optimistic
             && replica_safe(c)
+            && !server_dependent(c.text)
             && !matches!(c.class, StatementClass::Meta(MetaKind::ShowDiagnostics))
         {
             let mut plan = d.read(home, Reason::OptimisticTransaction);
@@ -321,6 +322,34 @@ pub fn route(input: &RouteInput<'_>) -> RoutePlan {
     // A hint that could not be followed is reported, not silently dropped.
     plan.hint_ignored = d.hinted && !matches!(plan.reason, Reason::Hint(_));
     plan
+}
+
+/// Does the statement's result depend on the server or the moment it runs (NOW(), RAND(),
+/// UUID(), @@server_id, ...)? In an optimistic transaction such a read would give another
+/// result when replayed on the primary, failing the move for certain: it runs on the primary
+/// instead. A plain text scan, so a column named `now` counts too (it only costs the replica).
+pub fn server_dependent(text: &str) -> bool {
+    const MARKERS: [&[u8]; 13] = [
+        b"@@",
+        b"now(",
+        b"sysdate(",
+        b"curtime(",
+        b"curdate(",
+        b"current_",
+        b"localtime",
+        b"utc_",
+        b"unix_timestamp(",
+        b"rand(",
+        b"uuid",
+        b"connection_id(",
+        b"sleep(",
+    ];
+    let text = text.as_bytes();
+    (0..text.len()).any(|i| {
+        MARKERS
+            .iter()
+            .any(|m| text.len() - i >= m.len() && text[i..i + m.len()].eq_ignore_ascii_case(m))
+    })
 }
 
 fn class_name(c: &Classification<'_>) -> &'static str {
@@ -373,14 +402,19 @@ impl Decider<'_> {
             | StatementClass::Empty
             | StatementClass::Meta(MetaKind::ShowDiagnostics) => true,
             StatementClass::Call => false,
-            _ => replica_safe(c),
+            _ => replica_safe(c) && !server_dependent(c.text),
         };
         if stays {
             let mut plan = self.fixed(server, TargetKind::Replica, Reason::OptimisticTransaction);
             plan.hint_ignored = self.hinted;
             return plan;
         }
-        let mut plan = self.primary(server.cluster, Reason::OptimisticMoved(class_name(c)));
+        let class = if replica_safe(c) {
+            "read whose result depends on the server"
+        } else {
+            class_name(c)
+        };
+        let mut plan = self.primary(server.cluster, Reason::OptimisticMoved(class));
         plan.move_from = Some(server);
         plan.hint_ignored = self.hinted;
         plan

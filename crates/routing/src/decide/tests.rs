@@ -233,6 +233,11 @@ fn optimistic_transaction_ends_on_its_replica_or_moves_for_what_a_replica_cannot
         ("SAVEPOINT s1", true),
         ("CALL p()", true),
         ("gibberish", true),
+        ("SELECT NOW(), c FROM t", true),
+        ("SELECT @@server_id", true),
+        ("select uuid()", true),
+        ("SELECT c FROM t WHERE id = 1", false),
+        ("SHOW WARNINGS", false),
     ] {
         let mut w = world_with(false, true);
         let begin = w.run("BEGIN", IN_TRANS | AUTOCOMMIT);
@@ -284,6 +289,10 @@ fn with_autocommit_off_a_read_opens_an_optimistic_transaction() {
     // Writes and SHOW WARNINGS still open it on the primary.
     assert_eq!(w.plan("UPDATE t SET c = 1").reason, Reason::AutocommitOff);
     assert_eq!(w.plan("SHOW WARNINGS").reason, Reason::AutocommitOff);
+    assert_eq!(
+        w.plan("SELECT c, NOW() FROM t").reason,
+        Reason::AutocommitOff
+    );
     let read = w.run("SELECT c FROM t WHERE id = 1", IN_TRANS);
     assert_eq!(
         (read.kind, &read.reason),
