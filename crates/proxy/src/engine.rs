@@ -859,9 +859,14 @@ impl Engine {
         if let Some(gtid) = self.tracked.take_last_gtid() {
             self.routing.record_write(&gtid, self.ctx.now_ms());
         }
-        let on_primary = self.ctx.cluster.is_primary(plan.server);
-        self.routing
-            .after_plan(c, plan, on_primary, relayed.status, !relayed.was_error);
+        let cluster = &self.ctx.cluster;
+        self.routing.after_plan(
+            c,
+            plan,
+            || cluster.is_primary(plan.server),
+            relayed.status,
+            !relayed.was_error,
+        );
         self.conn_state |= binds_connection(c, &self.tracked.lex);
         self.hold = leaves_state_to_ask(c, &relayed).then_some(plan.server);
         let counted = match c.class {

@@ -367,41 +367,20 @@ pub async fn digest_reply(
     backend: &mut BackendConn,
     expect: Expect,
 ) -> Result<(u64, Option<u16>), SessionError> {
-    let mut tracker =
-        ResponseTracker::new(expect, backend.capabilities & CLIENT_DEPRECATE_EOF != 0);
     let mut digest = ResultDigest::default();
     let mut status = None;
-    loop {
-        while let Some(p) = lagless_protocol::packet::decode_packet(&mut backend.buf, 1 << 30)
-            .map_err(|e| protocol_error_from(backend, e))?
-        {
-            let ev = tracker
-                .on_packet(&p.payload, p.payload.len())
-                .map_err(|e| protocol_error_from(backend, e))?;
-            match ev.kind {
-                PacketKind::Row => digest.row_bytes(&p.payload),
-                PacketKind::Err => {
-                    if let Some(code) = p.payload.get(1..3) {
-                        digest.error(u16::from_le_bytes([code[0], code[1]]));
-                    }
-                }
-                PacketKind::Ok | PacketKind::Eof => status = ev.status.or(status),
-                _ => {}
-            }
-            if ev.done {
-                return Ok((digest.finish(), status));
+    read_packets(backend, expect, |kind, ev_status, p| match kind {
+        PacketKind::Row => digest.row_bytes(&p.payload),
+        PacketKind::Err => {
+            if let Some(code) = p.payload.get(1..3) {
+                digest.error(u16::from_le_bytes([code[0], code[1]]));
             }
         }
-        backend.buf.reserve(READ_CHUNK);
-        match backend.stream.read_buf(&mut backend.buf).await {
-            Ok(n) if n > 0 => {}
-            _ => {
-                return Err(SessionError::BackendLost {
-                    server: backend.server_name.clone(),
-                })
-            }
-        }
-    }
+        PacketKind::Ok | PacketKind::Eof => status = ev_status.or(status),
+        _ => {}
+    })
+    .await?;
+    Ok((digest.finish(), status))
 }
 
 /// Reads a whole response to a command already sent.
@@ -409,9 +388,29 @@ pub async fn digest_reply(
 /// # Errors
 /// I/O or protocol errors; the connection must then be dropped.
 pub async fn read_reply(backend: &mut BackendConn, expect: Expect) -> Result<Reply, SessionError> {
+    let mut reply = Reply::default();
+    read_packets(backend, expect, |kind, status, p| {
+        match kind {
+            PacketKind::Err => {
+                reply.error = lagless_protocol::ok_err::ErrPacket::parse(&p.payload).ok()
+            }
+            PacketKind::Ok | PacketKind::Eof => reply.status = status.or(reply.status),
+            _ => {}
+        }
+        reply.packets.push(p);
+    })
+    .await?;
+    Ok(reply)
+}
+
+/// Reads the packets of one response, handing each to `on_packet` with its kind and status.
+async fn read_packets(
+    backend: &mut BackendConn,
+    expect: Expect,
+    mut on_packet: impl FnMut(PacketKind, Option<u16>, lagless_protocol::packet::Packet),
+) -> Result<(), SessionError> {
     let mut tracker =
         ResponseTracker::new(expect, backend.capabilities & CLIENT_DEPRECATE_EOF != 0);
-    let mut reply = Reply::default();
     loop {
         while let Some(p) = lagless_protocol::packet::decode_packet(&mut backend.buf, 1 << 30)
             .map_err(|e| protocol_error_from(backend, e))?
@@ -419,16 +418,9 @@ pub async fn read_reply(backend: &mut BackendConn, expect: Expect) -> Result<Rep
             let ev = tracker
                 .on_packet(&p.payload, p.payload.len())
                 .map_err(|e| protocol_error_from(backend, e))?;
-            match ev.kind {
-                PacketKind::Err => {
-                    reply.error = lagless_protocol::ok_err::ErrPacket::parse(&p.payload).ok()
-                }
-                PacketKind::Ok | PacketKind::Eof => reply.status = ev.status.or(reply.status),
-                _ => {}
-            }
-            reply.packets.push(p);
+            on_packet(ev.kind, ev.status, p);
             if ev.done {
-                return Ok(reply);
+                return Ok(());
             }
         }
         backend.buf.reserve(READ_CHUNK);

@@ -199,14 +199,14 @@ impl SessionRouting {
     }
 
     /// Like [`Self::after`], for a statement that ran as `plan` said; `on_primary` tells whether
-    /// its server is a primary now. A statement planned as an optimistic transaction (a BEGIN,
+    /// its server is a primary now (asked only for an optimistic plan). A statement planned as an optimistic transaction (a BEGIN,
     /// or a read with autocommit off) that opened a read-write transaction on a replica marks
     /// the transaction optimistic.
     pub fn after_plan(
         &mut self,
         c: &Classification<'_>,
         plan: &crate::decide::RoutePlan,
-        on_primary: bool,
+        on_primary: impl FnOnce() -> bool,
         status: Option<u16>,
         ok: bool,
     ) {
@@ -217,10 +217,10 @@ impl SessionRouting {
             self.trx.no_optimistic_next = false;
         }
         if plan.reason == crate::decide::Reason::OptimisticTransaction
-            && !on_primary
             && self.trx.active
             && !self.trx.read_only
             && self.trx.server == Some(plan.server)
+            && !on_primary()
         {
             self.trx.optimistic = true;
         }

@@ -117,7 +117,7 @@ impl World {
         }
         let on_primary = self.view.server(plan.server).role == Role::Primary;
         self.session
-            .after_plan(&c, &plan, on_primary, Some(status), true);
+            .after_plan(&c, &plan, || on_primary, Some(status), true);
         plan
     }
 }
@@ -515,7 +515,7 @@ proptest! {
             if plan.new_sticky {
                 w.session.sticky[plan.server.cluster] = Some(plan.server);
             }
-            w.session.after_plan(&c, &plan, role == Role::Primary, Some(status), true);
+            w.session.after_plan(&c, &plan, || role == Role::Primary, Some(status), true);
         }
     }
 }
