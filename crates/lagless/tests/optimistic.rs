@@ -350,9 +350,9 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
 /// threads updating the same rows make moves fail (error 1213, which sysbench ignores and
 /// retries), and libmariadb sends a statement's parameter types only with its first execution,
 /// even when that failed: no other error may appear (error 1210 did, before the types were
-/// recorded ahead of the move).
+/// recorded ahead of the move). Then SQLAlchemy ORM sessions, whose autocommit is off.
 #[test]
-fn sysbench_through_optimistic_transactions_has_no_errors_but_retried_deadlocks() {
+fn sysbench_and_sqlalchemy_through_optimistic_transactions() {
     let env = Env::start_with(
         std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
         &EnvOptions {
@@ -406,4 +406,25 @@ fn sysbench_through_optimistic_transactions_has_no_errors_but_retried_deadlocks(
         let moved: u64 = status(&mut c, "optimistic_moved").await.parse().unwrap();
         assert!(moved > 100, "{moved} moves");
     });
+
+    // SQLAlchemy ORM sessions over PyMySQL (autocommit off): tests/python/optimistic.py.
+    let python = std::env::var("LAGLESS_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/python/optimistic.py"
+    );
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .args(["--port", &env.port().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (run scripts/setup.sh test)"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains(" 0 failed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
