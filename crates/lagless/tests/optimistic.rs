@@ -143,6 +143,12 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             .unwrap()
             .unwrap();
         assert_eq!(v, 20);
+        // A statement prepared, executed and closed inside the transaction (a driver that does
+        // so for each query): the replay still has it.
+        let st = c.prep("SELECT v * 10 FROM o WHERE id = ?").await.unwrap();
+        let ten: i64 = c.exec_first(&st, (2,)).await.unwrap().unwrap();
+        assert_eq!(ten, 200);
+        c.close(st).await.unwrap();
         c.exec_drop("UPDATE o SET v = ? WHERE id = ?", (v + 5, 2))
             .await
             .unwrap();

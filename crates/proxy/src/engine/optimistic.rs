@@ -17,6 +17,7 @@ use lagless_routing::{Reason, RoutePlan, ServerRef};
 use lagless_sql::{Classification, StatementClass, TransactionKind};
 use tokio::io::AsyncWriteExt;
 
+use super::prepared::Prepared;
 use super::{prepared_execute, Attempt, Engine, Outgoing};
 use crate::error::{err_packet, SessionError};
 use crate::relay::{command, digest_reply, Relayed};
@@ -46,8 +47,10 @@ struct Kept {
 enum Replay {
     /// A COM_QUERY payload.
     Query(Vec<u8>),
-    /// A COM_STMT_EXECUTE of a client statement id, as the client sent it.
-    Execute(u32, Vec<u8>),
+    /// A COM_STMT_EXECUTE of a client statement id, as the client sent it, with the statement
+    /// as it was then: a client may close a statement in the middle of a transaction (a driver
+    /// that prepares, executes and closes each query), and the replay needs it.
+    Execute(u32, Box<Prepared>, Vec<u8>),
 }
 
 impl OptimisticLog {
@@ -62,7 +65,7 @@ impl OptimisticLog {
 
     fn keep(&mut self, command: Replay, digest: u64) {
         let len = match &command {
-            Replay::Query(p) | Replay::Execute(_, p) => p.len(),
+            Replay::Query(p) | Replay::Execute(_, _, p) => p.len(),
         };
         self.bytes += len;
         if self.bytes > MAX_KEPT_BYTES || self.statements.len() >= MAX_KEPT_STATEMENTS {
@@ -104,7 +107,10 @@ impl Engine {
         }
         let command = match out {
             Outgoing::Packet(p) => Replay::Query(p.payload.to_vec()),
-            Outgoing::Execute(id, payload) => Replay::Execute(*id, payload.to_vec()),
+            Outgoing::Execute(id, payload) => match self.stmts.map.get(id) {
+                Some(stmt) => Replay::Execute(*id, Box::new(stmt.clone()), payload.to_vec()),
+                None => return self.optimistic_unreplayable("a statement was closed as it ran"),
+            },
         };
         let begins = matches!(
             c.class,
@@ -256,16 +262,21 @@ impl Engine {
                     Replay::Query(payload) => {
                         encode_packet(0, payload, &mut framed);
                     }
-                    Replay::Execute(id, payload) => {
-                        prepared_execute(stmts, *id, payload, conn)
-                            .await
-                            .map_err(|a| match a {
-                                Attempt::ServerError(e) => MoveFailure::Primary(e.message),
-                                Attempt::Retryable(e)
-                                | Attempt::NoAnswer(e)
-                                | Attempt::Fatal(e) => lost(e),
-                                Attempt::Behind => MoveFailure::Differs,
-                            })?;
+                    Replay::Execute(id, stmt, payload) => {
+                        // The statement as it was, under its id, for this execution only.
+                        let now = stmts.map.insert(*id, (**stmt).clone());
+                        let executed = prepared_execute(stmts, *id, payload, conn).await;
+                        match now {
+                            Some(now) => stmts.map.insert(*id, now),
+                            None => stmts.map.remove(id),
+                        };
+                        executed.map_err(|a| match a {
+                            Attempt::ServerError(e) => MoveFailure::Primary(e.message),
+                            Attempt::Retryable(e) | Attempt::NoAnswer(e) | Attempt::Fatal(e) => {
+                                lost(e)
+                            }
+                            Attempt::Behind => MoveFailure::Differs,
+                        })?;
                         encode_packet(0, &stmts.exec_buf, &mut framed);
                     }
                 }
@@ -313,10 +324,10 @@ mod tests {
 
         let mut l = log();
         for i in 0..MAX_KEPT_STATEMENTS {
-            l.keep(Replay::Execute(1, vec![0; 10]), i as u64);
+            l.keep(Replay::Query(vec![0; 10]), i as u64);
         }
         assert_eq!(l.statements.len(), MAX_KEPT_STATEMENTS);
-        l.keep(Replay::Execute(1, vec![0; 10]), 0);
+        l.keep(Replay::Query(vec![0; 10]), 0);
         assert!(l.unreplayable.is_some() && l.statements.is_empty());
     }
 }
