@@ -83,6 +83,11 @@ pub struct RawFailover {
     /// than the failed primary: safe with several proxies) or `candidate` (the candidate only:
     /// fails over with most replicas down too, safe with a single failover proxy).
     pub lock: FailoverLock,
+    /// A transaction whose primary connection is lost (the primary died and was failed over,
+    /// or the connection was killed) is replayed on the primary, checked, and goes on
+    /// (MaxScale's `transaction_replay`). Keeps every transaction's statements and a digest of
+    /// their results while it runs.
+    pub transaction_replay: bool,
 }
 
 /// `[failover] lock`.
@@ -103,6 +108,7 @@ impl Default for RawFailover {
             apply_timeout_ms: 5000,
             replica_heartbeat_ms: 250,
             lock: FailoverLock::Majority,
+            transaction_replay: false,
         }
     }
 }

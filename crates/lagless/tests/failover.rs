@@ -405,6 +405,56 @@ fn a_transaction_open_on_the_dead_primary_is_lost_cleanly() {
     });
 }
 
+/// `[failover] transaction_replay = true`: the transaction open when the primary is killed goes
+/// on on the new primary, replayed there, without an error for the client; all of it commits
+/// once.
+#[test]
+fn a_transaction_open_on_the_dead_primary_is_replayed_on_the_new_one() {
+    let _g = shared();
+    let mut opts = EnvOptions::failover();
+    opts.extra = opts
+        .extra
+        .replace("[failover]\n", "[failover]\ntransaction_replay = true\n");
+    let env = Env::start_with(BIN.as_ref(), &opts).unwrap();
+    create_table(&env.sandbox, "trx_replayed").unwrap();
+    rt().block_on(async {
+        let mut c = mysql_async::Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("BEGIN").await.unwrap();
+        c.query_drop("INSERT INTO trx_replayed VALUES (1)")
+            .await
+            .unwrap();
+        let n: i64 = c
+            .query_first("SELECT COUNT(*) FROM trx_replayed")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1);
+        env.sandbox.primary().kill().unwrap();
+        let killed = Instant::now();
+        c.query_drop("INSERT INTO trx_replayed VALUES (2)")
+            .await
+            .expect("the transaction goes on on the new primary");
+        eprintln!("the statement after the kill took {:?}", killed.elapsed());
+        c.query_drop("COMMIT").await.unwrap();
+        let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
+        assert!(
+            rows.contains(&("transactions_resumed".into(), "1".into())),
+            "{rows:?}"
+        );
+        let ids: Vec<i32> = c
+            .query("/* lagless:primary */ SELECT id FROM trx_replayed ORDER BY id")
+            .await
+            .unwrap();
+        assert_eq!(ids, vec![1, 2]);
+        let sid: u32 = c
+            .query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(sid, 1, "committed on the new primary");
+    });
+}
+
 /// A session with autocommit=0 (`INSERT ...; COMMIT` repeatedly): the transaction open when
 /// the primary is killed is lost cleanly (an error, then the client's ROLLBACK), and the same
 /// connection goes on with autocommit=0 on the new primary: its inserts are invisible to other

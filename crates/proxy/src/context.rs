@@ -64,6 +64,11 @@ pub struct Stats {
     pub optimistic_differed: AtomicU64,
     /// Optimistic transactions rolled back because they could not be replayed (too large).
     pub optimistic_unreplayable: AtomicU64,
+    /// Transactions whose primary connection was lost, replayed and gone on
+    /// (`[failover] transaction_replay`).
+    pub transactions_resumed: AtomicU64,
+    /// Such transactions that could not go on (rolled back, the client told to retry).
+    pub transactions_not_resumed: AtomicU64,
     /// Routing hints that could not be followed (inside a transaction, a write to a replica).
     pub hints_ignored: AtomicU64,
     /// Reads retried on another server after a replica failed before answering.

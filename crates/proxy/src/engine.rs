@@ -7,10 +7,10 @@
 mod change_user;
 mod commands;
 mod intercept;
-mod optimistic;
 mod prepared;
 mod set_names;
 mod state;
+mod trx_replay;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -80,8 +80,8 @@ pub struct Engine {
     /// User variables or SQL-level prepared statements were used: they live on the connection,
     /// so the session keeps its connections until a reset.
     conn_state: bool,
-    /// The open optimistic transaction's statements (see [`optimistic`]).
-    optimistic: Option<optimistic::OptimisticLog>,
+    /// The open transaction's statements, to replay it elsewhere (see [`trx_replay`]).
+    trx_log: Option<trx_replay::TrxLog>,
 }
 
 /// What to send once the server is known.
@@ -151,7 +151,7 @@ impl Engine {
             trx_lost: false,
             hold: None,
             conn_state: false,
-            optimistic: None,
+            trx_log: None,
         }
     }
 
@@ -500,6 +500,7 @@ impl Engine {
             self.adopt(&plan).await;
             let server = plan.server;
             let outcome = self.attempt(&plan, &out, expect).await;
+            let sent = matches!(outcome, Err(Attempt::NoAnswer(_)));
             if let Err(Attempt::Retryable(e) | Attempt::NoAnswer(e) | Attempt::Fatal(e)) = &outcome
             {
                 if e.is_backend_connection_failure() {
@@ -509,7 +510,7 @@ impl Engine {
             match outcome {
                 Ok(relayed) => {
                     self.record(c, &plan, relayed);
-                    self.note_optimistic(c, &plan, &out, &relayed);
+                    self.note_transaction(c, &plan, &out, &relayed);
                     return Ok(Flow::Continue);
                 }
                 Err(Attempt::Retryable(e) | Attempt::NoAnswer(e))
@@ -541,6 +542,29 @@ impl Engine {
                     plan = RoutePlan {
                         reason: Reason::Transaction,
                         ..primary
+                    };
+                }
+                Err(Attempt::Retryable(e) | Attempt::NoAnswer(e))
+                    if self.config.failover.transaction_replay
+                        && self.routing.trx.active
+                        && self.routing.trx.server == Some(server)
+                        && (!sent || trx_replay::redo_is_safe(c)) =>
+                {
+                    // The transaction's connection was lost before the client saw any of the
+                    // answer: it is replayed on the primary and goes on there.
+                    debug!(server = %self.server_name(server), error = %e, "transaction's connection lost; replaying it on the primary");
+                    if plan.kind != TargetKind::Primary {
+                        self.ctx
+                            .cluster
+                            .mark_down(server, DOWN_PERIOD, Instant::now());
+                    }
+                    let Some(primary) = self.resume_transaction(server, reply_seq).await? else {
+                        return Ok(Flow::Continue);
+                    };
+                    plan = RoutePlan {
+                        server: primary,
+                        reason: Reason::Transaction,
+                        ..self.primary_plan()
                     };
                 }
                 Err(Attempt::Retryable(e))
@@ -796,8 +820,9 @@ impl Engine {
             return Ok(Relayed::default());
         };
         let caps = conn.capabilities;
-        // An optimistic transaction's results are remembered, to check them on the primary.
-        let digest = plan.reason == Reason::OptimisticTransaction;
+        // A kept transaction's results are remembered, to check them when it is replayed.
+        let digest =
+            plan.reason == Reason::OptimisticTransaction || config.failover.transaction_replay;
         let relay = relay_response(conn, client, expect, digest, |ok| {
             tracked.learn(ok, caps);
             // Published before the OK reaches the client: a `global` read the client then
@@ -908,7 +933,7 @@ impl Engine {
         self.stmts.clear();
         self.conn_state = false;
         self.hold = None;
-        self.optimistic = None;
+        self.trx_log = None;
         for conn in self.backends.open_conns() {
             conn.synced_version = u64::MAX;
         }

@@ -39,7 +39,8 @@ pub struct Relayed {
     pub digest: u64,
 }
 
-/// What a result said, in 64 bits: the payloads of its rows and the code of its error, if any.
+/// What a result said, in 64 bits: the payloads of its rows, the affected rows and insert id
+/// of its OK packets, and the code of its error, if any.
 /// Column definitions and status flags are left out: servers of one replica set may describe
 /// the same rows differently (a query plan flag, a length), and only the rows are data.
 /// Fed in whatever pieces the bytes arrive in: the same bytes give the same digest.
@@ -54,6 +55,16 @@ impl Default for ResultDigest {
 impl ResultDigest {
     pub fn row_bytes(&mut self, bytes: &[u8]) {
         self.0.write(bytes);
+    }
+
+    /// An OK packet's affected rows and insert id: what a write did.
+    pub fn ok(&mut self, ok_payload: &[u8]) {
+        let mut r = lagless_protocol::lenenc::Reader::new(ok_payload);
+        let affected = r.u8().and_then(|_| r.lenenc_int()).unwrap_or(0);
+        let insert_id = r.lenenc_int().unwrap_or(0);
+        self.0.write(&[0x00]);
+        self.0.write(&affected.to_le_bytes());
+        self.0.write(&insert_id.to_le_bytes());
     }
 
     pub fn error(&mut self, code: u16) {
@@ -173,6 +184,9 @@ pub async fn relay_response(
             match ev.kind {
                 PacketKind::Ok => {
                     on_ok(head);
+                    if let Some(d) = digester.as_mut() {
+                        d.ok(head);
+                    }
                     out.status = ev.status.or(out.status);
                     (out.insert_id, out.warnings) = ok_counts(head);
                     let changed = ev
@@ -376,7 +390,11 @@ pub async fn digest_reply(
                 digest.error(u16::from_le_bytes([code[0], code[1]]));
             }
         }
-        PacketKind::Ok | PacketKind::Eof => status = ev_status.or(status),
+        PacketKind::Ok => {
+            digest.ok(&p.payload);
+            status = ev_status.or(status);
+        }
+        PacketKind::Eof => status = ev_status.or(status),
         _ => {}
     })
     .await?;

@@ -70,6 +70,7 @@ pub struct Failover {
     /// `None`: the server's default heartbeat period.
     pub replica_heartbeat: Option<Duration>,
     pub lock: FailoverLock,
+    pub transaction_replay: bool,
 }
 
 /// `[monitor]`, validated.
@@ -342,6 +343,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             replica_heartbeat: (raw.failover.replica_heartbeat_ms > 0)
                 .then(|| Duration::from_millis(raw.failover.replica_heartbeat_ms)),
             lock: raw.failover.lock,
+            transaction_replay: raw.failover.transaction_replay,
         },
         pool: Pool {
             multiplex: raw.pool.multiplex,

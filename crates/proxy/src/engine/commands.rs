@@ -118,9 +118,9 @@ impl Engine {
                 .get(&id)
                 .is_some_and(|s| !s.long_data.is_empty());
             if long_data {
-                self.optimistic_unreplayable("a statement with long data sent apart ran in it");
+                self.trx_unreplayable("a statement with long data sent apart ran in it");
             } else if super::prepared::opens_cursor(&packet.payload) {
-                self.optimistic_unreplayable("a statement with a cursor ran in it");
+                self.trx_unreplayable("a statement with a cursor ran in it");
             }
         }
         self.run(

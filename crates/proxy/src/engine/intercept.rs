@@ -325,6 +325,8 @@ pub fn status(engine: &super::Engine) -> TextResult {
         ("optimistic_moved", n(&st.optimistic_moved)),
         ("optimistic_differed", n(&st.optimistic_differed)),
         ("optimistic_unreplayable", n(&st.optimistic_unreplayable)),
+        ("transactions_resumed", n(&st.transactions_resumed)),
+        ("transactions_not_resumed", n(&st.transactions_not_resumed)),
         ("read_retries", n(&st.read_retries)),
         ("reads_behind_to_primary", n(&st.reads_behind)),
         ("backend_logins", n(&engine.ctx.pool.logins)),

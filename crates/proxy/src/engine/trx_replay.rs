@@ -10,10 +10,10 @@
 
 use std::sync::atomic::Ordering;
 
-use lagless_protocol::consts;
+use lagless_protocol::consts::{self, Command};
 use lagless_protocol::packet::encode_packet;
 use lagless_protocol::response::Expect;
-use lagless_routing::{Reason, RoutePlan, ServerRef};
+use lagless_routing::{RoutePlan, ServerRef};
 use lagless_sql::{Classification, StatementClass, TransactionKind};
 use tokio::io::AsyncWriteExt;
 
@@ -28,7 +28,7 @@ const MAX_KEPT_BYTES: usize = 4 << 20;
 const MAX_KEPT_STATEMENTS: usize = 10_000;
 
 /// What an optimistic transaction ran, to replay it on the primary.
-pub(super) struct OptimisticLog {
+pub(super) struct TrxLog {
     /// The BEGIN's COM_QUERY payload; none when, with autocommit off, the first statement
     /// opened the transaction.
     begin: Option<Vec<u8>>,
@@ -53,9 +53,9 @@ enum Replay {
     Execute(u32, Box<Prepared>, Vec<u8>),
 }
 
-impl OptimisticLog {
+impl TrxLog {
     fn new(begin: Option<Vec<u8>>) -> Self {
-        OptimisticLog {
+        TrxLog {
             begin,
             statements: Vec::new(),
             bytes: 0,
@@ -78,6 +78,26 @@ impl OptimisticLog {
     }
 }
 
+/// A statement sent whose answer was lost with its connection: may it run again in the replayed
+/// transaction? Only if it cannot have committed anything: a read, or one INSERT, UPDATE,
+/// DELETE or REPLACE (the transaction it ran in was rolled back with the connection). Not a
+/// COMMIT, DDL (which commits implicitly), or anything else.
+pub(super) fn redo_is_safe(c: &Classification<'_>) -> bool {
+    match c.class {
+        StatementClass::Read
+        | StatementClass::ReadPrimaryOnly
+        | StatementClass::LockingRead
+        | StatementClass::Meta(_)
+        | StatementClass::Empty => true,
+        StatementClass::Write if !c.multi => c.first_keyword.is_some_and(|k| {
+            ["insert", "update", "delete", "replace"]
+                .iter()
+                .any(|dml| k.eq_ignore_ascii_case(dml))
+        }),
+        _ => false,
+    }
+}
+
 /// Why a move failed.
 enum MoveFailure {
     /// A result differs on the primary.
@@ -89,52 +109,66 @@ enum MoveFailure {
 }
 
 impl Engine {
-    /// After a statement of an optimistic transaction ran on its replica: keep it (the BEGIN
-    /// starts a new log). A transaction that ended forgets its log.
-    pub(super) fn note_optimistic(
+    /// Whether the statements of the session's open transaction are kept: an optimistic
+    /// transaction, or any with `[failover] transaction_replay`.
+    pub(super) fn keeps_transaction(&self) -> bool {
+        let trx = &self.routing.trx;
+        trx.optimistic || (trx.active && self.config.failover.transaction_replay)
+    }
+
+    /// After a statement ran: if it ran in a transaction whose statements are kept, keep it
+    /// (a BEGIN starts a new log). A transaction that ended forgets its log.
+    pub(super) fn note_transaction(
         &mut self,
         c: &Classification<'_>,
         plan: &RoutePlan,
         out: &Outgoing<'_>,
         relayed: &Relayed,
     ) {
-        if !self.routing.trx.optimistic {
-            self.optimistic = None;
+        if !self.keeps_transaction() {
+            self.trx_log = None;
             return;
         }
-        if plan.reason != Reason::OptimisticTransaction {
+        // Only client statements (COM_QUERY, COM_STMT_EXECUTE) on the transaction's server.
+        if self.routing.trx.server != Some(plan.server) {
             return;
         }
         let command = match out {
-            Outgoing::Packet(p) => Replay::Query(p.payload.to_vec()),
+            Outgoing::Packet(p) if p.payload.first() == Some(&(Command::Query as u8)) => {
+                Replay::Query(p.payload.to_vec())
+            }
+            Outgoing::Packet(_) => return,
             Outgoing::Execute(id, payload) => match self.stmts.map.get(id) {
-                Some(stmt) => Replay::Execute(*id, Box::new(stmt.clone()), payload.to_vec()),
-                None => return self.optimistic_unreplayable("a statement was closed as it ran"),
+                Some(stmt) if !super::prepared::opens_cursor(payload) => {
+                    Replay::Execute(*id, Box::new(stmt.clone()), payload.to_vec())
+                }
+                Some(_) => return self.trx_unreplayable("a statement with a cursor ran in it"),
+                None => return self.trx_unreplayable("a statement was closed as it ran"),
             },
         };
         let begins = matches!(
             c.class,
             StatementClass::Transaction(TransactionKind::Begin { .. })
         );
-        match (&mut self.optimistic, command) {
+        match (&mut self.trx_log, command) {
             (_, Replay::Query(begin)) if begins => {
-                self.optimistic = Some(OptimisticLog::new(Some(begin)));
+                self.trx_log = Some(TrxLog::new(Some(begin)));
             }
             (Some(log), command) => log.keep(command, relayed.digest),
             (None, command) => {
-                // Autocommit off: this read opened the transaction; on the primary, whose
+                // Autocommit off: this statement opened the transaction; on the primary, whose
                 // connection has autocommit off too, its replay opens it again.
-                let mut log = OptimisticLog::new(None);
+                let mut log = TrxLog::new(None);
                 log.keep(command, relayed.digest);
-                self.optimistic = Some(log);
+                self.trx_log = Some(log);
             }
         }
     }
 
-    /// What is about to run in the optimistic transaction cannot be replayed later (long data
-    /// sent apart, a cursor): the transaction may still end on its replica, but not move.
-    pub(super) fn optimistic_unreplayable(&mut self, why: &'static str) {
-        if let Some(log) = self.optimistic.as_mut() {
+    /// What is about to run in the transaction cannot be replayed later (long data sent
+    /// apart): the transaction may still end where it runs, but not move.
+    pub(super) fn trx_unreplayable(&mut self, why: &'static str) {
+        if let Some(log) = self.trx_log.as_mut() {
             log.unreplayable = Some(why);
         }
     }
@@ -151,70 +185,110 @@ impl Engine {
         to: ServerRef,
         reply_seq: u8,
     ) -> Result<bool, SessionError> {
-        let log = self.optimistic.take();
+        let log = self.trx_log.take();
         if let Some(conn) = self.backends.existing(from) {
             if command(conn, b"\x03ROLLBACK", Expect::Query).await.is_err() {
                 self.backends.drop_conn(from);
             }
         }
-        let outcome = match &log {
-            Some(log) => match log.unreplayable {
-                // A primary that hangs is failed over without answering (as in `attempt`).
-                None => {
-                    let ctx = self.ctx.clone();
-                    ctx.cluster
-                        .until_demoted(to, self.replay(log, to))
-                        .await
-                        .unwrap_or_else(|| {
-                            self.backends.drop_conn(to);
-                            Err(MoveFailure::Primary("demoted during the replay".into()))
-                        })
-                }
-                Some(why) => Err(MoveFailure::Unreplayable(why)),
-            },
-            None => Err(MoveFailure::Unreplayable("its statements were not kept")),
-        };
+        let outcome = self.replay_checked(log.as_ref(), to).await;
         let stats = &self.ctx.stats;
+        match &outcome {
+            Ok(_) => &stats.optimistic_moved,
+            Err(MoveFailure::Differs) => &stats.optimistic_differed,
+            Err(MoveFailure::Unreplayable(_)) => &stats.optimistic_unreplayable,
+            Err(MoveFailure::Primary(_)) => &stats.backend_errors,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            outcome,
+            Err(MoveFailure::Differs | MoveFailure::Unreplayable(_))
+        ) {
+            // It would fail the same way again (a read that differs by nature, a transaction
+            // too large): the retry starts on the primary.
+            self.routing.trx.no_optimistic_next = true;
+        }
+        self.conclude_move(outcome, to, reply_seq, "move to the primary")
+            .await
+    }
+
+    /// `[failover] transaction_replay`: the connection of the session's transaction on the
+    /// primary `lost` was lost, and the client saw none of the answer. The transaction is
+    /// replayed on the primary (a new connection to the same server, or the new primary once
+    /// a failover names one) and checked. Some(primary): it goes on there, the statement runs
+    /// there next. None: it was rolled back and the client got ER_LOCK_DEADLOCK.
+    ///
+    /// # Errors
+    /// Client I/O.
+    pub(super) async fn resume_transaction(
+        &mut self,
+        lost: ServerRef,
+        reply_seq: u8,
+    ) -> Result<Option<ServerRef>, SessionError> {
+        let log = self.trx_log.take();
+        let mut to = self.primary_plan().server;
+        let mut outcome = self.replay_checked(log.as_ref(), to).await;
+        if matches!(outcome, Err(MoveFailure::Primary(_)))
+            && to == lost
+            && self.config.failover.enabled
+            && self.wait_for_new_primary(lost).await
+        {
+            to = self.primary_plan().server;
+            outcome = self.replay_checked(log.as_ref(), to).await;
+        }
+        let counter = if outcome.is_ok() {
+            &self.ctx.stats.transactions_resumed
+        } else {
+            &self.ctx.stats.transactions_not_resumed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let resumed = self
+            .conclude_move(outcome, to, reply_seq, "resume on the primary")
+            .await?;
+        Ok(resumed.then_some(to))
+    }
+
+    /// The replay of `log` on `to`, bounded like any statement there: a primary that hangs is
+    /// failed over without answering (as in `attempt`).
+    async fn replay_checked(
+        &mut self,
+        log: Option<&TrxLog>,
+        to: ServerRef,
+    ) -> Result<u16, MoveFailure> {
+        let log = log.ok_or(MoveFailure::Unreplayable("its statements were not kept"))?;
+        if let Some(why) = log.unreplayable {
+            return Err(MoveFailure::Unreplayable(why));
+        }
+        let ctx = self.ctx.clone();
+        match ctx.cluster.until_demoted(to, self.replay(log, to)).await {
+            Some(outcome) => outcome,
+            None => {
+                self.backends.drop_conn(to);
+                Err(MoveFailure::Primary("demoted during the replay".into()))
+            }
+        }
+    }
+
+    /// After a replay on `to`: the transaction goes on there (true), or it is rolled back
+    /// there, no transaction is left, and the client is told with ER_LOCK_DEADLOCK (false).
+    async fn conclude_move(
+        &mut self,
+        outcome: Result<u16, MoveFailure>,
+        to: ServerRef,
+        reply_seq: u8,
+        what: &str,
+    ) -> Result<bool, SessionError> {
         let why = match outcome {
             Ok(status) => {
                 self.routing.observe_status(Some(status), to);
-                stats.optimistic_moved.fetch_add(1, Ordering::Relaxed);
                 return Ok(true);
             }
             Err(MoveFailure::Differs) => {
-                stats.optimistic_differed.fetch_add(1, Ordering::Relaxed);
-                // A read that differs by nature (NOW(), RAND(), @@server_id) would differ
-                // again: the retry starts on the primary.
-                self.routing.trx.no_optimistic_next = true;
-                "a read on the replica gives another result on the primary".to_string()
+                "a statement gives another result than the client saw".to_string()
             }
-            Err(MoveFailure::Unreplayable(why)) => {
-                stats
-                    .optimistic_unreplayable
-                    .fetch_add(1, Ordering::Relaxed);
-                self.routing.trx.no_optimistic_next = true;
-                why.to_string()
-            }
-            Err(MoveFailure::Primary(e)) => {
-                stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-                format!("the primary failed: {e}")
-            }
+            Err(MoveFailure::Unreplayable(why)) => why.to_string(),
+            Err(MoveFailure::Primary(e)) => format!("the primary failed: {e}"),
         };
-        let message = format!(
-            "Deadlock found when trying to get lock; try restarting transaction \
-             (Lagless: the optimistic transaction could not move to the primary: {why})"
-        );
-        self.fail_move(to, reply_seq, &message).await?;
-        Ok(false)
-    }
-
-    /// Ends a failed move: rolled back on the primary, no transaction left, the client told.
-    async fn fail_move(
-        &mut self,
-        to: ServerRef,
-        reply_seq: u8,
-        message: &str,
-    ) -> Result<(), SessionError> {
         if let Some(conn) = self.backends.existing(to) {
             if command(conn, b"\x03ROLLBACK", Expect::Query).await.is_err() {
                 self.backends.drop_conn(to);
@@ -222,14 +296,19 @@ impl Engine {
         }
         let status = self.autocommit_status();
         self.routing.observe_status(Some(status), to);
+        let message = format!(
+            "Deadlock found when trying to get lock; try restarting transaction \
+             (Lagless: the transaction could not {what}: {why})"
+        );
         self.client
-            .queue_err(reply_seq, &err_packet(consts::ER_LOCK_DEADLOCK, message));
-        self.client.flush().await
+            .queue_err(reply_seq, &err_packet(consts::ER_LOCK_DEADLOCK, &message));
+        self.client.flush().await?;
+        Ok(false)
     }
 
     /// Begins the transaction on the primary and replays it, checking each result. Returns
     /// the status flags of the last answer.
-    async fn replay(&mut self, log: &OptimisticLog, to: ServerRef) -> Result<u16, MoveFailure> {
+    async fn replay(&mut self, log: &TrxLog, to: ServerRef) -> Result<u16, MoveFailure> {
         let Engine {
             backends,
             config,
@@ -307,8 +386,8 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn log() -> OptimisticLog {
-        OptimisticLog::new(Some(b"\x03BEGIN".to_vec()))
+    fn log() -> TrxLog {
+        TrxLog::new(Some(b"\x03BEGIN".to_vec()))
     }
 
     #[test]
@@ -329,5 +408,33 @@ mod tests {
         assert_eq!(l.statements.len(), MAX_KEPT_STATEMENTS);
         l.keep(Replay::Query(vec![0; 10]), 0);
         assert!(l.unreplayable.is_some() && l.statements.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod redo_tests {
+    use super::redo_is_safe;
+    use lagless_sql::{classify, LexOptions};
+
+    #[test]
+    fn only_what_cannot_have_committed_is_redone_after_a_lost_answer() {
+        for (sql, safe) in [
+            ("SELECT * FROM t", true),
+            ("SELECT * FROM t FOR UPDATE", true),
+            ("insert into t values (1)", true),
+            ("UPDATE t SET a = 1", true),
+            ("DELETE FROM t", true),
+            ("REPLACE INTO t VALUES (1)", true),
+            ("COMMIT", false),
+            ("ROLLBACK", false),
+            ("CREATE TABLE x (a INT)", false),
+            ("TRUNCATE t", false),
+            ("SET autocommit = 1", false),
+            ("INSERT INTO t VALUES (1); COMMIT", false),
+            ("CALL p()", false),
+        ] {
+            let c = classify(sql, &LexOptions::default());
+            assert_eq!(redo_is_safe(&c), safe, "{sql}");
+        }
     }
 }
