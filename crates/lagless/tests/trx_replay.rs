@@ -4,7 +4,9 @@
 //! differently is rolled back with ER_LOCK_DEADLOCK. (Failover of a dead primary in the middle of
 //! a transaction: `failover.rs`.)
 
+use lagless_e2e::raw::{raw_login, recv, recv_until, send};
 use lagless_e2e::{rt, Env, EnvOptions};
+use lagless_protocol::consts::{Command, CLIENT_DEPRECATE_EOF};
 use lagless_sandbox::Server;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -129,5 +131,50 @@ fn a_transaction_whose_connection_is_killed_goes_on_or_is_told_to_retry() {
         // Nothing of it stays (no row 4), and the session goes on.
         c.query_drop("INSERT INTO r VALUES (3, 3)").await.unwrap();
         assert_eq!(rows(primary, "r"), "1,2,3,100");
+    });
+
+    // A parameter sent apart (COM_STMT_SEND_LONG_DATA) is consumed by its execution: such a
+    // transaction is not replayed (it would insert an empty value), the client is told.
+    rt().block_on(async {
+        let mut c = raw_login(env.port(), "app", "lagless", CLIENT_DEPRECATE_EOF)
+            .await
+            .unwrap();
+        let query = |sql: &str| {
+            let mut p = vec![Command::Query as u8];
+            p.extend_from_slice(sql.as_bytes());
+            p
+        };
+        send(&mut c, &query("BEGIN")).await.unwrap();
+        assert_eq!(recv(&mut c).await.unwrap().payload[0], 0x00);
+        let mut p = vec![Command::StmtPrepare as u8];
+        p.extend_from_slice(b"INSERT INTO r VALUES (5, LENGTH(?))");
+        send(&mut c, &p).await.unwrap();
+        let prep = recv(&mut c).await.unwrap();
+        let stmt = u32::from_le_bytes(prep.payload[1..5].try_into().unwrap());
+        recv_until(&mut c, |_| true).await.unwrap(); // the parameter's definition
+        let mut p = vec![Command::StmtSendLongData as u8];
+        p.extend_from_slice(&stmt.to_le_bytes());
+        p.extend_from_slice(&0u16.to_le_bytes());
+        p.extend_from_slice(&[b'z'; 1000]);
+        send(&mut c, &p).await.unwrap();
+        let mut p = vec![Command::StmtExecute as u8];
+        p.extend_from_slice(&stmt.to_le_bytes());
+        p.push(0); // no cursor
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.push(0); // NULL bitmap
+        p.push(1); // new params bound
+        p.extend_from_slice(&[0xFE, 0x00]); // MYSQL_TYPE_STRING
+        send(&mut c, &p).await.unwrap();
+        assert_eq!(recv(&mut c).await.unwrap().payload[0], 0x00, "inserted");
+        kill_the_open_transaction(primary);
+        send(&mut c, &query("INSERT INTO r VALUES (6, 6)"))
+            .await
+            .unwrap();
+        let err = recv(&mut c).await.unwrap().payload;
+        assert_eq!(err[0], 0xFF);
+        assert_eq!(u16::from_le_bytes([err[1], err[2]]), 1213);
+        let message = String::from_utf8_lossy(&err[9..]).into_owned();
+        assert!(message.contains("long data"), "{message}");
+        assert_eq!(rows(primary, "r"), "1,2,3,100", "nothing of it stays");
     });
 }

@@ -111,25 +111,25 @@ impl Engine {
         let c = classify(&sql, &self.tracked.lex);
         self.await_write_position(&c).await;
         let plan = self.plan(&c);
-        if plan.reason == lagless_routing::Reason::OptimisticTransaction {
-            let long_data = self
-                .stmts
-                .map
-                .get(&id)
-                .is_some_and(|s| !s.long_data.is_empty());
-            if long_data {
-                self.trx_unreplayable("a statement with long data sent apart ran in it");
-            } else if super::prepared::opens_cursor(&packet.payload) {
-                self.trx_unreplayable("a statement with a cursor ran in it");
-            }
+        let long_data = self
+            .stmts
+            .map
+            .get(&id)
+            .is_some_and(|s| !s.long_data.is_empty());
+        let flow = self
+            .run(
+                &c,
+                plan,
+                Outgoing::Execute(id, &packet.payload),
+                Some(Expect::Query),
+            )
+            .await;
+        if long_data {
+            // The execution consumed its long data: the transaction it ran in (or opened)
+            // cannot be replayed. (A cursor is seen when the execution is kept.)
+            self.trx_unreplayable("a statement with long data sent apart ran in it");
         }
-        self.run(
-            &c,
-            plan,
-            Outgoing::Execute(id, &packet.payload),
-            Some(Expect::Query),
-        )
-        .await
+        flow
     }
 
     /// COM_STMT_SEND_LONG_DATA: kept until the execution, whose server is not known yet.

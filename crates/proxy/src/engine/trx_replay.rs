@@ -1,12 +1,16 @@
-//! Optimistic transactions (`[routing] optimistic_transactions`, MaxScale's `optimistic_trx`):
-//! a read-write transaction starts on a replica, as most such transactions only read (a BEGIN,
-//! or with autocommit off the read that opens one). Each of
-//! its statements is kept with a digest of its result. At the first statement a replica cannot
-//! run, the transaction moves: rolled back on the replica, begun on the primary, its statements
-//! replayed there and each result checked against what the client already saw. If one differs
-//! (the primary has newer data than the replica showed), the transaction cannot go on as the
-//! client saw it: it is rolled back and the client gets ER_LOCK_DEADLOCK, which applications
-//! retry, as after a server's own deadlock.
+//! Transactions replayed elsewhere, their statements kept with a digest of each result:
+//! - Optimistic transactions (`[routing] optimistic_transactions`, MaxScale's `optimistic_trx`):
+//!   a read-write transaction starts on a replica, as most such transactions only read (a
+//!   BEGIN, or with autocommit off the read that opens one). At the first statement a replica
+//!   cannot run, it moves: rolled back on the replica, begun on the primary, its statements
+//!   replayed there and each result checked against what the client already saw.
+//! - Transaction replay (`[failover] transaction_replay`, MaxScale's `transaction_replay`): a
+//!   transaction whose connection was lost (a dead primary, a killed connection) is replayed
+//!   the same way on the primary, a new one after a failover, and goes on.
+//!
+//! If a result differs (the primary has other data than the client saw), the transaction
+//! cannot go on as the client saw it: it is rolled back and the client gets ER_LOCK_DEADLOCK,
+//! which applications retry, as after a server's own deadlock.
 
 use std::sync::atomic::Ordering;
 
@@ -22,12 +26,12 @@ use super::{prepared_execute, Attempt, Engine, Outgoing};
 use crate::error::{err_packet, SessionError};
 use crate::relay::{command, digest_reply, Relayed};
 
-/// Most statement bytes an optimistic transaction keeps: past it, it can still end on its
-/// replica but can no longer move (sysbench's oltp_read_only sends about 1.5 KiB).
+/// Most statement bytes a transaction keeps: past it, it can still end where it runs but can
+/// no longer be replayed (sysbench's oltp_read_only sends about 1.5 KiB).
 const MAX_KEPT_BYTES: usize = 4 << 20;
 const MAX_KEPT_STATEMENTS: usize = 10_000;
 
-/// What an optimistic transaction ran, to replay it on the primary.
+/// What a transaction ran, to replay it on the primary.
 pub(super) struct TrxLog {
     /// The BEGIN's COM_QUERY payload; none when, with autocommit off, the first statement
     /// opened the transaction.
