@@ -40,7 +40,9 @@
 #                        `pin_worker_threads = TPC_PIN`; also run in the CPU_QUOTA phase;
 #                        lagless_optimistic (not by default) = a second Lagless process, the
 #                        same config with `[routing] optimistic_transactions = true`; also run
-#                        in the CPU_QUOTA phase. When lagless is listed, oltp_read_write* tests also run
+#                        in the CPU_QUOTA phase; lagless_replay (not by default) = a second
+#                        Lagless process, the same config with `[failover] transaction_replay
+#                        = true`. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -78,7 +80,7 @@
 #   BENCH_DIR=target/bench-sandbox   the sandbox, proxy config, logs
 #   BASE_PORT=3410 (primary; replicas 3411, 3412)  LAGLESS_PORT=6043  HAPROXY_PORT=6044
 #   NOMUX_PORT=6045 (lagless_nomux)  PINNED_PORT=6046 (lagless_pinned)  TPC_PORT=6047 (lagless_tpc)
-#   OPTIMISTIC_PORT=6048 (lagless_optimistic)
+#   OPTIMISTIC_PORT=6048 (lagless_optimistic)  REPLAY_PORT=6049 (lagless_replay)
 #
 # Every run through a proxy also records the proxy's peak number of established connections to
 # the servers' ports (sampled with `ss -tnp` every 0.5 s during the run): its backend
@@ -128,6 +130,7 @@ NOMUX_PORT=${NOMUX_PORT:-6045}
 PINNED_PORT=${PINNED_PORT:-6046}
 TPC_PORT=${TPC_PORT:-6047}
 OPTIMISTIC_PORT=${OPTIMISTIC_PORT:-6048}
+REPLAY_PORT=${REPLAY_PORT:-6049}
 TPC_PIN=${TPC_PIN:-true}   # lagless_tpc's pin_worker_threads
 REPLICAS=2
 HOST=127.0.0.1
@@ -141,7 +144,7 @@ PY=$ROOT/.venv/bin/python
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT OPTIMISTIC_PORT CPU_PERIOD_US \
+for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT OPTIMISTIC_PORT REPLAY_PORT CPU_PERIOD_US \
   CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
@@ -161,15 +164,15 @@ for m in $PS_MODES $QUOTA_PS_MODE; do
   [[ $m == auto || $m == disable ]] || die "PS_MODES must be auto and/or disable, not '$m'"
 done
 for t in $TARGETS; do
-  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux|lagless_pinned|lagless_tpc|lagless_optimistic)$ ]] \
-    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, lagless_pinned, lagless_tpc, lagless_optimistic, not '$t'"
+  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux|lagless_pinned|lagless_tpc|lagless_optimistic|lagless_replay)$ ]] \
+    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, lagless_pinned, lagless_tpc, lagless_optimistic, lagless_replay, not '$t'"
 done
 for t in $TESTS $QUOTA_TEST; do
   [[ $t =~ ^oltp_[a-z_]+(\+[a-z_]+(=[A-Za-z0-9_]+)?)*$ ]] || die "not a sysbench test spec: '$t'"
 done
 [[ -z $CPU_QUOTA || $CPU_QUOTA =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] \
   || die "CPU_QUOTA must be a number of cores (e.g. 0.5), not '$CPU_QUOTA'"
-for p in $BASE_PORT $LAGLESS_PORT $HAPROXY_PORT $NOMUX_PORT $PINNED_PORT $TPC_PORT $OPTIMISTIC_PORT; do
+for p in $BASE_PORT $LAGLESS_PORT $HAPROXY_PORT $NOMUX_PORT $PINNED_PORT $TPC_PORT $OPTIMISTIC_PORT $REPLAY_PORT; do
   [ "$p" != 3306 ] || die "port 3306 is not ours to use"
 done
 [ -n "$TESTS$CPU_QUOTA" ] || [ "$CONNECT" -gt 0 ] || [ "$IDLE" -gt 0 ] \
@@ -273,6 +276,7 @@ NOMUX_PID=""
 PINNED_PID=""
 TPC_PID=""
 OPTIMISTIC_PID=""
+REPLAY_PID=""
 SANDBOX_STARTED=""
 cleaned=""
 CG_DIRS=()    # cgroups we created
@@ -335,6 +339,7 @@ cleanup() {
   stop_pid "$PINNED_PID" lagless_pinned
   stop_pid "$TPC_PID" lagless_tpc
   stop_pid "$OPTIMISTIC_PID" lagless_optimistic
+  stop_pid "$REPLAY_PID" lagless_replay
   if [ -n "$SANDBOX_STARTED" ]; then
     "$LAGLESS" --log warn sandbox down --dir "$SANDBOX" >/dev/null 2>&1 \
       || log "could not stop the sandbox: lagless sandbox down --dir $SANDBOX"
@@ -361,8 +366,8 @@ if [ -n "$CPU_QUOTA" ]; then
   done
 fi
 for p in $(seq "$BASE_PORT" $((BASE_PORT + REPLICAS))) "$LAGLESS_PORT" "$HAPROXY_PORT" "$NOMUX_PORT" \
-  "$PINNED_PORT" "$TPC_PORT" "$OPTIMISTIC_PORT"; do
-  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT/PINNED_PORT/TPC_PORT/OPTIMISTIC_PORT"; fi
+  "$PINNED_PORT" "$TPC_PORT" "$OPTIMISTIC_PORT" "$REPLAY_PORT"; do
+  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT/PINNED_PORT/TPC_PORT/OPTIMISTIC_PORT/REPLAY_PORT"; fi
 done
 
 wait_port() { # port pid name
@@ -477,6 +482,15 @@ else:
     text += "\n[routing]\noptimistic_transactions = true\n"
 '
 fi
+if [[ " $TARGETS " == *" lagless_replay "* ]]; then
+  start_variant lagless_replay "$REPLAY_PORT" REPLAY_PID '
+text = re.sub(r"(?m)^\s*transaction_replay\s*=.*$", "", text)
+if re.search(r"(?m)^\[failover\]\s*$", text):
+    text = re.sub(r"(?m)^\[failover\]\s*$", "[failover]\ntransaction_replay = true", text, count=1)
+else:
+    text += "\n[failover]\ntransaction_replay = true\n"
+'
+fi
 
 # --- haproxy -----------------------------------------------------------------------------------
 sed -e "s|@LISTEN@|$HOST:$HAPROXY_PORT|" -e "s|@BACKEND@|$HOST:$BASE_PORT|" \
@@ -490,13 +504,16 @@ wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
 
 declare -A PORT=([direct]=$BASE_PORT [lagless]=$LAGLESS_PORT [lagless_gtid_wait]=$LAGLESS_PORT
   [haproxy]=$HAPROXY_PORT [lagless_nomux]=$NOMUX_PORT [lagless_pinned]=$PINNED_PORT
-  [lagless_tpc]=$TPC_PORT [lagless_optimistic]=$OPTIMISTIC_PORT)
+  [lagless_tpc]=$TPC_PORT [lagless_optimistic]=$OPTIMISTIC_PORT
+  [lagless_replay]=$REPLAY_PORT)
 declare -A PID=([direct]="" [lagless]=$PROXY_PID [lagless_gtid_wait]=$PROXY_PID [haproxy]=$HAPROXY_PID
   [lagless_nomux]=$NOMUX_PID [lagless_pinned]=$PINNED_PID
-  [lagless_tpc]=$TPC_PID [lagless_optimistic]=$OPTIMISTIC_PID)
+  [lagless_tpc]=$TPC_PID [lagless_optimistic]=$OPTIMISTIC_PID
+  [lagless_replay]=$REPLAY_PID)
 declare -A USR=([direct]=$APP_USER [lagless]=$APP_USER [lagless_gtid_wait]=$GW_USER
   [haproxy]=$APP_USER [lagless_nomux]=$APP_USER [lagless_pinned]=$APP_USER
-  [lagless_tpc]=$APP_USER [lagless_optimistic]=$APP_USER)
+  [lagless_tpc]=$APP_USER [lagless_optimistic]=$APP_USER
+  [lagless_replay]=$APP_USER)
 read -r -a TARGET_LIST <<<"$TARGETS"
 ALL_TARGETS=("${TARGET_LIST[@]}")
 if [[ -n $GW_USER && " $TARGETS " == *" lagless "* && " $TESTS " == *" oltp_read_write"* ]]; then
@@ -597,7 +614,7 @@ NOFILE_NOW=$(ulimit -n)
 export BENCH_DATE=$DATE BENCH_HAPROXY=$HAPROXY BENCH_MARIADB_VERSION=$MARIADB_VERSION \
   BENCH_TESTS="$TESTS" BENCH_THREADS="$THREADS" BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS \
   BENCH_WARMUP=$WARMUP BENCH_TABLES=$TABLES BENCH_TABLE_SIZE=$TABLE_SIZE BENCH_BASE_PORT=$BASE_PORT \
-  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_OPTIMISTIC_PORT=$OPTIMISTIC_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
+  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_OPTIMISTIC_PORT=$OPTIMISTIC_PORT BENCH_REPLAY_PORT=$REPLAY_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
   BENCH_TARGETS="${ALL_TARGETS[*]}" BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY \
   BENCH_GTID_WAIT_MS=$GTID_WAIT_MS BENCH_CPU_QUOTA=$CPU_QUOTA BENCH_QUOTA_TEST=$QUOTA_TEST \
   BENCH_QUOTA_THREADS="$QUOTA_THREADS" BENCH_QUOTA_PS_MODE=$QUOTA_PS_MODE BENCH_CONNECT=$CONNECT \
