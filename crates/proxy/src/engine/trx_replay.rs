@@ -161,8 +161,13 @@ impl Engine {
             (Some(log), command) => log.keep(command, relayed.digest),
             (None, command) => {
                 // Autocommit off: this statement opened the transaction; on the primary, whose
-                // connection has autocommit off too, its replay opens it again.
+                // connection has autocommit off too, its replay opens it again. With autocommit
+                // on, a transaction whose BEGIN was not kept cannot be replayed: its statements
+                // would each commit.
                 let mut log = TrxLog::new(None);
+                if self.routing.trx.autocommit {
+                    log.unreplayable = Some("its start was not kept");
+                }
                 log.keep(command, relayed.digest);
                 self.trx_log = Some(log);
             }
@@ -196,6 +201,10 @@ impl Engine {
             }
         }
         let outcome = self.replay_checked(log.as_ref(), to).await;
+        if outcome.is_ok() {
+            // The transaction goes on on the primary: what it ran stays part of it.
+            self.trx_log = log;
+        }
         let stats = &self.ctx.stats;
         match &outcome {
             Ok(_) => &stats.optimistic_moved,
@@ -239,6 +248,9 @@ impl Engine {
         {
             to = self.primary_plan().server;
             outcome = self.replay_checked(log.as_ref(), to).await;
+        }
+        if outcome.is_ok() {
+            self.trx_log = log;
         }
         let counter = if outcome.is_ok() {
             &self.ctx.stats.transactions_resumed
