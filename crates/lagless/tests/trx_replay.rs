@@ -131,6 +131,22 @@ fn a_transaction_whose_connection_is_killed_goes_on_or_is_told_to_retry() {
         // Nothing of it stays (no row 4), and the session goes on.
         c.query_drop("INSERT INTO r VALUES (3, 3)").await.unwrap();
         assert_eq!(rows(primary, "r"), "1,2,3,100");
+        // A session variable changed inside the transaction: the statements before it would
+        // replay under the new value (a TIMESTAMP read in another time zone), so it is not
+        // replayed.
+        c.query_drop("BEGIN").await.unwrap();
+        c.query_drop("INSERT INTO r VALUES (7, 7)").await.unwrap();
+        c.query_drop("SET time_zone = '+02:00'").await.unwrap();
+        kill_the_open_transaction(primary);
+        let err = c
+            .query_drop("INSERT INTO r VALUES (8, 8)")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, mysql_async::Error::Server(e) if e.code == 1213 && e.message.contains("changed during")),
+            "{err:?}"
+        );
+        assert_eq!(rows(primary, "r"), "1,2,3,100");
     });
 
     // A parameter sent apart (COM_STMT_SEND_LONG_DATA) is consumed by its execution: such a

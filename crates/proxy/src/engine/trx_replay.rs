@@ -40,6 +40,9 @@ pub(super) struct TrxLog {
     bytes: usize,
     /// Why the transaction can no longer be replayed, if it cannot.
     unreplayable: Option<&'static str>,
+    /// The session's tracked state (variables, schema) when the transaction started: the
+    /// replay runs with the state of now, right only if it did not change since.
+    state_version: u64,
 }
 
 struct Kept {
@@ -58,12 +61,13 @@ enum Replay {
 }
 
 impl TrxLog {
-    fn new(begin: Option<Vec<u8>>) -> Self {
+    fn new(begin: Option<Vec<u8>>, state_version: u64) -> Self {
         TrxLog {
             begin,
             statements: Vec::new(),
             bytes: 0,
             unreplayable: None,
+            state_version,
         }
     }
 
@@ -156,7 +160,7 @@ impl Engine {
         );
         match (&mut self.trx_log, command) {
             (_, Replay::Query(begin)) if begins => {
-                self.trx_log = Some(TrxLog::new(Some(begin)));
+                self.trx_log = Some(TrxLog::new(Some(begin), self.tracked.version));
             }
             (Some(log), command) => log.keep(command, relayed.digest),
             (None, command) => {
@@ -164,7 +168,7 @@ impl Engine {
                 // connection has autocommit off too, its replay opens it again. With autocommit
                 // on, a transaction whose BEGIN was not kept cannot be replayed: its statements
                 // would each commit.
-                let mut log = TrxLog::new(None);
+                let mut log = TrxLog::new(None, self.tracked.version);
                 if self.routing.trx.autocommit {
                     log.unreplayable = Some("its start was not kept");
                 }
@@ -274,6 +278,12 @@ impl Engine {
         let log = log.ok_or(MoveFailure::Unreplayable("its statements were not kept"))?;
         if let Some(why) = log.unreplayable {
             return Err(MoveFailure::Unreplayable(why));
+        }
+        if log.state_version != self.tracked.version {
+            // Statements before the change would replay with the variables or schema of after.
+            return Err(MoveFailure::Unreplayable(
+                "session variables or the schema changed during the transaction",
+            ));
         }
         let ctx = self.ctx.clone();
         match ctx.cluster.until_demoted(to, self.replay(log, to)).await {
@@ -403,7 +413,7 @@ mod tests {
     use super::*;
 
     fn log() -> TrxLog {
-        TrxLog::new(Some(b"\x03BEGIN".to_vec()))
+        TrxLog::new(Some(b"\x03BEGIN".to_vec()), 0)
     }
 
     #[test]
