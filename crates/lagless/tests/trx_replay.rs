@@ -149,6 +149,24 @@ fn a_transaction_whose_connection_is_killed_goes_on_or_is_told_to_retry() {
         assert_eq!(rows(primary, "r"), "1,2,3,100");
     });
 
+    // A user variable lives on the lost connection: a replay would insert NULL.
+    rt().block_on(async {
+        let mut c = Conn::from_url(env.url()).await.unwrap();
+        c.query_drop("SET @v = 9").await.unwrap();
+        c.query_drop("BEGIN").await.unwrap();
+        c.query_drop("INSERT INTO r VALUES (9, @v)").await.unwrap();
+        kill_the_open_transaction(primary);
+        let err = c
+            .query_drop("INSERT INTO r VALUES (10, 10)")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, mysql_async::Error::Server(e) if e.code == 1213 && e.message.contains("lost connection")),
+            "{err:?}"
+        );
+        assert_eq!(rows(primary, "r"), "1,2,3,100");
+    });
+
     // A parameter sent apart (COM_STMT_SEND_LONG_DATA) is consumed by its execution: such a
     // transaction is not replayed (it would insert an empty value), the client is told.
     rt().block_on(async {

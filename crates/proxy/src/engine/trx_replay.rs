@@ -242,7 +242,14 @@ impl Engine {
         lost: ServerRef,
         reply_seq: u8,
     ) -> Result<Option<ServerRef>, SessionError> {
-        let log = self.trx_log.take();
+        let mut log = self.trx_log.take();
+        if self.conn_state || self.routing.pins.any() || self.stmts.cursor_opened {
+            // User variables, temporary tables, locks, a cursor: gone with the connection,
+            // and the replayed statements would run without them.
+            if let Some(log) = log.as_mut() {
+                log.unreplayable = Some("it used state that lived on the lost connection");
+            }
+        }
         let mut to = self.primary_plan().server;
         let mut outcome = self.replay_checked(log.as_ref(), to).await;
         if matches!(outcome, Err(MoveFailure::Primary(_)))
