@@ -30,9 +30,12 @@
 //!   `last_sql_error`, `rtt_us`, `error`, `consecutive_failures`, `observed_ms_ago`.
 //! - `GET /status` → `{"version", "server_version", "uptime_ms", "counters": {
 //!   "connections_active", "connections_accepted", "commands", "auth_failures",
-//!   "backend_errors", "unknown_statements", "hints_ignored", "read_retries", "reads_behind"},
+//!   "backend_errors", "unknown_statements", "hints_ignored", "read_retries", "reads_behind",
+//!   "set_names_answered", "optimistic_moved", "optimistic_differed",
+//!   "optimistic_unreplayable", "transactions_resumed", "transactions_not_resumed"},
 //!   "config": {"listener_address", "max_connections", "consistency_default",
-//!   "max_replica_lag_s", "balance", "primary_in_read_pool", "monitor_enabled"},
+//!   "max_replica_lag_s", "balance", "primary_in_read_pool", "optimistic_transactions",
+//!   "transaction_replay", "monitor_enabled"},
 //!   "ha_events": [{"at_ms", "cluster", "kind", "server", "summary", "total_ms",
 //!   "possibly_lost", "steps": [{"server", "step", "statement", "at_ms", "took_ms",
 //!   "outcome"}]}]}`: failovers, switchovers, rejoins and quarantines (with the GTID ranges

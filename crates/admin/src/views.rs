@@ -316,6 +316,16 @@ pub struct Counters {
     pub read_retries: u64,
     /// Reads sent to the primary because no replica had the session's writes yet.
     pub reads_behind: u64,
+    /// `SET NAMES` answered by Lagless without a server.
+    pub set_names_answered: u64,
+    /// Optimistic transactions moved to the primary / rolled back because a replayed result
+    /// differed / rolled back because they could not be replayed.
+    pub optimistic_moved: u64,
+    pub optimistic_differed: u64,
+    pub optimistic_unreplayable: u64,
+    /// Transactions whose connection was lost, replayed and gone on / rolled back.
+    pub transactions_resumed: u64,
+    pub transactions_not_resumed: u64,
 }
 
 /// The settings that shape routing.
@@ -327,6 +337,8 @@ pub struct ConfigSummary {
     pub max_replica_lag_s: Option<u64>,
     pub balance: Balance,
     pub primary_in_read_pool: bool,
+    pub optimistic_transactions: bool,
+    pub transaction_replay: bool,
     pub monitor_enabled: bool,
 }
 
@@ -348,6 +360,12 @@ impl Status {
                 hints_ignored: load(&s.hints_ignored),
                 read_retries: load(&s.read_retries),
                 reads_behind: load(&s.reads_behind),
+                set_names_answered: load(&s.set_names_answered),
+                optimistic_moved: load(&s.optimistic_moved),
+                optimistic_differed: load(&s.optimistic_differed),
+                optimistic_unreplayable: load(&s.optimistic_unreplayable),
+                transactions_resumed: load(&s.transactions_resumed),
+                transactions_not_resumed: load(&s.transactions_not_resumed),
             },
             config: ConfigSummary {
                 listener_address: c.listener.address.to_string(),
@@ -356,6 +374,8 @@ impl Status {
                 max_replica_lag_s: c.consistency.max_replica_lag.map(|d| d.as_secs()),
                 balance: c.routing.balance,
                 primary_in_read_pool: c.routing.primary_in_read_pool,
+                optimistic_transactions: c.routing.optimistic_transactions,
+                transaction_replay: c.failover.transaction_replay,
                 monitor_enabled: c.monitor.enabled,
             },
             ha_events: ctx

@@ -176,13 +176,17 @@ async fn status_has_counters_and_config() {
         v["counters"],
         json!({"connections_active": 0, "connections_accepted": 0, "commands": 7,
                "auth_failures": 0, "backend_errors": 0, "unknown_statements": 0,
-               "hints_ignored": 0, "read_retries": 0, "reads_behind": 2})
+               "hints_ignored": 0, "read_retries": 0, "reads_behind": 2,
+               "set_names_answered": 0, "optimistic_moved": 0, "optimistic_differed": 0,
+               "optimistic_unreplayable": 0, "transactions_resumed": 0,
+               "transactions_not_resumed": 0})
     );
     assert_eq!(
         v["config"],
         json!({"listener_address": "127.0.0.1:6033", "max_connections": v["config"]["max_connections"],
                "consistency_default": "gtid", "max_replica_lag_s": null, "balance": "random",
-               "primary_in_read_pool": false, "monitor_enabled": true})
+               "primary_in_read_pool": false, "optimistic_transactions": false,
+               "transaction_replay": false, "monitor_enabled": true})
     );
     assert!(v["config"]["max_connections"].is_u64());
 }
