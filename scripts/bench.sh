@@ -473,23 +473,23 @@ text = re.sub(r"(?m)^\s*runtime\s*=.*$", "", text)
 text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core\"\npin_worker_threads = " + __import__("os").environ["TPC_PIN"], text, count=1)
 '
 fi
-if [[ " $TARGETS " == *" lagless_optimistic "* ]]; then
-  start_variant lagless_optimistic "$OPTIMISTIC_PORT" OPTIMISTIC_PID '
-text = re.sub(r"(?m)^\s*optimistic_transactions\s*=.*$", "", text)
-if re.search(r"(?m)^\[routing\]\s*$", text):
-    text = re.sub(r"(?m)^\[routing\]\s*$", "[routing]\noptimistic_transactions = true", text, count=1)
+# A variant whose config has one more `key = true` in [section] (the section added if absent).
+start_variant_with() { # target port pid-variable section key
+  start_variant "$1" "$2" "$3" "
+key, section = '$5', '$4'
+text = re.sub(r'(?m)^\\s*' + key + r'\\s*=.*$', '', text)
+header = r'(?m)^\\[' + section + r'\\]\\s*$'
+if re.search(header, text):
+    text = re.sub(header, '[' + section + ']\\n' + key + ' = true', text, count=1)
 else:
-    text += "\n[routing]\noptimistic_transactions = true\n"
-'
+    text += '\\n[' + section + ']\\n' + key + ' = true\\n'
+"
+}
+if [[ " $TARGETS " == *" lagless_optimistic "* ]]; then
+  start_variant_with lagless_optimistic "$OPTIMISTIC_PORT" OPTIMISTIC_PID routing optimistic_transactions
 fi
 if [[ " $TARGETS " == *" lagless_replay "* ]]; then
-  start_variant lagless_replay "$REPLAY_PORT" REPLAY_PID '
-text = re.sub(r"(?m)^\s*transaction_replay\s*=.*$", "", text)
-if re.search(r"(?m)^\[failover\]\s*$", text):
-    text = re.sub(r"(?m)^\[failover\]\s*$", "[failover]\ntransaction_replay = true", text, count=1)
-else:
-    text += "\n[failover]\ntransaction_replay = true\n"
-'
+  start_variant_with lagless_replay "$REPLAY_PORT" REPLAY_PID failover transaction_replay
 fi
 
 # --- haproxy -----------------------------------------------------------------------------------
