@@ -89,23 +89,44 @@ pub fn with_id(payload: &[u8], backend_id: u32) -> Vec<u8> {
     out
 }
 
+/// Where an execution of a statement with `params` parameters has its new_params_bound flag:
+/// after command(1), id(4), flags(1), iterations(4) and the null bitmap.
+fn params_bound_at(params: usize) -> usize {
+    10 + params.div_ceil(8)
+}
+
+/// The parameter types a COM_STMT_EXECUTE carries (new_params_bound = 1), or None.
+///
+/// # Errors
+/// A payload too short for its parameter count.
+fn sent_types(payload: &[u8], params: usize) -> Result<Option<&[u8]>, ProtocolError> {
+    let flag_at = params_bound_at(params);
+    if *payload.get(flag_at).ok_or(ProtocolError::Truncated)? != 1 {
+        return Ok(None);
+    }
+    payload
+        .get(flag_at + 1..flag_at + 1 + 2 * params)
+        .map(Some)
+        .ok_or(ProtocolError::Truncated)
+}
+
 /// Records the parameter types a COM_STMT_EXECUTE carries (new_params_bound = 1), before
 /// anything can fail: the client sends them once and omits them afterwards, even when that
 /// execution failed (a failed optimistic transaction, a server that could not be reached), so
 /// they must be known for the next execution wherever it runs. A malformed payload records
 /// nothing ([`rewrite_execute_into`] reports it).
 pub fn remember_types(payload: &[u8], stmt: &mut Prepared) {
-    let n = usize::from(stmt.params);
-    if n == 0 {
+    if stmt.params == 0 {
         return;
     }
-    let flag_at = 10 + n.div_ceil(8);
-    if payload.get(flag_at) == Some(&1) {
-        if let Some(types) = payload.get(flag_at + 1..flag_at + 1 + 2 * n) {
-            if stmt.types.as_deref() != Some(types) {
-                stmt.types = Some(types.to_vec());
-            }
-        }
+    if let Ok(Some(types)) = sent_types(payload, usize::from(stmt.params)) {
+        keep_types(stmt, types);
+    }
+}
+
+fn keep_types(stmt: &mut Prepared, types: &[u8]) {
+    if stmt.types.as_deref() != Some(types) {
+        stmt.types = Some(types.to_vec());
     }
 }
 
@@ -145,16 +166,9 @@ pub fn rewrite_execute_into(
         return Ok(());
     }
     let n = usize::from(stmt.params);
-    // command(1) id(4) flags(1) iterations(4) null bitmap, then new_params_bound.
-    let flag_at = 10 + n.div_ceil(8);
-    let flag = *payload.get(flag_at).ok_or(ProtocolError::Truncated)?;
-    if flag == 1 {
-        let types = payload
-            .get(flag_at + 1..flag_at + 1 + 2 * n)
-            .ok_or(ProtocolError::Truncated)?;
-        if stmt.types.as_deref() != Some(types) {
-            stmt.types = Some(types.to_vec());
-        }
+    let flag_at = params_bound_at(n);
+    if let Some(types) = sent_types(payload, n)? {
+        keep_types(stmt, types);
         if cached.bound.as_deref() != Some(types) {
             cached.bound = Some(types.to_vec());
         }
