@@ -452,27 +452,6 @@ PY
   printf -v "$3" '%s' $!
   wait_port "$port" "${!3}" "$target"
 }
-if [[ " $TARGETS " == *" lagless_nomux "* ]]; then
-  start_variant lagless_nomux "$NOMUX_PORT" NOMUX_PID '
-text = re.sub(r"(?m)^\s*(multiplex|max_per_server)\s*=.*$", "", text)
-if re.search(r"(?m)^\[pool\]\s*$", text):
-    text = re.sub(r"(?m)^\[pool\]\s*$", "[pool]\nmultiplex = false\nmax_per_server = 0", text, count=1)
-else:
-    text += "\n[pool]\nmultiplex = false\nmax_per_server = 0\n"
-'
-fi
-if [[ " $TARGETS " == *" lagless_pinned "* ]]; then
-  start_variant lagless_pinned "$PINNED_PORT" PINNED_PID '
-text = re.sub(r"(?m)^\s*pin_worker_threads\s*=.*$", "", text)
-text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\npin_worker_threads = true", text, count=1)
-'
-fi
-if [[ " $TARGETS " == *" lagless_tpc "* ]]; then
-  start_variant lagless_tpc "$TPC_PORT" TPC_PID '
-text = re.sub(r"(?m)^\s*runtime\s*=.*$", "", text)
-text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core\"\npin_worker_threads = " + __import__("os").environ["TPC_PIN"], text, count=1)
-'
-fi
 # A variant whose config has one more `key = true` in [section] (the section added if absent).
 start_variant_with() { # target port pid-variable section key
   start_variant "$1" "$2" "$3" "
@@ -485,6 +464,24 @@ else:
     text += '\\n[' + section + ']\\n' + key + ' = true\\n'
 "
 }
+if [[ " $TARGETS " == *" lagless_nomux "* ]]; then
+  start_variant lagless_nomux "$NOMUX_PORT" NOMUX_PID '
+text = re.sub(r"(?m)^\s*(multiplex|max_per_server)\s*=.*$", "", text)
+if re.search(r"(?m)^\[pool\]\s*$", text):
+    text = re.sub(r"(?m)^\[pool\]\s*$", "[pool]\nmultiplex = false\nmax_per_server = 0", text, count=1)
+else:
+    text += "\n[pool]\nmultiplex = false\nmax_per_server = 0\n"
+'
+fi
+if [[ " $TARGETS " == *" lagless_pinned "* ]]; then
+  start_variant_with lagless_pinned "$PINNED_PORT" PINNED_PID listener pin_worker_threads
+fi
+if [[ " $TARGETS " == *" lagless_tpc "* ]]; then
+  start_variant lagless_tpc "$TPC_PORT" TPC_PID '
+text = re.sub(r"(?m)^\s*runtime\s*=.*$", "", text)
+text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core\"\npin_worker_threads = " + __import__("os").environ["TPC_PIN"], text, count=1)
+'
+fi
 if [[ " $TARGETS " == *" lagless_optimistic "* ]]; then
   start_variant_with lagless_optimistic "$OPTIMISTIC_PORT" OPTIMISTIC_PID routing optimistic_transactions
 fi

@@ -7,22 +7,14 @@ caching_sha2_password hash), nativeonly/nativepass (only a native hash).
 Prints one line per check and a closing 'N passed, N failed' line; exits 1 if any failed.
 """
 
-import argparse
 import os
-import sys
 import tempfile
-import traceback
 
 import pymysql
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+from checks import check, main
 
 
 def connect(args, user="app", password="lagless", **kw):
@@ -212,24 +204,5 @@ def set_names_answered_by_lagless_and_replayed(args):
                 assert e.args[0] == 1115, e
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    passed = failed = 0
-    for fn in CHECKS:
-        try:
-            fn(args)
-            print(f"ok   {fn.__name__}")
-            passed += 1
-        except Exception:
-            print(f"FAIL {fn.__name__}")
-            traceback.print_exc()
-            failed += 1
-    print(f"python: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    main("python: ")

@@ -7,21 +7,13 @@ which Lagless opens on a replica. Prints one line per check and a closing 'N pas
 line; exits 1 if any failed.
 """
 
-import argparse
-import sys
 import time
-import traceback
 
 import pymysql
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+from checks import check, main
 
 
 class Base(DeclarativeBase):
@@ -113,25 +105,6 @@ def a_concurrent_change_is_a_deadlock_error_and_the_retry_works(args):
     with eng.connect() as c:
         balance = c.execute(sa.text("SELECT balance FROM py_accounts WHERE id = 1")).scalar()
         assert balance == 61, balance
-
-
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    passed = failed = 0
-    for fn in CHECKS:
-        try:
-            fn(args)
-            print(f"ok   {fn.__name__}")
-            passed += 1
-        except Exception:  # noqa: BLE001 - report every failing check
-            print(f"FAIL {fn.__name__}")
-            traceback.print_exc(file=sys.stdout)
-            failed += 1
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,14 @@ impl Default for EnvOptions {
 }
 
 impl EnvOptions {
+    /// The defaults with `extra` TOML appended (e.g. `[routing]` settings).
+    pub fn with_extra(extra: &str) -> EnvOptions {
+        EnvOptions {
+            extra: extra.to_string(),
+            ..EnvOptions::default()
+        }
+    }
+
     /// Automatic failover on, with the demo's fast monitor (probes every 100 ms, 500 ms timeout).
     pub fn failover() -> EnvOptions {
         EnvOptions {
@@ -367,6 +375,16 @@ pub fn admin_request(port: u16, method: &str, path: &str) -> (u16, serde_json::V
         status,
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// One value of the session's `SHOW LAGLESS STATUS`.
+pub async fn lagless_status(c: &mut mysql_async::Conn, name: &str) -> String {
+    use mysql_async::prelude::Queryable;
+    let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
+    rows.into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {name} in SHOW LAGLESS STATUS"))
 }
 
 /// Runs sysbench `oltp_read_write` as the demo user on the `sbtest` schema through `port`, with

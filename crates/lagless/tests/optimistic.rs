@@ -5,17 +5,9 @@
 //! retry runs on the primary; with autocommit off the read that opens a transaction opens it
 //! on a replica; a replica that dies mid-transaction is replaced by the primary, unseen.
 
-use lagless_e2e::{rt, Env, EnvOptions};
+use lagless_e2e::{lagless_status as status, rt, Env, EnvOptions};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-
-async fn status(c: &mut Conn, name: &str) -> String {
-    let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
-    rows.into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("no {name} in SHOW LAGLESS STATUS"))
-}
 
 async fn value(c: &mut Conn, id: i64) -> i64 {
     c.query_first(format!("SELECT v FROM o WHERE id = {id}"))
@@ -55,10 +47,7 @@ async fn until_replicas_caught_up(c: &mut Conn) {
 fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
     let env = Env::start_with(
         std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions {
-            extra: "[routing]\noptimistic_transactions = true\n".into(),
-            ..EnvOptions::default()
-        },
+        &EnvOptions::with_extra("[routing]\noptimistic_transactions = true\n"),
     )
     .unwrap();
     let primary = env.sandbox.primary();
@@ -361,10 +350,7 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
 fn sysbench_and_sqlalchemy_through_optimistic_transactions() {
     let env = Env::start_with(
         std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions {
-            extra: "[routing]\noptimistic_transactions = true\n".into(),
-            ..EnvOptions::default()
-        },
+        &EnvOptions::with_extra("[routing]\noptimistic_transactions = true\n"),
     )
     .unwrap();
     let sb = |args: &[&str]| {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use lagless_e2e::{rt, Env, EnvOptions};
+use lagless_e2e::{lagless_status as status, rt, Env, EnvOptions};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 
@@ -451,13 +451,4 @@ fn wait_on_replicas(env: &Env, query: &str, want: &str) {
 
 async fn logins(c: &mut Conn) -> u64 {
     status(c, "backend_logins").await.parse().unwrap()
-}
-
-/// One value of SHOW LAGLESS STATUS.
-async fn status(c: &mut Conn, key: &str) -> String {
-    let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
-    rows.into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("{key} in SHOW LAGLESS STATUS"))
 }

@@ -5,19 +5,11 @@
 //! a transaction: `failover.rs`.)
 
 use lagless_e2e::raw::{raw_login, recv, recv_until, send};
-use lagless_e2e::{rt, Env, EnvOptions};
+use lagless_e2e::{lagless_status as status, rt, Env, EnvOptions};
 use lagless_protocol::consts::{Command, CLIENT_DEPRECATE_EOF};
 use lagless_sandbox::Server;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-
-async fn status(c: &mut Conn, name: &str) -> String {
-    let rows: Vec<(String, String)> = c.query("SHOW LAGLESS STATUS").await.unwrap();
-    rows.into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("no {name} in SHOW LAGLESS STATUS"))
-}
 
 /// Kills, on the primary, the connection of the one open InnoDB transaction. INNODB_TRX is a
 /// cache that the server refreshes only when it was not read for 100 ms: read it less often.
@@ -49,6 +41,18 @@ async fn told_to_retry(c: &mut Conn, sql: &str, why: &str) {
     }
 }
 
+/// A session on `env`, and the table `r` with one row (100, 10).
+async fn with_table_r(env: &Env) -> Conn {
+    let mut c = Conn::from_url(env.url()).await.unwrap();
+    c.query_drop("CREATE TABLE r (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO r VALUES (100, 10)")
+        .await
+        .unwrap();
+    c
+}
+
 fn rows(primary: &Server, table: &str) -> String {
     primary
         .sql(&format!(
@@ -63,21 +67,12 @@ fn rows(primary: &Server, table: &str) -> String {
 fn a_transaction_whose_connection_is_killed_goes_on_or_is_told_to_retry() {
     let env = Env::start_with(
         std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions {
-            extra: "[failover]\ntransaction_replay = true\n".into(),
-            ..EnvOptions::default()
-        },
+        &EnvOptions::with_extra("[failover]\ntransaction_replay = true\n"),
     )
     .unwrap();
     let primary = env.sandbox.primary();
     rt().block_on(async {
-        let mut c = Conn::from_url(env.url()).await.unwrap();
-        c.query_drop("CREATE TABLE r (id INT PRIMARY KEY, v INT)")
-            .await
-            .unwrap();
-        c.query_drop("INSERT INTO r VALUES (100, 10)")
-            .await
-            .unwrap();
+        let mut c = with_table_r(&env).await;
 
         // Writes and a read, the connection killed, then more: all of it commits once.
         c.query_drop("BEGIN").await.unwrap();
@@ -208,22 +203,14 @@ fn a_transaction_whose_connection_is_killed_goes_on_or_is_told_to_retry() {
 fn a_moved_optimistic_transaction_is_replayed_whole() {
     let env = Env::start_with(
         std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions {
-            extra: "[failover]\ntransaction_replay = true\n\n[routing]\noptimistic_transactions = true\n"
-                .into(),
-            ..EnvOptions::default()
-        },
+        &EnvOptions::with_extra(
+            "[failover]\ntransaction_replay = true\n\n[routing]\noptimistic_transactions = true\n",
+        ),
     )
     .unwrap();
     let primary = env.sandbox.primary();
     rt().block_on(async {
-        let mut c = Conn::from_url(env.url()).await.unwrap();
-        c.query_drop("CREATE TABLE r (id INT PRIMARY KEY, v INT)")
-            .await
-            .unwrap();
-        c.query_drop("INSERT INTO r VALUES (100, 10)")
-            .await
-            .unwrap();
+        let mut c = with_table_r(&env).await;
         // Until a replica has the rows (the optimistic BEGIN needs one in gtid mode).
         let start = std::time::Instant::now();
         loop {
