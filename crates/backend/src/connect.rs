@@ -1,4 +1,4 @@
-//! Logging in to a backend server over TCP.
+//! Logging in to a backend server over TCP or a Unix socket.
 
 use std::time::Duration;
 
@@ -11,10 +11,10 @@ use lagless_protocol::auth::{
 use lagless_protocol::consts::*;
 use lagless_protocol::handshake::{HandshakeResponse, InitialHandshake};
 use lagless_protocol::ok_err::{ErrPacket, OkPacket, ERR_HEADER, OK_HEADER};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use crate::io::{read_packet, write_packet};
+use crate::net::NetStream;
 use crate::BackendError;
 
 /// Cap on any packet during login: greetings and auth packets are small.
@@ -25,7 +25,7 @@ const MAX_AUTH_ROUNDS: usize = 8;
 /// How to log in.
 #[derive(Clone)]
 pub struct LoginOptions {
-    /// `host:port`.
+    /// `host:port`, or the path of a Unix socket (absolute, see [`crate::net::is_socket_path`]).
     pub addr: String,
     pub user: String,
     pub password: String,
@@ -59,7 +59,7 @@ impl std::fmt::Debug for LoginOptions {
 /// A logged-in connection.
 #[derive(Debug)]
 pub struct Login {
-    pub stream: TcpStream,
+    pub stream: NetStream,
     /// Bytes already read past the final OK (normally empty).
     pub read_buf: BytesMut,
     /// Negotiated capabilities (MariaDB extended ones in the high 32 bits).
@@ -78,16 +78,10 @@ pub async fn login(opts: &LoginOptions) -> Result<Login, BackendError> {
         stage,
         after: opts.connect_timeout,
     };
-    let stream = timeout_at(deadline, TcpStream::connect(&opts.addr))
+    let stream = timeout_at(deadline, NetStream::connect(&opts.addr))
         .await
         .map_err(|_| timeout("connect"))?
         .map_err(|e| BackendError::io(format!("connect to {}", opts.addr), e))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| BackendError::io("set TCP_NODELAY", e))?;
-    // Detect dead peers on idle pooled connections.
-    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
-    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     timeout_at(deadline, authenticate(stream, opts))
         .await
         .map_err(|_| timeout("authentication"))?
@@ -130,7 +124,7 @@ fn scramble_for(plugin: &str, password: &[u8], scramble: &[u8]) -> Vec<u8> {
     }
 }
 
-async fn authenticate(mut stream: TcpStream, opts: &LoginOptions) -> Result<Login, BackendError> {
+async fn authenticate(mut stream: NetStream, opts: &LoginOptions) -> Result<Login, BackendError> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let greeting = read_packet(&mut stream, &mut buf, LOGIN_MAX_PAYLOAD).await?;
     if greeting.payload.first() == Some(&ERR_HEADER) {

@@ -1,9 +1,10 @@
-//! Backend server connections: TCP connect and login to MariaDB/MySQL, plus a tiny control-plane
+//! Backend server connections: TCP or Unix socket connect and login to MariaDB/MySQL, plus a tiny control-plane
 //! client for set-up statements and health checks.
 //!
 //! Modules:
 //! - [`connect`]: [`login`] with mysql_native_password and caching_sha2_password (fast auth, and
 //!   full auth by RSA with the server's public key), auth switches, timeouts.
+//! - [`net`]: [`NetStream`], a TCP or Unix socket.
 //! - [`io`]: read/write whole packets on a stream with a `BytesMut` read buffer.
 //! - [`control`]: `COM_QUERY` returning an OK or a small text result; `COM_PING`.
 //!   Not for the hot path: it parses and allocates every row.
@@ -12,9 +13,11 @@
 pub mod connect;
 pub mod control;
 pub mod io;
+pub mod net;
 
 pub use connect::{login, Login, LoginOptions};
 pub use control::{QueryResult, TextResult};
+pub use net::{is_socket_path, NetStream, StdNetStream};
 
 use std::time::Duration;
 

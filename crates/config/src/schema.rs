@@ -344,6 +344,8 @@ pub enum RuleClass {
 #[serde(deny_unknown_fields, default)]
 pub struct RawListener {
     pub address: String,
+    /// Also accept clients on this Unix socket (an absolute path), as mariadbd's `socket`.
+    pub socket: Option<String>,
     pub max_connections: u32,
     pub max_allowed_packet: u64,
     pub server_version: Option<String>,
@@ -372,6 +374,7 @@ impl Default for RawListener {
     fn default() -> Self {
         RawListener {
             address: "127.0.0.1:6033".into(),
+            socket: None,
             max_connections: 10_000,
             max_allowed_packet: 64 * 1024 * 1024,
             server_version: None,
@@ -447,6 +450,11 @@ pub struct RawServer {
     pub name: String,
     /// `host:port`.
     pub address: String,
+    /// The server's Unix socket, when Lagless runs on its host: Lagless's own connections
+    /// (the pool, the monitor, binlog streams) then use it instead of `address`, which stays
+    /// the server's identity for replication and failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
     pub role: Role,
     #[serde(default = "default_weight")]
     pub weight: u32,

@@ -41,6 +41,9 @@ pub struct EnvOptions {
     pub semi_sync: bool,
     /// The first replica is configured as the primary's standby (`role = "standby"`).
     pub standby: bool,
+    /// Each server's Unix socket in the config (`socket = ...`): Lagless dials the servers
+    /// through their sockets instead of TCP.
+    pub backend_sockets: bool,
 }
 
 impl Default for EnvOptions {
@@ -52,6 +55,7 @@ impl Default for EnvOptions {
             extra: String::new(),
             semi_sync: false,
             standby: false,
+            backend_sockets: false,
         }
     }
 }
@@ -230,6 +234,9 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
             "\n[[clusters.servers]]\nname = \"{}\"\naddress = \"{}:{}\"\nrole = \"{role}\"\n",
             s.name, s.host, s.port
         );
+        if opts.backend_sockets {
+            t += &format!("socket = \"{}\"\n", s.socket.display());
+        }
     }
     t += "\n";
     t += &opts.extra;

@@ -85,6 +85,7 @@ pub fn demo_config(manifest: &lagless_sandbox::Manifest, listen: &str) -> RawCon
         .map(|s| RawServer {
             name: s.name.clone(),
             address: format!("{}:{}", s.host, s.port),
+            socket: None,
             role: if s.role == lagless_sandbox::Role::Primary {
                 Role::Primary
             } else {

@@ -9,6 +9,7 @@ mod explain;
 mod passwd;
 mod run;
 mod switchover;
+mod unix_socket;
 
 use std::path::PathBuf;
 

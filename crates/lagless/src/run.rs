@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use lagless_config::{Config, Listener, RuntimeModel};
 use lagless_proxy::pool::Pool;
-use lagless_proxy::{serve_on, ProxyContext, ShutdownSignals};
+use lagless_proxy::{serve_on, ClientListeners, ProxyContext, ShutdownSignals};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use tokio::net::TcpListener;
@@ -182,18 +182,28 @@ fn pin_current_thread(cpu: usize) -> nix::Result<()> {
     sched_setaffinity(Pid::from_raw(0), &set)
 }
 
-/// The proxy's listeners: clients, and the admin interface when enabled. Both are bound
-/// before anything else starts, so a busy port fails the start and clients never find one of
-/// them missing.
+/// The proxy's listeners: clients (TCP, and the Unix socket when configured), and the admin
+/// interface when enabled. All are bound before anything else starts, so a busy port fails the
+/// start and clients never find one of them missing.
 pub struct Listeners {
-    pub clients: TcpListener,
+    pub clients: ClientListeners,
     pub admin: Option<TcpListener>,
+    /// The Unix socket's file, removed when the proxy stops serving.
+    pub socket_file: Option<crate::unix_socket::SocketFile>,
 }
 
 pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
-    let clients = TcpListener::bind(config.listener.address)
+    let tcp = TcpListener::bind(config.listener.address)
         .await
         .with_context(|| format!("cannot listen on {}", config.listener.address))?;
+    let (unix, socket_file) = match &config.listener.socket {
+        Some(path) => {
+            let (listener, file) = crate::unix_socket::bind(path)?;
+            (Some(listener), Some(file))
+        }
+        None => (None, None),
+    };
+    let clients = ClientListeners { tcp, unix };
     let admin = match config.admin {
         Some(address) => {
             if !address.ip().is_loopback() {
@@ -207,7 +217,11 @@ pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
         }
         None => None,
     };
-    Ok(Listeners { clients, admin })
+    Ok(Listeners {
+        clients,
+        admin,
+        socket_file,
+    })
 }
 
 /// Serves the listeners with `config` until `signals` fires.
@@ -232,9 +246,9 @@ pub async fn run_proxy(
         });
     }
     lagless_proxy::monitor_feed::start(ctx.clone(), signals.shutdown.clone());
-    serve_on(listeners.clients, ctx, signals, workers)
-        .await
-        .context("listener failed")
+    let served = serve_on(listeners.clients, ctx, signals, workers).await;
+    drop(listeners.socket_file);
+    served.context("listener failed")
 }
 
 /// The greeting's version: the primary's own, so that drivers enable the right features.
@@ -244,7 +258,7 @@ async fn announced_version(config: &Config) -> String {
     }
     let cluster = &config.clusters[0];
     let opts = lagless_backend::LoginOptions {
-        addr: cluster.primary().address.clone(),
+        addr: cluster.primary().dial().to_string(),
         user: cluster.backend_user.clone(),
         password: cluster.backend_password.clone(),
         database: None,
@@ -308,6 +322,7 @@ mod tests {
         let _alone = worker_threads_to_myself();
         let listener = Listener {
             address: "127.0.0.1:0".parse().unwrap(),
+            socket: None,
             max_connections: 10,
             max_allowed_packet: 1 << 20,
             server_version: None,

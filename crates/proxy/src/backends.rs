@@ -13,7 +13,7 @@ use lagless_config::{Config, Role};
 use lagless_protocol::consts::*;
 use lagless_protocol::response::Expect;
 use lagless_routing::ServerRef;
-use tokio::net::TcpStream;
+use lagless_backend::NetStream;
 
 use crate::error::SessionError;
 use crate::pool::{HandshakeVars, Permit, Pool, PoolKey};
@@ -35,7 +35,7 @@ pub struct BackendConn {
     pub server: ServerRef,
     pub server_name: String,
     pub is_primary: bool,
-    pub stream: TcpStream,
+    pub stream: NetStream,
     /// Bytes read from the server and not yet relayed.
     pub buf: BytesMut,
     /// Commands being sent, reused from one statement to the next.
@@ -213,7 +213,7 @@ pub async fn open_conn(
     let cluster = &config.clusters[r.cluster];
     let server = &cluster.servers[r.server];
     let opts = LoginOptions {
-        addr: server.address.clone(),
+        addr: server.dial().to_string(),
         user: cluster.backend_user.clone(),
         password: cluster.backend_password.clone(),
         database: settings.database.clone(),

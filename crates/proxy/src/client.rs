@@ -5,7 +5,7 @@ use lagless_protocol::ok_err::{ErrPacket, OkPacket};
 use lagless_protocol::packet::{decode_packet, encode_packet, Packet};
 use lagless_protocol::ProtocolError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use lagless_backend::NetStream;
 
 use crate::error::SessionError;
 
@@ -17,7 +17,7 @@ const READ_MAX_STEP: usize = 1 << 20;
 
 /// A connected client with its read buffer and negotiated capabilities.
 pub struct ClientConn {
-    pub stream: TcpStream,
+    pub stream: NetStream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// Capabilities both sides agreed on (set after the handshake).
@@ -26,7 +26,7 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
-    pub fn new(stream: TcpStream, max_packet: usize) -> Self {
+    pub fn new(stream: NetStream, max_packet: usize) -> Self {
         ClientConn {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),

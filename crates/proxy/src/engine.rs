@@ -13,7 +13,6 @@ mod state;
 mod trx_replay;
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +39,7 @@ use crate::cluster_state::Counted;
 use crate::context::ProxyContext;
 use crate::error::{err_packet, SessionError};
 use crate::handshake::ClientIdentity;
+use crate::peer::Peer;
 use crate::relay::{command, relay_response, Relayed};
 use prepared::Statements;
 use state::TrackedState;
@@ -65,7 +65,7 @@ pub struct Engine {
     pub(crate) config: Arc<Config>,
     pub client: ClientConn,
     identity: ClientIdentity,
-    peer: SocketAddr,
+    peer: Peer,
     backends: SessionBackends,
     pub(crate) routing: SessionRouting,
     tracked: TrackedState,
@@ -112,7 +112,7 @@ impl Engine {
         ctx: Arc<ProxyContext>,
         client: ClientConn,
         identity: ClientIdentity,
-        peer: SocketAddr,
+        peer: Peer,
         shard: usize,
     ) -> Self {
         let config = ctx.config.clone();

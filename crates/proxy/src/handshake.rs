@@ -5,7 +5,6 @@
 //! fast authentication need. caching_sha2_password full authentication (the first login of a user
 //! since start, as on a MySQL server) recovers the password through RSA, since Lagless has no TLS.
 
-use std::net::SocketAddr;
 
 use lagless_config::User;
 use lagless_protocol::auth;
@@ -17,6 +16,7 @@ use lagless_protocol::handshake::{
 use crate::client::ClientConn;
 use crate::context::ProxyContext;
 use crate::error::{err_packet, SessionError};
+use crate::peer::Peer;
 
 pub const NATIVE: &str = "mysql_native_password";
 pub const CACHING_SHA2: &str = "caching_sha2_password";
@@ -70,7 +70,7 @@ pub async fn accept(
     client: &mut ClientConn,
     ctx: &ProxyContext,
     connection_id: u32,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Result<Option<ClientIdentity>, SessionError> {
     let offered = offered_capabilities(ctx.config.listener.local_infile);
     let scramble = generate_scramble();
@@ -159,7 +159,7 @@ pub struct AuthStart<'a> {
     pub scramble: &'a [u8],
     pub response: &'a [u8],
     pub seq: u8,
-    pub peer: SocketAddr,
+    pub peer: Peer,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub async fn authenticate(
         format!(
             "Access denied for user '{}'@'{}' (using password: {})",
             start.user,
-            start.peer.ip(),
+            start.peer.host(),
             if using_password { "YES" } else { "NO" }
         )
     };
@@ -279,7 +279,7 @@ struct Sha2Answer<'a> {
     scramble: &'a [u8],
     response: &'a [u8],
     seq: u8,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 /// caching_sha2_password after the client's scrambled answer. Returns whether the password is
@@ -326,9 +326,9 @@ async fn caching_sha2(
     let password = match ctx.rsa.decrypt_password(&p.payload, scramble) {
         Ok(password) => Some(password),
         // Some clients (libmariadb) send the password in clear over TCP. Accepted only from a
-        // loopback peer, where it never leaves the machine (as over a unix socket); elsewhere it
+        // loopback or Unix socket peer, where it never leaves the machine; elsewhere it
         // is refused, as MySQL does on an insecure connection.
-        Err(_) if peer.ip().is_loopback() => p.payload.strip_suffix(&[0]).map(<[u8]>::to_vec),
+        Err(_) if peer.is_this_machine() => p.payload.strip_suffix(&[0]).map(<[u8]>::to_vec),
         Err(_) => None,
     };
     let verified = password.is_some_and(|pw| auth::verify_cleartext_caching_sha2(stored, &pw));

@@ -3,6 +3,7 @@
 //!
 //! Parts, in the order a connection meets them:
 //! - [`server`]: listener, connection limit, graceful shutdown.
+//! - [`peer`]: a client's address (TCP or the Unix socket).
 //! - [`client`]: framing on the client socket (reads whole commands, enforces max_allowed_packet).
 //! - [`handshake`]: greeting and authentication of the client against the configured users.
 //! - [`session`]: the thin per-client loop: read a command, hand it to the engine.
@@ -29,6 +30,7 @@ pub mod failover_driver;
 pub mod ha_history;
 pub mod handshake;
 pub mod monitor_feed;
+pub mod peer;
 pub mod pool;
 pub mod relay;
 pub mod server;
@@ -36,4 +38,5 @@ pub mod session;
 pub mod stmt_cache;
 
 pub use context::ProxyContext;
-pub use server::{serve, serve_on, ShutdownSignals};
+pub use peer::Peer;
+pub use server::{serve, serve_on, ClientListeners, ShutdownSignals};

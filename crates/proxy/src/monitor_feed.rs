@@ -28,6 +28,7 @@ pub fn start(ctx: Arc<ProxyContext>, shutdown: CancellationToken) {
             .enumerate()
             .map(|(si, s)| {
                 let mut m = MonitoredServer::new(ci, si, s.name.clone(), s.address.clone());
+                m.socket.clone_from(&s.socket);
                 m.standbys.clone_from(&standbys);
                 m
             })

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use lagless_backend::{NetStream, StdNetStream};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 use crate::client::ClientConn;
 use crate::context::ProxyContext;
 use crate::error::err_packet;
+use crate::peer::Peer;
 use crate::session::run_session;
 
 /// How a caller stops [`serve`]: `shutdown` stops accepting and closes idle sessions; statements
@@ -22,13 +24,41 @@ pub struct ShutdownSignals {
     pub shutdown: CancellationToken,
 }
 
+/// Where clients connect: a TCP listener and optionally a Unix socket.
+pub struct ClientListeners {
+    pub tcp: TcpListener,
+    pub unix: Option<UnixListener>,
+}
+
+impl From<TcpListener> for ClientListeners {
+    fn from(tcp: TcpListener) -> Self {
+        ClientListeners { tcp, unix: None }
+    }
+}
+
+impl ClientListeners {
+    /// The next client, from either listener.
+    async fn accept(&self) -> std::io::Result<(NetStream, Peer)> {
+        let unix = async {
+            match &self.unix {
+                Some(u) => u.accept().await.map(|(s, _)| (NetStream::Unix(s), Peer::Local)),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.tcp.accept() => r.map(|(s, a)| (NetStream::Tcp(s), Peer::Tcp(a))),
+            r = unix => r,
+        }
+    }
+}
+
 /// Accepts clients on `listener` until `signals.shutdown` fires, then drains. Sessions run on
 /// the current runtime.
 ///
 /// # Errors
 /// Only a failing listener; per-connection errors are logged in their own task.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<ClientListeners>,
     ctx: Arc<ProxyContext>,
     signals: ShutdownSignals,
 ) -> std::io::Result<()> {
@@ -43,7 +73,7 @@ pub async fn serve(
 /// A failing listener, or more workers than `ctx` has pool shards (see
 /// `ProxyContext::with_shards`); per-connection errors are logged in their own task.
 pub async fn serve_on(
-    listener: TcpListener,
+    listener: impl Into<ClientListeners>,
     ctx: Arc<ProxyContext>,
     signals: ShutdownSignals,
     workers: &[Handle],
@@ -58,10 +88,14 @@ pub async fn serve_on(
             ),
         ));
     }
+    let listener = listener.into();
     let limit = Arc::new(Semaphore::new(ctx.config.listener.max_connections as usize));
     let tracker = TaskTracker::new();
     let hard = CancellationToken::new();
-    info!(address = %listener.local_addr()?, "accepting clients");
+    info!(address = %listener.tcp.local_addr()?, "accepting clients");
+    if let Some(u) = &listener.unix {
+        info!(socket = ?u.local_addr()?.as_pathname(), "accepting clients");
+    }
     loop {
         let (stream, peer) = tokio::select! {
             _ = signals.shutdown.cancelled() => break,
@@ -138,16 +172,16 @@ pub async fn serve_on(
 /// An accepted client socket: registered with the listener's runtime, or on its way to a
 /// worker's.
 enum Accepted {
-    Here(TcpStream),
-    Moving(std::net::TcpStream),
+    Here(NetStream),
+    Moving(StdNetStream),
 }
 
 impl Accepted {
     /// The socket, registered with the runtime this is called on.
-    fn registered_here(self) -> std::io::Result<TcpStream> {
+    fn registered_here(self) -> std::io::Result<NetStream> {
         match self {
             Accepted::Here(s) => Ok(s),
-            Accepted::Moving(s) => TcpStream::from_std(s),
+            Accepted::Moving(s) => s.into_tokio(),
         }
     }
 }
@@ -159,7 +193,7 @@ fn least_busy(sessions: &[AtomicUsize]) -> usize {
         .unwrap_or(0)
 }
 
-async fn refuse_too_many(stream: TcpStream, max_packet: usize) {
+async fn refuse_too_many(stream: NetStream, max_packet: usize) {
     let mut client = ClientConn::new(stream, max_packet);
     client.queue_err(
         0,

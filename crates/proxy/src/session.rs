@@ -1,11 +1,10 @@
 //! The per-client loop: handshake, then read a command and hand it to the engine, until the
 //! client quits, the connection breaks, or the proxy shuts down.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
+use lagless_backend::NetStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
@@ -14,12 +13,13 @@ use crate::context::ProxyContext;
 use crate::engine::{Engine, Flow};
 use crate::error::SessionError;
 use crate::handshake;
+use crate::peer::Peer;
 
 /// Serves one client connection to its end, on the worker runtime of pool shard `shard`.
 /// Errors are logged here, in the connection's task.
 pub async fn run_session(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: NetStream,
+    peer: Peer,
     shard: usize,
     ctx: Arc<ProxyContext>,
     idle_shutdown: CancellationToken,
@@ -44,8 +44,8 @@ pub async fn run_session(
 }
 
 async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: NetStream,
+    peer: Peer,
     shard: usize,
     ctx: &Arc<ProxyContext>,
     connection_id: u32,

@@ -335,7 +335,7 @@ impl ServerStream {
     ) -> Self {
         let server = &config.servers[index];
         let options = crate::login::control_login(
-            &server.address,
+            server.dial(),
             &config.user,
             &config.password,
             "lagless-binlog-stream",

@@ -23,6 +23,9 @@ pub struct MonitoredServer {
     pub name: String,
     /// `host:port`.
     pub address: String,
+    /// The server's Unix socket, when the monitor runs on its host: probes and binlog streams
+    /// connect there instead of `address` (which observations still report).
+    pub socket: Option<String>,
     /// The addresses of the cluster's standbys: a writable server that replicates from one is
     /// the active side of a dual-primary pair, a primary (its link back is not replication
     /// routing or failover should follow).
@@ -30,6 +33,11 @@ pub struct MonitoredServer {
 }
 
 impl MonitoredServer {
+    /// Where the monitor's connections go: the socket when set, else the address.
+    pub fn dial(&self) -> &str {
+        self.socket.as_deref().unwrap_or(&self.address)
+    }
+
     pub fn new(
         cluster: usize,
         server: usize,
@@ -41,6 +49,7 @@ impl MonitoredServer {
             server,
             name: name.into(),
             address: address.into(),
+            socket: None,
             standbys: Vec::new(),
         }
     }

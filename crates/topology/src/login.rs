@@ -9,7 +9,7 @@ use lagless_protocol::consts::{
     CLIENT_DEPRECATE_EOF, CLIENT_LONG_FLAG, CLIENT_TRANSACTIONS, UTF8MB4_GENERAL_CI,
 };
 
-/// Options to log in to `addr` as `user` for `program` (e.g. `lagless-monitor`).
+/// Options to log in to `addr` (`host:port` or a Unix socket path) as `user` for `program` (e.g. `lagless-monitor`).
 pub(crate) fn control_login(
     addr: &str,
     user: &str,

@@ -66,7 +66,7 @@ pub(crate) struct Prober {
 impl Prober {
     pub(crate) fn new(server: MonitoredServer, config: &MonitorConfig) -> Self {
         let options = crate::login::control_login(
-            &server.address,
+            server.dial(),
             &config.user,
             &config.password,
             "lagless-monitor",

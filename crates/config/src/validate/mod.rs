@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::consistency::Consistency;
@@ -170,6 +171,8 @@ pub enum RuleTarget {
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub address: SocketAddr,
+    /// A Unix socket clients may connect to as well.
+    pub socket: Option<PathBuf>,
     pub max_connections: u32,
     pub max_allowed_packet: usize,
     pub server_version: Option<String>,
@@ -218,7 +221,10 @@ pub struct Cluster {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub name: String,
+    /// `host:port`: the server's identity, for replication and failover.
     pub address: String,
+    /// Its Unix socket, for Lagless's own connections (see [`Server::dial`]).
+    pub socket: Option<String>,
     pub role: Role,
     pub weight: u32,
     pub priority: i32,
@@ -232,6 +238,14 @@ impl Config {
 
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.name == name)
+    }
+}
+
+impl Server {
+    /// Where Lagless's own connections go: the Unix socket when one is configured, else
+    /// `address` (see `lagless_backend::NetStream::connect`).
+    pub fn dial(&self) -> &str {
+        self.socket.as_deref().unwrap_or(&self.address)
     }
 }
 
@@ -257,6 +271,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("`{}` is not host:port with an IP address", l.address),
         )
     })?;
+    if let Some(path) = &l.socket {
+        check_socket_path(path).map_err(|p| invalid("listener.socket", p))?;
+    }
     if l.max_connections == 0 {
         return Err(invalid("listener.max_connections", "must be at least 1"));
     }
@@ -313,6 +330,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         listener: Listener {
             address,
+            socket: l.socket.as_deref().map(PathBuf::from),
             max_connections: l.max_connections,
             max_allowed_packet: l.max_allowed_packet as usize,
             server_version: l.server_version.clone(),
@@ -505,12 +523,16 @@ fn validate_cluster(i: usize, c: &RawCluster) -> Result<Cluster, ConfigError> {
             return Err(invalid(format!("{skey}.name"), "must not be empty"));
         }
         check_host_port(&s.address).map_err(|p| invalid(format!("{skey}.address"), p))?;
+        if let Some(path) = &s.socket {
+            check_socket_path(path).map_err(|p| invalid(format!("{skey}.socket"), p))?;
+        }
         if s.weight == 0 {
             return Err(invalid(format!("{skey}.weight"), "must be at least 1"));
         }
         servers.push(Server {
             name: s.name.clone(),
             address: s.address.clone(),
+            socket: s.socket.clone(),
             role: s.role,
             weight: s.weight,
             priority: s.priority,
@@ -542,6 +564,20 @@ fn validate_cluster(i: usize, c: &RawCluster) -> Result<Cluster, ConfigError> {
         backend_password,
         servers,
     })
+}
+
+/// An absolute path that fits `sun_path` (108 bytes with its NUL).
+fn check_socket_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` is not an absolute path"));
+    }
+    if path.len() > 107 {
+        return Err(format!(
+            "`{path}` is {} bytes long; a Unix socket path holds at most 107",
+            path.len()
+        ));
+    }
+    Ok(())
 }
 
 fn check_host_port(address: &str) -> Result<(), String> {

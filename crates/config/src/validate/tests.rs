@@ -101,6 +101,16 @@ fn impossible_values_are_named() {
         ),
         ("connect_ms = 2000", "connect_ms = 0", "timeouts.connect_ms"),
         (
+            "# socket = \"/run/lagless/lagless.sock\"",
+            "socket = \"run/lagless.sock\"",
+            "listener.socket",
+        ),
+        (
+            "# socket = \"/run/mysqld/mysqld.sock\"",
+            "socket = \"/run/mysqld/too-long-for-sun-path/0123456789012345678901234567890123456789012345678901234567890123456789.sock\"",
+            "clusters[0].servers[0].socket",
+        ),
+        (
             "# worker_threads = 1",
             "worker_threads = 0",
             "listener.worker_threads",
@@ -232,4 +242,29 @@ fn binlog_streaming_takes_a_flag_or_auto() {
     }
     let e = err(&with("\"sometimes\""));
     assert!(e.contains("sometimes") && e.contains("auto"), "{e}");
+}
+
+#[test]
+fn sockets_are_where_lagless_dials_and_address_stays_the_identity() {
+    let text = EXAMPLE
+        .replace(
+            "# socket = \"/run/lagless/lagless.sock\"",
+            "socket = \"/run/lagless/lagless.sock\"",
+        )
+        .replace(
+            "# socket = \"/run/mysqld/mysqld.sock\"",
+            "socket = \"/run/mysqld/mysqld.sock\"",
+        );
+    let c = from_toml_str(&text).unwrap();
+    assert_eq!(
+        c.listener.socket.as_deref(),
+        Some(std::path::Path::new("/run/lagless/lagless.sock"))
+    );
+    let primary = &c.clusters[0].servers[0];
+    assert_eq!(primary.dial(), "/run/mysqld/mysqld.sock");
+    assert_eq!(primary.address, "127.0.0.1:3310");
+    let replica = &c.clusters[0].servers[1];
+    assert_eq!(replica.socket, None);
+    assert_eq!(replica.dial(), "127.0.0.1:3311");
+    assert_eq!(from_toml_str(EXAMPLE).unwrap().listener.socket, None);
 }

@@ -501,7 +501,7 @@ impl Harness {
                     );
                     let stream = tokio::net::TcpStream::from_std(stream).expect("tokio stream");
                     let mut client = lagless_proxy::client::ClientConn::new(
-                        stream,
+                        stream.into(),
                         config.listener.max_allowed_packet,
                     );
                     client.capabilities = CLIENT_CAPS;
@@ -513,7 +513,7 @@ impl Harness {
                         next_seq: 2,
                         scramble: [0; 20],
                     };
-                    let mut engine = Engine::new(ctx, client, identity, peer, 0);
+                    let mut engine = Engine::new(ctx, client, identity, peer.into(), 0);
                     assert!(engine.open().await.expect("open"), "session refused");
                     engine
                 });
