@@ -42,7 +42,13 @@
 #                        same config with `[routing] optimistic_transactions = true`; also run
 #                        in the CPU_QUOTA phase; lagless_replay (not by default) = a second
 #                        Lagless process, the same config with `[failover] transaction_replay
-#                        = true`. When lagless is listed, oltp_read_write* tests also run
+#                        = true`; direct_socket (not by default) = the primary over its Unix
+#                        socket; lagless_socket (not by default) = a second Lagless process,
+#                        the same config with `[listener] socket` and every server's `socket`
+#                        set: sysbench on Lagless's Unix socket, Lagless on the servers'
+#                        sockets (all on one host); lagless_socket_tcp = that process over
+#                        TCP (only the servers on sockets: Lagless on the database host).
+#                        Backend connection counts (ss -tnp) miss Unix sockets. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -81,6 +87,7 @@
 #   BASE_PORT=3410 (primary; replicas 3411, 3412)  LAGLESS_PORT=6043  HAPROXY_PORT=6044
 #   NOMUX_PORT=6045 (lagless_nomux)  PINNED_PORT=6046 (lagless_pinned)  TPC_PORT=6047 (lagless_tpc)
 #   OPTIMISTIC_PORT=6048 (lagless_optimistic)  REPLAY_PORT=6049 (lagless_replay)
+#   SOCKET_PORT=6050 (lagless_socket's TCP port: lagless_socket_tcp)
 #
 # Every run through a proxy also records the proxy's peak number of established connections to
 # the servers' ports (sampled with `ss -tnp` every 0.5 s during the run): its backend
@@ -131,6 +138,7 @@ PINNED_PORT=${PINNED_PORT:-6046}
 TPC_PORT=${TPC_PORT:-6047}
 OPTIMISTIC_PORT=${OPTIMISTIC_PORT:-6048}
 REPLAY_PORT=${REPLAY_PORT:-6049}
+SOCKET_PORT=${SOCKET_PORT:-6050}
 TPC_PIN=${TPC_PIN:-true}   # lagless_tpc's pin_worker_threads
 REPLICAS=2
 HOST=127.0.0.1
@@ -277,6 +285,7 @@ PINNED_PID=""
 TPC_PID=""
 OPTIMISTIC_PID=""
 REPLAY_PID=""
+SOCKET_PID=""
 SANDBOX_STARTED=""
 cleaned=""
 CG_DIRS=()    # cgroups we created
@@ -340,6 +349,7 @@ cleanup() {
   stop_pid "$TPC_PID" lagless_tpc
   stop_pid "$OPTIMISTIC_PID" lagless_optimistic
   stop_pid "$REPLAY_PID" lagless_replay
+  stop_pid "$SOCKET_PID" lagless_socket
   if [ -n "$SANDBOX_STARTED" ]; then
     "$LAGLESS" --log warn sandbox down --dir "$SANDBOX" >/dev/null 2>&1 \
       || log "could not stop the sandbox: lagless sandbox down --dir $SANDBOX"
@@ -366,8 +376,8 @@ if [ -n "$CPU_QUOTA" ]; then
   done
 fi
 for p in $(seq "$BASE_PORT" $((BASE_PORT + REPLICAS))) "$LAGLESS_PORT" "$HAPROXY_PORT" "$NOMUX_PORT" \
-  "$PINNED_PORT" "$TPC_PORT" "$OPTIMISTIC_PORT" "$REPLAY_PORT"; do
-  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT/PINNED_PORT/TPC_PORT/OPTIMISTIC_PORT/REPLAY_PORT"; fi
+  "$PINNED_PORT" "$TPC_PORT" "$OPTIMISTIC_PORT" "$REPLAY_PORT" "$SOCKET_PORT"; do
+  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT/PINNED_PORT/TPC_PORT/OPTIMISTIC_PORT/REPLAY_PORT/SOCKET_PORT"; fi
 done
 
 wait_port() { # port pid name
@@ -415,11 +425,11 @@ SERVER_LIMITS=$(admin_sql "$BASE_PORT" 'SELECT CONCAT(@@max_connections, " ", @@
 log "primary: max_connections open_files_limit = $SERVER_LIMITS"
 
 # --- sysbench data, through the primary directly ------------------------------------------------
-sb_common=(--db-driver=mysql --mysql-host="$HOST" --mysql-password="$APP_PASSWORD"
+sb_common=(--db-driver=mysql --mysql-password="$APP_PASSWORD"
   --mysql-db=sbtest --tables="$TABLES" --table-size="$TABLE_SIZE")
 log "preparing sbtest: $TABLES tables x $TABLE_SIZE rows"
-sysbench oltp_read_only "${sb_common[@]}" --mysql-user="$APP_USER" --mysql-port="$BASE_PORT" \
-  --threads="$TABLES" prepare \
+sysbench oltp_read_only "${sb_common[@]}" --mysql-user="$APP_USER" --mysql-host="$HOST" \
+  --mysql-port="$BASE_PORT" --threads="$TABLES" prepare \
   >"$WORK/prepare.log" 2>&1 || { cat "$WORK/prepare.log" >&2; die "sysbench prepare failed"; }
 
 # --- lagless -----------------------------------------------------------------------------------
@@ -488,6 +498,18 @@ fi
 if [[ " $TARGETS " == *" lagless_replay "* ]]; then
   start_variant_with lagless_replay "$REPLAY_PORT" REPLAY_PID failover transaction_replay
 fi
+LAGLESS_SOCKET=$WORK/lagless.sock
+if [[ " $TARGETS " == *" lagless_socket"* ]]; then
+  BENCH_LAGLESS_SOCKET=$LAGLESS_SOCKET BENCH_STATUS=$WORK/status.json \
+    start_variant lagless_socket "$SOCKET_PORT" SOCKET_PID '
+import json, os
+text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nsocket = \"" + os.environ["BENCH_LAGLESS_SOCKET"] + "\"", text, count=1)
+for s in json.load(open(os.environ["BENCH_STATUS"]))["servers"]:
+    text = text.replace("address = \"%s:%s\"" % (s["host"], s["port"]),
+                        "address = \"%s:%s\"\nsocket = \"%s\"" % (s["host"], s["port"], s["socket"]), 1)
+'
+fi
+PRIMARY_SOCKET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["servers"][0]["socket"])' "$WORK/status.json")
 
 # --- haproxy -----------------------------------------------------------------------------------
 sed -e "s|@LISTEN@|$HOST:$HAPROXY_PORT|" -e "s|@BACKEND@|$HOST:$BASE_PORT|" \
@@ -502,15 +524,24 @@ wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
 declare -A PORT=([direct]=$BASE_PORT [lagless]=$LAGLESS_PORT [lagless_gtid_wait]=$LAGLESS_PORT
   [haproxy]=$HAPROXY_PORT [lagless_nomux]=$NOMUX_PORT [lagless_pinned]=$PINNED_PORT
   [lagless_tpc]=$TPC_PORT [lagless_optimistic]=$OPTIMISTIC_PORT
-  [lagless_replay]=$REPLAY_PORT)
+  [lagless_replay]=$REPLAY_PORT [direct_socket]=$BASE_PORT [lagless_socket]=$SOCKET_PORT
+  [lagless_socket_tcp]=$SOCKET_PORT)
 declare -A PID=([direct]="" [lagless]=$PROXY_PID [lagless_gtid_wait]=$PROXY_PID [haproxy]=$HAPROXY_PID
   [lagless_nomux]=$NOMUX_PID [lagless_pinned]=$PINNED_PID
   [lagless_tpc]=$TPC_PID [lagless_optimistic]=$OPTIMISTIC_PID
-  [lagless_replay]=$REPLAY_PID)
+  [lagless_replay]=$REPLAY_PID [direct_socket]="" [lagless_socket]=$SOCKET_PID
+  [lagless_socket_tcp]=$SOCKET_PID)
 declare -A USR=([direct]=$APP_USER [lagless]=$APP_USER [lagless_gtid_wait]=$GW_USER
   [haproxy]=$APP_USER [lagless_nomux]=$APP_USER [lagless_pinned]=$APP_USER
   [lagless_tpc]=$APP_USER [lagless_optimistic]=$APP_USER
-  [lagless_replay]=$APP_USER)
+  [lagless_replay]=$APP_USER [direct_socket]=$APP_USER [lagless_socket]=$APP_USER
+  [lagless_socket_tcp]=$APP_USER)
+# How sysbench reaches each target: TCP to PORT, or a Unix socket (host localhost: with an IP
+# the client library would use TCP and ignore the socket).
+declare -A SB_CONN
+for t in "${!PORT[@]}"; do SB_CONN[$t]="--mysql-host=$HOST --mysql-port=${PORT[$t]}"; done
+SB_CONN[direct_socket]="--mysql-host=localhost --mysql-socket=$PRIMARY_SOCKET"
+SB_CONN[lagless_socket]="--mysql-host=localhost --mysql-socket=$LAGLESS_SOCKET"
 read -r -a TARGET_LIST <<<"$TARGETS"
 ALL_TARGETS=("${TARGET_LIST[@]}")
 if [[ -n $GW_USER && " $TARGETS " == *" lagless "* && " $TESTS " == *" oltp_read_write"* ]]; then
@@ -611,7 +642,7 @@ NOFILE_NOW=$(ulimit -n)
 export BENCH_DATE=$DATE BENCH_HAPROXY=$HAPROXY BENCH_MARIADB_VERSION=$MARIADB_VERSION \
   BENCH_TESTS="$TESTS" BENCH_THREADS="$THREADS" BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS \
   BENCH_WARMUP=$WARMUP BENCH_TABLES=$TABLES BENCH_TABLE_SIZE=$TABLE_SIZE BENCH_BASE_PORT=$BASE_PORT \
-  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_OPTIMISTIC_PORT=$OPTIMISTIC_PORT BENCH_REPLAY_PORT=$REPLAY_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
+  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_OPTIMISTIC_PORT=$OPTIMISTIC_PORT BENCH_REPLAY_PORT=$REPLAY_PORT BENCH_SOCKET_PORT=$SOCKET_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
   BENCH_TARGETS="${ALL_TARGETS[*]}" BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY \
   BENCH_GTID_WAIT_MS=$GTID_WAIT_MS BENCH_CPU_QUOTA=$CPU_QUOTA BENCH_QUOTA_TEST=$QUOTA_TEST \
   BENCH_QUOTA_THREADS="$QUOTA_THREADS" BENCH_QUOTA_PS_MODE=$QUOTA_PS_MODE BENCH_CONNECT=$CONNECT \
@@ -624,7 +655,8 @@ python3 scripts/bench/report.py meta >"$WORK/meta.json"
 if [ "$WARMUP" -gt 0 ]; then
   log "warm-up: ${WARMUP} s per target"
   for t in "${ALL_TARGETS[@]}"; do
-    sysbench oltp_read_only "${sb_common[@]}" --mysql-user="${USR[$t]}" --mysql-port="${PORT[$t]}" \
+    # shellcheck disable=SC2086 # SB_CONN holds words without spaces
+    sysbench oltp_read_only "${sb_common[@]}" --mysql-user="${USR[$t]}" ${SB_CONN[$t]} \
       --threads=4 --time="$WARMUP" run >"$WORK/logs/warmup-$t.log" 2>&1 \
       || { cat "$WORK/logs/warmup-$t.log" >&2; die "warm-up through $t failed"; }
   done
@@ -654,8 +686,9 @@ run_one() { # phase round test-spec ps-mode threads target
   [[ $t != lagless* ]] || reads_before=$(lagless_reads "${PORT[$t]}")
   sv_before=$(servers_ticks)
   start=$(date +%s.%N)
+  # shellcheck disable=SC2086 # SB_CONN holds words without spaces
   sysbench "${sb[0]}" "${sb[@]:1}" "${sb_common[@]}" --mysql-user="${USR[$t]}" \
-    --mysql-port="${PORT[$t]}" --threads="$threads" --db-ps-mode="$ps" \
+    ${SB_CONN[$t]} --threads="$threads" --db-ps-mode="$ps" \
     --time="$DURATION" --report-interval=0 --percentile=95 --histogram=on run \
     >"$out" 2>&1 || code=$?
   end=$(date +%s.%N)

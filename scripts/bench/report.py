@@ -403,7 +403,10 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "Lagless process with `[listener] runtime = \"thread_per_core\"` and "
         f"`pin_worker_threads = {p.get('tpc_pin', 'true')}`; lagless_optimistic = a second "
         "Lagless process with `[routing] optimistic_transactions = true`; lagless_replay = a "
-        "second Lagless process with `[failover] transaction_replay = true`. "
+        "second Lagless process with `[failover] transaction_replay = true`; direct_socket = "
+        "the primary over its Unix socket; lagless_socket = a second Lagless process with "
+        "`[listener] socket` and every server's `socket` set, sysbench on its Unix socket; "
+        "lagless_socket_tcp = that process over TCP (only the servers on sockets). "
         "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
@@ -623,7 +626,8 @@ def cmd_meta():
                       "lagless_pinned": int(env.get("BENCH_PINNED_PORT") or 0),
                       "lagless_tpc": int(env.get("BENCH_TPC_PORT") or 0),
                       "lagless_optimistic": int(env.get("BENCH_OPTIMISTIC_PORT") or 0),
-                      "lagless_replay": int(env.get("BENCH_REPLAY_PORT") or 0)},
+                      "lagless_replay": int(env.get("BENCH_REPLAY_PORT") or 0),
+                      "lagless_socket": int(env.get("BENCH_SOCKET_PORT") or 0)},
             "tpc_pin": env.get("BENCH_TPC_PIN", "true"),
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),

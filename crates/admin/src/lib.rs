@@ -33,7 +33,7 @@
 //!   "backend_errors", "unknown_statements", "hints_ignored", "read_retries", "reads_behind",
 //!   "set_names_answered", "optimistic_moved", "optimistic_differed",
 //!   "optimistic_unreplayable", "transactions_resumed", "transactions_not_resumed"},
-//!   "config": {"listener_address", "max_connections", "consistency_default",
+//!   "config": {"listener_address", "listener_socket", "max_connections", "consistency_default",
 //!   "max_replica_lag_s", "balance", "primary_in_read_pool", "optimistic_transactions",
 //!   "transaction_replay", "monitor_enabled"},
 //!   "ha_events": [{"at_ms", "cluster", "kind", "server", "summary", "total_ms",

@@ -332,6 +332,8 @@ pub struct Counters {
 #[derive(Debug, Serialize)]
 pub struct ConfigSummary {
     pub listener_address: String,
+    /// The client Unix socket's path, when configured.
+    pub listener_socket: Option<String>,
     pub max_connections: u32,
     pub consistency_default: String,
     pub max_replica_lag_s: Option<u64>,
@@ -369,6 +371,7 @@ impl Status {
             },
             config: ConfigSummary {
                 listener_address: c.listener.address.to_string(),
+                listener_socket: c.listener.socket.as_ref().map(|p| p.display().to_string()),
                 max_connections: c.listener.max_connections,
                 consistency_default: c.consistency.default.to_string(),
                 max_replica_lag_s: c.consistency.max_replica_lag.map(|d| d.as_secs()),

@@ -183,7 +183,8 @@ async fn status_has_counters_and_config() {
     );
     assert_eq!(
         v["config"],
-        json!({"listener_address": "127.0.0.1:6033", "max_connections": v["config"]["max_connections"],
+        json!({"listener_address": "127.0.0.1:6033", "listener_socket": null,
+               "max_connections": v["config"]["max_connections"],
                "consistency_default": "gtid", "max_replica_lag_s": null, "balance": "random",
                "primary_in_read_pool": false, "optimistic_transactions": false,
                "transaction_replay": false, "monitor_enabled": true})

@@ -107,6 +107,14 @@ fn clients_and_servers_on_unix_sockets() {
     let tcp = env.cli("app", "lagless", "SELECT id FROM sock_t;").unwrap();
     assert_eq!(String::from_utf8_lossy(&tcp.stdout).trim(), "1");
 
+    // The admin API shows where clients may connect.
+    let (code, status) = lagless_e2e::admin_request(env.admin_port, "GET", "/status");
+    assert_eq!(code, 200);
+    assert_eq!(
+        status["config"]["listener_socket"].as_str(),
+        Some(socket.to_str().unwrap())
+    );
+
     // Stopping removes the socket file.
     assert!(socket.exists());
     let status = env.proxy.terminate(Duration::from_secs(10)).unwrap();

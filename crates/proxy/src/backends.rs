@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use lagless_backend::NetStream;
 use lagless_backend::{login, LoginOptions};
 use lagless_config::{Config, Role};
 use lagless_protocol::consts::*;
 use lagless_protocol::response::Expect;
 use lagless_routing::ServerRef;
-use lagless_backend::NetStream;
 
 use crate::error::SessionError;
 use crate::pool::{HandshakeVars, Permit, Pool, PoolKey};

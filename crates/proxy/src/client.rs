@@ -1,11 +1,11 @@
 //! The client socket: whole commands in, packets out.
 
 use bytes::BytesMut;
+use lagless_backend::NetStream;
 use lagless_protocol::ok_err::{ErrPacket, OkPacket};
 use lagless_protocol::packet::{decode_packet, encode_packet, Packet};
 use lagless_protocol::ProtocolError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use lagless_backend::NetStream;
 
 use crate::error::SessionError;
 

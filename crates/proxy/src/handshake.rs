@@ -5,7 +5,6 @@
 //! fast authentication need. caching_sha2_password full authentication (the first login of a user
 //! since start, as on a MySQL server) recovers the password through RSA, since Lagless has no TLS.
 
-
 use lagless_config::User;
 use lagless_protocol::auth;
 use lagless_protocol::consts::{self, *};

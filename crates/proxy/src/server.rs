@@ -41,7 +41,10 @@ impl ClientListeners {
     async fn accept(&self) -> std::io::Result<(NetStream, Peer)> {
         let unix = async {
             match &self.unix {
-                Some(u) => u.accept().await.map(|(s, _)| (NetStream::Unix(s), Peer::Local)),
+                Some(u) => u
+                    .accept()
+                    .await
+                    .map(|(s, _)| (NetStream::Unix(s), Peer::Local)),
                 None => std::future::pending().await,
             }
         };
