@@ -152,7 +152,7 @@ PY=$ROOT/.venv/bin/python
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT OPTIMISTIC_PORT REPLAY_PORT CPU_PERIOD_US \
+for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT OPTIMISTIC_PORT REPLAY_PORT SOCKET_PORT CPU_PERIOD_US \
   CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
@@ -172,8 +172,8 @@ for m in $PS_MODES $QUOTA_PS_MODE; do
   [[ $m == auto || $m == disable ]] || die "PS_MODES must be auto and/or disable, not '$m'"
 done
 for t in $TARGETS; do
-  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux|lagless_pinned|lagless_tpc|lagless_optimistic|lagless_replay)$ ]] \
-    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, lagless_pinned, lagless_tpc, lagless_optimistic, lagless_replay, not '$t'"
+  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux|lagless_pinned|lagless_tpc|lagless_optimistic|lagless_replay|direct_socket|lagless_socket|lagless_socket_tcp)$ ]] \
+    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, lagless_pinned, lagless_tpc, lagless_optimistic, lagless_replay, direct_socket, lagless_socket, lagless_socket_tcp, not '$t'"
 done
 for t in $TESTS $QUOTA_TEST; do
   [[ $t =~ ^oltp_[a-z_]+(\+[a-z_]+(=[A-Za-z0-9_]+)?)*$ ]] || die "not a sysbench test spec: '$t'"
