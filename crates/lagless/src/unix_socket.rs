@@ -82,7 +82,10 @@ mod tests {
             assert!(e.contains("is not a socket"), "{e}");
             let nowhere = dir.path().join("no-such-dir/l.sock");
             let e = format!("{:#}", bind(&nowhere).err().unwrap());
-            assert!(e.contains("cannot listen on") && e.contains("no-such-dir"), "{e}");
+            assert!(
+                e.contains("cannot listen on") && e.contains("no-such-dir"),
+                "{e}"
+            );
         });
         assert!(live.exists(), "another process's socket is left alone");
         assert_eq!(std::fs::read(&plain).unwrap(), b"keep me");

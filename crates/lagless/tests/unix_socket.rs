@@ -8,6 +8,10 @@ use std::time::Duration;
 use lagless_e2e::{Env, EnvOptions};
 
 fn start(listener_extra: &str) -> (Env, PathBuf, tempfile::TempDir) {
+    start_with(EnvOptions::default(), listener_extra)
+}
+
+fn start_with(base: EnvOptions, listener_extra: &str) -> (Env, PathBuf, tempfile::TempDir) {
     let dir = tempfile::Builder::new()
         .prefix("lagless-sock-")
         .tempdir()
@@ -16,7 +20,7 @@ fn start(listener_extra: &str) -> (Env, PathBuf, tempfile::TempDir) {
     let opts = EnvOptions {
         listener_extra: format!("socket = \"{}\"\n{listener_extra}", socket.display()),
         backend_sockets: true,
-        ..EnvOptions::default()
+        ..base
     };
     let env = Env::start_with(Path::new(env!("CARGO_BIN_EXE_lagless")), &opts)
         .expect("sandbox and proxy start");
@@ -163,4 +167,41 @@ fn sysbench_over_the_socket_on_thread_per_core_workers() {
         assert!(n > 100, "{mode}: {queries}");
     }
     drop(env);
+}
+
+/// The monitor watches the servers over their sockets and fails over when the primary's
+/// mariadbd is killed (its socket then refuses connections); writes from a socket client go on
+/// on the promoted replica.
+#[test]
+fn a_kill_9_of_the_primary_fails_over_with_the_servers_on_sockets() {
+    let (env, socket, _dir) = start_with(EnvOptions::failover(), "");
+    let old = env.sandbox.primary().port().to_string();
+    rows(
+        &socket,
+        "CREATE TABLE fo_sock (id INT PRIMARY KEY); INSERT INTO fo_sock VALUES (1);",
+    );
+    env.sandbox.primary().kill().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !cli(&socket, "lagless", "INSERT INTO fo_sock VALUES (2);")
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write 15 s after the kill: {}",
+            env.proxy.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = rows(
+        &socket,
+        "/* lagless:primary */ SELECT @@port, USER(), COUNT(*) FROM fo_sock;",
+    );
+    let cols: Vec<&str> = now[0].split('\t').collect();
+    assert_ne!(cols[0], old, "writes still on the killed primary's port");
+    assert_eq!(
+        cols[1], "app@localhost",
+        "the new primary was dialled over TCP"
+    );
+    assert_eq!(cols[2], "2");
 }
