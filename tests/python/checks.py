@@ -1,5 +1,5 @@
 """The runner the Python client scripts share: `@check` registers a function taking the
-parsed arguments (--host, --port); `main(prefix)` runs them all, prints one line per check and
+parsed arguments (--host, --port, and --socket: a Unix socket to use instead); `main(prefix)` runs them all, prints one line per check and
 a closing 'N passed, N failed' line, and exits 1 if any failed."""
 
 import argparse
@@ -18,6 +18,7 @@ def main(prefix=""):
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--socket", help="connect over this Unix socket instead of TCP")
     args = ap.parse_args()
     passed = failed = 0
     for fn in CHECKS:

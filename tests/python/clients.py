@@ -1,7 +1,7 @@
 """Real Python clients through Lagless: PyMySQL and SQLAlchemy.
 
 Run by the Rust integration suite (crates/lagless/tests) against a sandbox and a running proxy:
-    python clients.py --port PORT [--host 127.0.0.1]
+    python clients.py --port PORT [--host 127.0.0.1] [--socket PATH]
 Users expected in the proxy config: app/lagless (both hashes), sha2only/sha2pass (only a
 caching_sha2_password hash), nativeonly/nativepass (only a native hash).
 Prints one line per check and a closing 'N passed, N failed' line; exits 1 if any failed.
@@ -18,8 +18,10 @@ from checks import check, main
 
 
 def connect(args, user="app", password="lagless", **kw):
-    return pymysql.connect(host=args.host, port=args.port, user=user, password=password,
-                           database="app", **kw)
+    # Over a Unix socket PyMySQL sends a caching_sha2_password in clear (the socket is local),
+    # where over TCP it asks for the server's RSA key.
+    where = {"unix_socket": args.socket} if args.socket else {"host": args.host, "port": args.port}
+    return pymysql.connect(user=user, password=password, database="app", **where, **kw)
 
 
 @check
@@ -52,7 +54,8 @@ def unknown_user_is_access_denied(args):
 
 @check
 def caching_sha2_full_then_fast(args):
-    # The first login does full authentication (RSA-encrypted password), the second the fast path.
+    # The first login does full authentication (the password RSA-encrypted over TCP, in clear
+    # over a Unix socket), the second the fast path.
     for _ in range(2):
         with connect(args, user="sha2only", password="sha2pass") as c, c.cursor() as cur:
             cur.execute("SELECT CURRENT_USER()")
@@ -145,7 +148,8 @@ class Order(Base):
 
 @check
 def sqlalchemy_orm_session(args):
-    url = f"mysql+pymysql://app:lagless@{args.host}:{args.port}/app"
+    url = (f"mysql+pymysql://app:lagless@/app?unix_socket={args.socket}" if args.socket
+           else f"mysql+pymysql://app:lagless@{args.host}:{args.port}/app")
     engine = sa.create_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)

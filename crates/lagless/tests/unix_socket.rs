@@ -205,3 +205,30 @@ fn a_kill_9_of_the_primary_fails_over_with_the_servers_on_sockets() {
     );
     assert_eq!(cols[2], "2");
 }
+
+/// Every PyMySQL and SQLAlchemy check of `tests/python/clients.py` over the client socket, where
+/// PyMySQL sends a caching_sha2_password in clear on its first login (a local peer).
+#[test]
+fn python_clients_over_the_socket() {
+    let (_env, socket, _dir) = start("");
+    let python = std::env::var("LAGLESS_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
+    let out = Command::new(python)
+        .arg(script)
+        // A port nobody listens on: a check that fell back to TCP would fail.
+        .args(["--port", "1"])
+        .arg(format!("--socket={}", socket.display()))
+        .output()
+        .expect("python runs (scripts/setup.sh test)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(stdout.contains("ok   caching_sha2_full_then_fast"), "{stdout}");
+}
