@@ -33,6 +33,9 @@ pub struct DemoArgs {
     /// Where the HTTP admin interface listens.
     #[arg(long, default_value = "127.0.0.1:6034")]
     pub admin: String,
+    /// Also accept clients on this Unix socket, and reach the sandbox's servers over theirs.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
 }
 
 impl Default for DemoArgs {
@@ -44,6 +47,7 @@ impl Default for DemoArgs {
             replicas: 2,
             keep_sandbox: false,
             admin: "127.0.0.1:6034".into(),
+            socket: None,
         }
     }
 }
@@ -56,6 +60,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let manifest = sandbox.manifest().clone();
     let mut raw = demo_config(&manifest, &args.listen);
     raw.admin.address.clone_from(&args.admin);
+    if let Some(socket) = &args.socket {
+        raw.listener.socket = Some(socket.display().to_string());
+        for (server, s) in raw.clusters[0].servers.iter_mut().zip(&manifest.servers) {
+            server.socket = Some(s.socket.display().to_string());
+        }
+    }
     let result = lagless_config::validate::validate(raw)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
@@ -136,5 +146,11 @@ fn print_banner(config: &lagless_config::Config, manifest: &lagless_sandbox::Man
         addr.ip(),
         addr.port()
     );
+    if let Some(socket) = &config.listener.socket {
+        println!(
+            "  mariadb --socket={} -u {DEMO_USER} -p{DEMO_PASSWORD} app",
+            socket.display()
+        );
+    }
     println!("Ctrl-C stops the proxy and the sandbox.");
 }

@@ -305,6 +305,8 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
             "--admin",
             &format!("127.0.0.1:{}", free_port().unwrap()),
         ])
+        .arg("--socket")
+        .arg(dir.path().join("demo.sock"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -324,6 +326,29 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
         "app\t1\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // `--socket`: the same user over the Unix socket, Lagless on the servers' sockets.
+    let over_socket = Command::new("mariadb")
+        .args(["--no-defaults", "--protocol=SOCKET"])
+        .arg(format!(
+            "--socket={}",
+            dir.path().join("demo.sock").display()
+        ))
+        .args([
+            "-uapp",
+            "-plagless",
+            "--batch",
+            "--skip-column-names",
+            "app",
+        ])
+        .args(["-e", "SELECT USER(), @@server_id > 1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&over_socket.stdout),
+        "app@localhost\t1\n",
+        "{}",
+        String::from_utf8_lossy(&over_socket.stderr)
     );
     let status = Command::new(BIN)
         .args(["sandbox", "status", "--json", "--dir"])
@@ -357,6 +382,7 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit}");
+    assert!(!dir.path().join("demo.sock").exists(), "socket file left");
     for pid in pids {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         assert!(

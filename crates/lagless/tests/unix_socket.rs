@@ -230,5 +230,8 @@ fn python_clients_over_the_socket() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
-    assert!(stdout.contains("ok   caching_sha2_full_then_fast"), "{stdout}");
+    assert!(
+        stdout.contains("ok   caching_sha2_full_then_fast"),
+        "{stdout}"
+    );
 }
