@@ -1,5 +1,5 @@
-//! Backend server connections: TCP or Unix socket connect and login to MariaDB/MySQL, plus a tiny control-plane
-//! client for set-up statements and health checks.
+//! Backend server connections: connect (TCP or a Unix socket) and login to MariaDB/MySQL, plus
+//! a tiny control-plane client for set-up statements and health checks.
 //!
 //! Modules:
 //! - [`connect`]: [`login`] with mysql_native_password and caching_sha2_password (fast auth, and

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use lagless_backend::NetStream;
-use lagless_backend::{login, LoginOptions};
+use lagless_backend::{login, LoginOptions, NetStream};
 use lagless_config::{Config, Role};
 use lagless_protocol::consts::*;
 use lagless_protocol::response::Expect;
