@@ -101,12 +101,6 @@ impl From<TcpStream> for NetStream {
     }
 }
 
-impl From<UnixStream> for NetStream {
-    fn from(s: UnixStream) -> Self {
-        NetStream::Unix(s)
-    }
-}
-
 impl AsyncRead for NetStream {
     fn poll_read(
         self: Pin<&mut Self>,

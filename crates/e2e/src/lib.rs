@@ -163,9 +163,22 @@ pub fn app_url(port: u16) -> String {
 
 /// Runs `mariadb --batch` against a port; stdout holds tab-separated rows without headers.
 pub fn mariadb_cli(port: u16, user: &str, password: &str, sql: &str) -> Result<Output> {
+    let port = port.to_string();
+    let at = ["--protocol=TCP", "-h", "127.0.0.1", "-P", &port];
+    mariadb_batch(&at, user, password, sql)
+}
+
+/// [`mariadb_cli`] over a Unix socket.
+pub fn mariadb_cli_socket(socket: &Path, user: &str, password: &str, sql: &str) -> Result<Output> {
+    let socket = format!("--socket={}", socket.display());
+    mariadb_batch(&["--protocol=SOCKET", &socket], user, password, sql)
+}
+
+/// `mariadb --batch` reaching the server as `at` says, `sql` on its stdin.
+fn mariadb_batch(at: &[&str], user: &str, password: &str, sql: &str) -> Result<Output> {
     let mut child = Command::new("mariadb")
-        .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P"])
-        .arg(port.to_string())
+        .arg("--no-defaults")
+        .args(at)
         .args(["-u", user])
         .arg(format!("-p{password}"))
         .args([
@@ -185,6 +198,28 @@ pub fn mariadb_cli(port: u16, user: &str, password: &str, sql: &str) -> Result<O
         .expect("piped")
         .write_all(sql.as_bytes())?;
     Ok(child.wait_with_output()?)
+}
+
+/// Runs a Python client script of `tests/python` (see `checks.py`) with `args`, under
+/// `LAGLESS_PYTHON` or the project's `.venv`, and asserts every check passed. Returns its
+/// stdout (one line per check).
+pub fn python_checks(script: &str, args: &[String]) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let python =
+        std::env::var("LAGLESS_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
+    let out = Command::new(&python)
+        .arg(format!("{root}/tests/python/{script}"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (run scripts/setup.sh test)"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains(" 0 failed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// The proxy configuration for a test sandbox.

@@ -80,23 +80,7 @@ fn mariadb_admin_ping_and_status() {
 
 #[test]
 fn python_pymysql_and_sqlalchemy() {
-    let python = std::env::var("LAGLESS_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
-        assert!(
-            std::path::Path::new(venv).exists(),
-            "no Python venv with PyMySQL/SQLAlchemy: run scripts/setup.sh test (or scripts/test.sh)"
-        );
-        venv.to_string()
-    });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(["--port", &env().port().to_string()])
-        .output()
-        .expect("python runs");
-    println!("{}", stdout(&out));
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains(" 0 failed"));
+    lagless_e2e::python_checks("clients.py", &["--port".into(), env().port().to_string()]);
 }
 
 fn sysbench(args: &[&str]) -> std::process::Output {

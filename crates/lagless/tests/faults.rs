@@ -328,22 +328,13 @@ fn demo_serves_the_default_user_and_stops_everything_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
     // `--socket`: the same user over the Unix socket, Lagless on the servers' sockets.
-    let over_socket = Command::new("mariadb")
-        .args(["--no-defaults", "--protocol=SOCKET"])
-        .arg(format!(
-            "--socket={}",
-            dir.path().join("demo.sock").display()
-        ))
-        .args([
-            "-uapp",
-            "-plagless",
-            "--batch",
-            "--skip-column-names",
-            "app",
-        ])
-        .args(["-e", "SELECT USER(), @@server_id > 1"])
-        .output()
-        .unwrap();
+    let over_socket = lagless_e2e::mariadb_cli_socket(
+        &dir.path().join("demo.sock"),
+        "app",
+        "lagless",
+        "SELECT USER(), @@server_id > 1",
+    )
+    .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&over_socket.stdout),
         "app@localhost\t1\n",

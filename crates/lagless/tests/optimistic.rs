@@ -18,6 +18,12 @@ async fn value(c: &mut Conn, id: i64) -> i64 {
 
 /// The server_id of the server a read runs on, as a plain table read: `@@server_id` would take
 /// the transaction to the primary (see `server_dependent` in the routing crate).
+/// Row `id`'s committed `v`, read on the primary directly.
+fn on_primary(primary: &lagless_sandbox::Server, id: i64) -> String {
+    let v = primary.sql(&format!("SELECT v FROM app.o WHERE id = {id}"));
+    v.unwrap().trim().to_string()
+}
+
 async fn server_id(c: &mut Conn) -> u32 {
     let v: String = c
         .query_first(
@@ -107,21 +113,9 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
         assert_eq!(status(&mut c, "optimistic_moved").await, "1");
         // Uncommitted: only this transaction sees it.
         assert_eq!(value(&mut c, 1).await, 11);
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 1")
-                .unwrap()
-                .trim(),
-            "10"
-        );
+        assert_eq!(on_primary(primary, 1), "10");
         c.query_drop("COMMIT").await.unwrap();
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 1")
-                .unwrap()
-                .trim(),
-            "11"
-        );
+        assert_eq!(on_primary(primary, 1), "11");
 
         // The same with prepared statements (COM_STMT_EXECUTE replayed on the primary).
         until_replicas_caught_up(&mut c).await;
@@ -143,13 +137,7 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             .unwrap();
         c.query_drop("COMMIT").await.unwrap();
         assert_eq!(status(&mut c, "optimistic_moved").await, "2");
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 2")
-                .unwrap()
-                .trim(),
-            "25"
-        );
+        assert_eq!(on_primary(primary, 2), "25");
 
         // The primary has newer data than the replica's snapshot showed: the move fails, the
         // transaction is rolled back, and the client is told to retry.
@@ -176,13 +164,7 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
         }
         assert_eq!(status(&mut c, "session_in_transaction").await, "false");
         assert_eq!(status(&mut c, "optimistic_differed").await, "1");
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 3")
-                .unwrap()
-                .trim(),
-            "31"
-        );
+        assert_eq!(on_primary(primary, 3), "31");
         // The retry starts on the primary, and works.
         c.query_drop("BEGIN").await.unwrap();
         assert_eq!(
@@ -194,13 +176,7 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             .await
             .unwrap();
         c.query_drop("COMMIT").await.unwrap();
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 3")
-                .unwrap()
-                .trim(),
-            "131"
-        );
+        assert_eq!(on_primary(primary, 3), "131");
         // And the one after goes back to a replica.
         until_replicas_caught_up(&mut c).await;
         c.query_drop("BEGIN").await.unwrap();
@@ -235,13 +211,7 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             matches!(&err, mysql_async::Error::Server(e) if e.code == 1213),
             "{err:?}"
         );
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 1")
-                .unwrap()
-                .trim(),
-            "11"
-        );
+        assert_eq!(on_primary(primary, 1), "11");
         assert_eq!(status(&mut c, "optimistic_differed").await, "2");
 
         // Autocommit off (PyMySQL's and SQLAlchemy's default): the read that opens the
@@ -276,42 +246,18 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             "primary"
         );
         assert_eq!(value(&mut a, 2).await, 50);
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 2")
-                .unwrap()
-                .trim(),
-            "25"
-        );
+        assert_eq!(on_primary(primary, 2), "25");
         a.query_drop("COMMIT").await.unwrap();
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 2")
-                .unwrap()
-                .trim(),
-            "50"
-        );
+        assert_eq!(on_primary(primary, 2), "50");
         assert_eq!(status(&mut a, "session_autocommit").await, "false");
         // A write with autocommit off and no transaction open: on the primary, and kept
         // uncommitted until COMMIT, as on one server.
         a.query_drop("UPDATE o SET v = 7 WHERE id = 1")
             .await
             .unwrap();
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 1")
-                .unwrap()
-                .trim(),
-            "11"
-        );
+        assert_eq!(on_primary(primary, 1), "11");
         a.query_drop("ROLLBACK").await.unwrap();
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 1")
-                .unwrap()
-                .trim(),
-            "11"
-        );
+        assert_eq!(on_primary(primary, 1), "11");
 
         // The replica dies in the middle of an optimistic transaction: the next statement finds
         // the transaction on the primary, replayed, and the client sees no error.
@@ -331,13 +277,7 @@ fn optimistic_transactions_read_on_replicas_and_move_to_the_primary_to_write() {
             .await
             .unwrap();
         k.query_drop("COMMIT").await.unwrap();
-        assert_eq!(
-            primary
-                .sql("SELECT v FROM app.o WHERE id = 1")
-                .unwrap()
-                .trim(),
-            "12"
-        );
+        assert_eq!(on_primary(primary, 1), "12");
     });
 }
 
@@ -400,23 +340,5 @@ fn sysbench_and_sqlalchemy_through_optimistic_transactions() {
     });
 
     // SQLAlchemy ORM sessions over PyMySQL (autocommit off): tests/python/optimistic.py.
-    let python = std::env::var("LAGLESS_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
-    });
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/python/optimistic.py"
-    );
-    let out = std::process::Command::new(&python)
-        .arg(script)
-        .args(["--port", &env.port().to_string()])
-        .output()
-        .unwrap_or_else(|e| panic!("{python}: {e} (run scripts/setup.sh test)"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains(" 0 failed"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lagless_e2e::python_checks("optimistic.py", &["--port".into(), env.port().to_string()]);
 }

@@ -2,7 +2,7 @@
 //! servers' sockets (`socket` per server), with the `mariadb` CLI and sysbench as clients.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use lagless_e2e::{Env, EnvOptions};
@@ -27,27 +27,9 @@ fn start_with(base: EnvOptions, listener_extra: &str) -> (Env, PathBuf, tempfile
     (env, socket, dir)
 }
 
-/// `mariadb --batch` on the Unix socket `socket`.
+/// `mariadb --batch` on the Unix socket `socket`, as `app`.
 fn cli(socket: &Path, password: &str, sql: &str) -> Output {
-    let mut child = Command::new("mariadb")
-        .args(["--no-defaults", "--protocol=SOCKET"])
-        .arg(format!("--socket={}", socket.display()))
-        .args(["-u", "app"])
-        .arg(format!("-p{password}"))
-        .args(["--batch", "--skip-column-names", "app"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mariadb CLI runs");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    lagless_e2e::mariadb_cli_socket(socket, "app", password, sql).unwrap()
 }
 
 fn rows(socket: &Path, sql: &str) -> Vec<String> {
@@ -211,25 +193,13 @@ fn a_kill_9_of_the_primary_fails_over_with_the_servers_on_sockets() {
 #[test]
 fn python_clients_over_the_socket() {
     let (_env, socket, _dir) = start("");
-    let python = std::env::var("LAGLESS_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
-    });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
-    let out = Command::new(python)
-        .arg(script)
-        // A port nobody listens on: a check that fell back to TCP would fail.
-        .args(["--port", "1"])
-        .arg(format!("--socket={}", socket.display()))
-        .output()
-        .expect("python runs (scripts/setup.sh test)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // A port nobody listens on: a check that fell back to TCP would fail.
+    let args = [
+        "--port".into(),
+        "1".into(),
+        format!("--socket={}", socket.display()),
+    ];
+    let stdout = lagless_e2e::python_checks("clients.py", &args);
     assert!(
         stdout.contains("ok   caching_sha2_full_then_fast"),
         "{stdout}"
