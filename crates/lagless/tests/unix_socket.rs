@@ -162,6 +162,21 @@ fn a_kill_9_of_the_primary_fails_over_with_the_servers_on_sockets() {
         &socket,
         "CREATE TABLE fo_sock (id INT PRIMARY KEY); INSERT INTO fo_sock VALUES (1);",
     );
+    // Replication is asynchronous: kill only once both replicas hold row 1, else the promoted
+    // one may lack it (the loss the failover tests measure, not what this test is about).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for r in env.sandbox.replicas() {
+        while r
+            .sql("SELECT COUNT(*) FROM app.fo_sock")
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some("1")
+        {
+            assert!(std::time::Instant::now() < deadline, "row 1 not replicated");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     env.sandbox.primary().kill().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !cli(&socket, "lagless", "INSERT INTO fo_sock VALUES (2);")
