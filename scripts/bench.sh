@@ -47,7 +47,10 @@
 #                        the same config with `[listener] socket` and every server's `socket`
 #                        set: sysbench on Lagless's Unix socket, Lagless on the servers'
 #                        sockets (all on one host); lagless_socket_tcp = that process over
-#                        TCP (only the servers on sockets: Lagless on the database host).
+#                        TCP (only the servers on sockets: Lagless on the database host);
+#                        lagless_socket_tpc = lagless_socket with the thread_per_core runtime
+#                        (pin_worker_threads = TPC_PIN); haproxy_socket = the same HAProxy
+#                        process on a Unix socket, in front of the primary's socket.
 #                        Backend connection counts (ss -tnp) miss Unix sockets. When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
@@ -87,7 +90,7 @@
 #   BASE_PORT=3410 (primary; replicas 3411, 3412)  LAGLESS_PORT=6043  HAPROXY_PORT=6044
 #   NOMUX_PORT=6045 (lagless_nomux)  PINNED_PORT=6046 (lagless_pinned)  TPC_PORT=6047 (lagless_tpc)
 #   OPTIMISTIC_PORT=6048 (lagless_optimistic)  REPLAY_PORT=6049 (lagless_replay)
-#   SOCKET_PORT=6050 (lagless_socket's TCP port: lagless_socket_tcp)
+#   SOCKET_PORT=6050 (lagless_socket's TCP port: lagless_socket_tcp)  SOCKET_TPC_PORT=6051
 #
 # Every run through a proxy also records the proxy's peak number of established connections to
 # the servers' ports (sampled with `ss -tnp` every 0.5 s during the run): its backend
@@ -139,6 +142,7 @@ TPC_PORT=${TPC_PORT:-6047}
 OPTIMISTIC_PORT=${OPTIMISTIC_PORT:-6048}
 REPLAY_PORT=${REPLAY_PORT:-6049}
 SOCKET_PORT=${SOCKET_PORT:-6050}
+SOCKET_TPC_PORT=${SOCKET_TPC_PORT:-6051}
 TPC_PIN=${TPC_PIN:-true}   # lagless_tpc's pin_worker_threads
 REPLICAS=2
 HOST=127.0.0.1
@@ -152,7 +156,7 @@ PY=$ROOT/.venv/bin/python
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT OPTIMISTIC_PORT REPLAY_PORT SOCKET_PORT CPU_PERIOD_US \
+for v in DURATION ROUNDS TABLES TABLE_SIZE WARMUP BASE_PORT LAGLESS_PORT HAPROXY_PORT NOMUX_PORT PINNED_PORT TPC_PORT OPTIMISTIC_PORT REPLAY_PORT SOCKET_PORT SOCKET_TPC_PORT CPU_PERIOD_US \
   CONNECT IDLE IDLE_HOLD; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
 done
@@ -172,8 +176,8 @@ for m in $PS_MODES $QUOTA_PS_MODE; do
   [[ $m == auto || $m == disable ]] || die "PS_MODES must be auto and/or disable, not '$m'"
 done
 for t in $TARGETS; do
-  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux|lagless_pinned|lagless_tpc|lagless_optimistic|lagless_replay|direct_socket|lagless_socket|lagless_socket_tcp)$ ]] \
-    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, lagless_pinned, lagless_tpc, lagless_optimistic, lagless_replay, direct_socket, lagless_socket, lagless_socket_tcp, not '$t'"
+  [[ $t =~ ^(direct|lagless|haproxy|lagless_nomux|lagless_pinned|lagless_tpc|lagless_optimistic|lagless_replay|direct_socket|lagless_socket|lagless_socket_tcp|lagless_socket_tpc|haproxy_socket)$ ]] \
+    || die "TARGETS: direct, lagless, haproxy, lagless_nomux, lagless_pinned, lagless_tpc, lagless_optimistic, lagless_replay, direct_socket, lagless_socket, lagless_socket_tcp, lagless_socket_tpc, haproxy_socket, not '$t'"
 done
 for t in $TESTS $QUOTA_TEST; do
   [[ $t =~ ^oltp_[a-z_]+(\+[a-z_]+(=[A-Za-z0-9_]+)?)*$ ]] || die "not a sysbench test spec: '$t'"
@@ -286,6 +290,7 @@ TPC_PID=""
 OPTIMISTIC_PID=""
 REPLAY_PID=""
 SOCKET_PID=""
+SOCKET_TPC_PID=""
 SANDBOX_STARTED=""
 cleaned=""
 CG_DIRS=()    # cgroups we created
@@ -350,6 +355,7 @@ cleanup() {
   stop_pid "$OPTIMISTIC_PID" lagless_optimistic
   stop_pid "$REPLAY_PID" lagless_replay
   stop_pid "$SOCKET_PID" lagless_socket
+  stop_pid "$SOCKET_TPC_PID" lagless_socket_tpc
   if [ -n "$SANDBOX_STARTED" ]; then
     "$LAGLESS" --log warn sandbox down --dir "$SANDBOX" >/dev/null 2>&1 \
       || log "could not stop the sandbox: lagless sandbox down --dir $SANDBOX"
@@ -376,8 +382,8 @@ if [ -n "$CPU_QUOTA" ]; then
   done
 fi
 for p in $(seq "$BASE_PORT" $((BASE_PORT + REPLICAS))) "$LAGLESS_PORT" "$HAPROXY_PORT" "$NOMUX_PORT" \
-  "$PINNED_PORT" "$TPC_PORT" "$OPTIMISTIC_PORT" "$REPLAY_PORT" "$SOCKET_PORT"; do
-  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT/PINNED_PORT/TPC_PORT/OPTIMISTIC_PORT/REPLAY_PORT/SOCKET_PORT"; fi
+  "$PINNED_PORT" "$TPC_PORT" "$OPTIMISTIC_PORT" "$REPLAY_PORT" "$SOCKET_PORT" "$SOCKET_TPC_PORT"; do
+  if listening "$p"; then die "port $p is in use by another process; set BASE_PORT/LAGLESS_PORT/HAPROXY_PORT/NOMUX_PORT/PINNED_PORT/TPC_PORT/OPTIMISTIC_PORT/REPLAY_PORT/SOCKET_PORT/SOCKET_TPC_PORT"; fi
 done
 
 wait_port() { # port pid name
@@ -499,20 +505,34 @@ if [[ " $TARGETS " == *" lagless_replay "* ]]; then
   start_variant_with lagless_replay "$REPLAY_PORT" REPLAY_PID failover transaction_replay
 fi
 LAGLESS_SOCKET=$WORK/lagless.sock
-if [[ " $TARGETS " == *" lagless_socket"* ]]; then
-  BENCH_LAGLESS_SOCKET=$LAGLESS_SOCKET BENCH_STATUS=$WORK/status.json \
-    start_variant lagless_socket "$SOCKET_PORT" SOCKET_PID '
+LAGLESS_TPC_SOCKET=$WORK/lagless_tpc.sock
+# lagless's config with [listener] socket = $1 and every server's socket set (edits `text`).
+socket_edit() {
+  echo '
 import json, os
-text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nsocket = \"" + os.environ["BENCH_LAGLESS_SOCKET"] + "\"", text, count=1)
+text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nsocket = \"'"$1"'\"", text, count=1)
 for s in json.load(open(os.environ["BENCH_STATUS"]))["servers"]:
     text = text.replace("address = \"%s:%s\"" % (s["host"], s["port"]),
                         "address = \"%s:%s\"\nsocket = \"%s\"" % (s["host"], s["port"], s["socket"]), 1)
+'
+}
+if [[ " $TARGETS " == *" lagless_socket "* || " $TARGETS " == *" lagless_socket_tcp "* ]]; then
+  BENCH_STATUS=$WORK/status.json \
+    start_variant lagless_socket "$SOCKET_PORT" SOCKET_PID "$(socket_edit "$LAGLESS_SOCKET")"
+fi
+if [[ " $TARGETS " == *" lagless_socket_tpc "* ]]; then
+  BENCH_STATUS=$WORK/status.json start_variant lagless_socket_tpc "$SOCKET_TPC_PORT" SOCKET_TPC_PID \
+    "$(socket_edit "$LAGLESS_TPC_SOCKET")"'
+text = re.sub(r"(?m)^\s*runtime\s*=.*$", "", text)
+text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core\"\npin_worker_threads = " + os.environ["TPC_PIN"], text, count=1)
 '
 fi
 PRIMARY_SOCKET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["servers"][0]["socket"])' "$WORK/status.json")
 
 # --- haproxy -----------------------------------------------------------------------------------
+HAPROXY_SOCKET=$WORK/haproxy.sock
 sed -e "s|@LISTEN@|$HOST:$HAPROXY_PORT|" -e "s|@BACKEND@|$HOST:$BASE_PORT|" \
+  -e "s|@SOCKET@|$HAPROXY_SOCKET|" -e "s|@BACKEND_SOCKET@|$PRIMARY_SOCKET|" \
   -e "s|@PIDFILE@|$WORK/haproxy.pid|" -e "s|@MAXCONN@|$HAPROXY_MAXCONN|" \
   scripts/bench/haproxy.cfg >"$WORK/haproxy.cfg"
 "$HAPROXY" -c -q -f "$WORK/haproxy.cfg" || die "haproxy refuses $WORK/haproxy.cfg"
@@ -525,23 +545,27 @@ declare -A PORT=([direct]=$BASE_PORT [lagless]=$LAGLESS_PORT [lagless_gtid_wait]
   [haproxy]=$HAPROXY_PORT [lagless_nomux]=$NOMUX_PORT [lagless_pinned]=$PINNED_PORT
   [lagless_tpc]=$TPC_PORT [lagless_optimistic]=$OPTIMISTIC_PORT
   [lagless_replay]=$REPLAY_PORT [direct_socket]=$BASE_PORT [lagless_socket]=$SOCKET_PORT
-  [lagless_socket_tcp]=$SOCKET_PORT)
+  [lagless_socket_tcp]=$SOCKET_PORT [lagless_socket_tpc]=$SOCKET_TPC_PORT
+  [haproxy_socket]=$HAPROXY_PORT)
 declare -A PID=([direct]="" [lagless]=$PROXY_PID [lagless_gtid_wait]=$PROXY_PID [haproxy]=$HAPROXY_PID
   [lagless_nomux]=$NOMUX_PID [lagless_pinned]=$PINNED_PID
   [lagless_tpc]=$TPC_PID [lagless_optimistic]=$OPTIMISTIC_PID
   [lagless_replay]=$REPLAY_PID [direct_socket]="" [lagless_socket]=$SOCKET_PID
-  [lagless_socket_tcp]=$SOCKET_PID)
+  [lagless_socket_tcp]=$SOCKET_PID [lagless_socket_tpc]=$SOCKET_TPC_PID
+  [haproxy_socket]=$HAPROXY_PID)
 declare -A USR=([direct]=$APP_USER [lagless]=$APP_USER [lagless_gtid_wait]=$GW_USER
   [haproxy]=$APP_USER [lagless_nomux]=$APP_USER [lagless_pinned]=$APP_USER
   [lagless_tpc]=$APP_USER [lagless_optimistic]=$APP_USER
   [lagless_replay]=$APP_USER [direct_socket]=$APP_USER [lagless_socket]=$APP_USER
-  [lagless_socket_tcp]=$APP_USER)
+  [lagless_socket_tcp]=$APP_USER [lagless_socket_tpc]=$APP_USER [haproxy_socket]=$APP_USER)
 # How sysbench reaches each target: TCP to PORT, or a Unix socket (host localhost: with an IP
 # the client library would use TCP and ignore the socket).
 declare -A SB_CONN
 for t in "${!PORT[@]}"; do SB_CONN[$t]="--mysql-host=$HOST --mysql-port=${PORT[$t]}"; done
 SB_CONN[direct_socket]="--mysql-host=localhost --mysql-socket=$PRIMARY_SOCKET"
 SB_CONN[lagless_socket]="--mysql-host=localhost --mysql-socket=$LAGLESS_SOCKET"
+SB_CONN[lagless_socket_tpc]="--mysql-host=localhost --mysql-socket=$LAGLESS_TPC_SOCKET"
+SB_CONN[haproxy_socket]="--mysql-host=localhost --mysql-socket=$HAPROXY_SOCKET"
 read -r -a TARGET_LIST <<<"$TARGETS"
 ALL_TARGETS=("${TARGET_LIST[@]}")
 if [[ -n $GW_USER && " $TARGETS " == *" lagless "* && " $TESTS " == *" oltp_read_write"* ]]; then
@@ -642,7 +666,7 @@ NOFILE_NOW=$(ulimit -n)
 export BENCH_DATE=$DATE BENCH_HAPROXY=$HAPROXY BENCH_MARIADB_VERSION=$MARIADB_VERSION \
   BENCH_TESTS="$TESTS" BENCH_THREADS="$THREADS" BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS \
   BENCH_WARMUP=$WARMUP BENCH_TABLES=$TABLES BENCH_TABLE_SIZE=$TABLE_SIZE BENCH_BASE_PORT=$BASE_PORT \
-  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_OPTIMISTIC_PORT=$OPTIMISTIC_PORT BENCH_REPLAY_PORT=$REPLAY_PORT BENCH_SOCKET_PORT=$SOCKET_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
+  BENCH_LAGLESS_PORT=$LAGLESS_PORT BENCH_HAPROXY_PORT=$HAPROXY_PORT BENCH_NOMUX_PORT=$NOMUX_PORT BENCH_PINNED_PORT=$PINNED_PORT BENCH_TPC_PORT=$TPC_PORT BENCH_OPTIMISTIC_PORT=$OPTIMISTIC_PORT BENCH_REPLAY_PORT=$REPLAY_PORT BENCH_SOCKET_PORT=$SOCKET_PORT BENCH_SOCKET_TPC_PORT=$SOCKET_TPC_PORT BENCH_TPC_PIN=$TPC_PIN BENCH_PS_MODES="$PS_MODES" \
   BENCH_TARGETS="${ALL_TARGETS[*]}" BENCH_CONSISTENCY=$LAGLESS_CONSISTENCY \
   BENCH_GTID_WAIT_MS=$GTID_WAIT_MS BENCH_CPU_QUOTA=$CPU_QUOTA BENCH_QUOTA_TEST=$QUOTA_TEST \
   BENCH_QUOTA_THREADS="$QUOTA_THREADS" BENCH_QUOTA_PS_MODE=$QUOTA_PS_MODE BENCH_CONNECT=$CONNECT \

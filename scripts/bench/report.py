@@ -406,7 +406,10 @@ def cmd_report(runs_path, meta_path, out_md, out_json, quota_path=None, conn_pat
         "second Lagless process with `[failover] transaction_replay = true`; direct_socket = "
         "the primary over its Unix socket; lagless_socket = a second Lagless process with "
         "`[listener] socket` and every server's `socket` set, sysbench on its Unix socket; "
-        "lagless_socket_tcp = that process over TCP (only the servers on sockets). "
+        "lagless_socket_tcp = that process over TCP (only the servers on sockets); "
+        "lagless_socket_tpc = lagless_socket with `runtime = \"thread_per_core\"` "
+        f"(`pin_worker_threads = {p.get('tpc_pin', 'true')}`); haproxy_socket = the same "
+        "HAProxy on a Unix socket in front of the primary's socket. "
         "Everything (servers, proxies, sysbench) shares this machine's "
         "cores."
     )
@@ -627,7 +630,8 @@ def cmd_meta():
                       "lagless_tpc": int(env.get("BENCH_TPC_PORT") or 0),
                       "lagless_optimistic": int(env.get("BENCH_OPTIMISTIC_PORT") or 0),
                       "lagless_replay": int(env.get("BENCH_REPLAY_PORT") or 0),
-                      "lagless_socket": int(env.get("BENCH_SOCKET_PORT") or 0)},
+                      "lagless_socket": int(env.get("BENCH_SOCKET_PORT") or 0),
+                      "lagless_socket_tpc": int(env.get("BENCH_SOCKET_TPC_PORT") or 0)},
             "tpc_pin": env.get("BENCH_TPC_PIN", "true"),
             "cpu_quota": env.get("BENCH_CPU_QUOTA") or None,
             "quota_test": env.get("BENCH_QUOTA_TEST"),
