@@ -19,7 +19,8 @@
 # off so that only statements are counted), warms it up with sysbench oltp_point_select (text
 # protocol, 1 thread), turns instrumentation on with callgrind_control for N events, off again, and
 # divides the proxy's instructions (every thread: the multi-threaded runtime as in production)
-# by the queries sysbench reports. LAGLESS_BIN skips the build.
+# by the queries sysbench reports. LAGLESS_BIN skips the build. LISTENER_TOML adds keys to the
+# proxy's [listener] section, e.g. LISTENER_TOML='runtime = "thread_per_core"'.
 #
 # Both print instructions per statement and the top inclusive and exclusive costs; the raw files
 # stay in OUT for callgrind_annotate / kcachegrind.
@@ -80,6 +81,12 @@ if [ "$MODE" = proxy ]; then
   BENCH_CONSISTENCY=eventual python3 scripts/bench/report.py config "$WORK/status.json" \
     "$WORK/passwd.txt" "$HOST:$LAGLESS_PORT" >"$WORK/lagless.toml"
   printf '\n[monitor]\nenabled = false\n\n[admin]\nenabled = false\n' >>"$WORK/lagless.toml"
+  if [ -n "${LISTENER_TOML:-}" ]; then
+    LISTENER_TOML=$LISTENER_TOML python3 -c 'import os, re, sys
+p = sys.argv[1]
+text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\n" + os.environ["LISTENER_TOML"], open(p).read(), count=1)
+open(p, "w").write(text)' "$WORK/lagless.toml"
+  fi
   # Replicas catch up with the prepared table before reads go there.
   sleep 2
   file="$OUT/callgrind.proxy.$rev.out"

@@ -35,6 +35,8 @@ pub struct EnvOptions {
     pub listener_extra: String,
     /// Extra TOML appended to the `[timeouts]` table (e.g. `handshake_ms = 1000`).
     pub timeouts_extra: String,
+    /// `[timeouts] shutdown_grace_ms` (3000: tests that stop the proxy do not wait long).
+    pub shutdown_grace_ms: u64,
     /// TOML appended at the end (e.g. `[routing]` or `[[rules]]` tables).
     pub extra: String,
     /// Semi-synchronous replication (AFTER_SYNC) in the sandbox.
@@ -52,6 +54,7 @@ impl Default for EnvOptions {
             replicas: 2,
             listener_extra: String::new(),
             timeouts_extra: String::new(),
+            shutdown_grace_ms: 3000,
             extra: String::new(),
             semi_sync: false,
             standby: false,
@@ -242,8 +245,8 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
         s
     };
     let mut t = format!(
-        "[listener]\naddress = \"127.0.0.1:{port}\"\n{}\n\n[timeouts]\nshutdown_grace_ms = 3000\n{}\n\n",
-        opts.listener_extra, opts.timeouts_extra
+        "[listener]\naddress = \"127.0.0.1:{port}\"\n{}\n\n[timeouts]\nshutdown_grace_ms = {}\n{}\n\n",
+        opts.listener_extra, opts.shutdown_grace_ms, opts.timeouts_extra
     );
     t += &user("app", "lagless", true, true);
     t += &user("sha2only", "sha2pass", false, true);

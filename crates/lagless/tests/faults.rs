@@ -227,6 +227,39 @@ fn sigterm_lets_the_statement_in_flight_finish() {
     assert!(status.success(), "clean exit: {status}");
 }
 
+/// Idle sessions end at once on SIGTERM: the grace period is for statements in flight, and
+/// here it is long enough that a session waiting it out would show.
+#[test]
+fn sigterm_closes_idle_sessions_at_once() {
+    let mut env = start(EnvOptions {
+        shutdown_grace_ms: 30_000,
+        ..EnvOptions::default()
+    });
+    let url = env.url();
+    let runtime = rt();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut c = runtime
+            .block_on(mysql_async::Conn::from_url(url.clone()))
+            .unwrap();
+        let one: Option<i64> = runtime.block_on(c.query_first("SELECT 1")).unwrap();
+        assert_eq!(one, Some(1));
+        idle.push(c);
+    }
+    let start = std::time::Instant::now();
+    let status = env.proxy.terminate(Duration::from_secs(20)).unwrap();
+    assert!(status.success(), "clean exit: {status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "idle sessions held the proxy for {:?} (grace 30 s)",
+        start.elapsed()
+    );
+    for mut c in idle {
+        let r: Result<Option<i64>, _> = runtime.block_on(c.query_first("SELECT 1"));
+        assert!(r.is_err(), "an idle session outlived the proxy");
+    }
+}
+
 #[test]
 fn connection_limit_refuses_with_1040() {
     let env = start(EnvOptions {

@@ -78,13 +78,19 @@ async fn serve(
     if !engine.open().await? {
         return Ok(());
     }
+    // Made once: a `cancelled()` future made per statement would join and leave the token's
+    // waiter list (two lock round trips) every time; a kept one stays registered.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let hold = engine.holds_connection();
         let packet = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(()),
+            () = &mut cancelled => return Ok(()),
             p = engine.client.read_packet() => p,
-            () = tokio::time::sleep(ctx.config.pool.hold), if hold => {
+            // In a block: select! evaluates every branch's expression, even a disabled one,
+            // and a Sleep made per statement reads the clock.
+            () = async { tokio::time::sleep(ctx.config.pool.hold).await }, if hold => {
                 engine.release_held();
                 continue;
             }
