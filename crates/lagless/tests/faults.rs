@@ -227,6 +227,37 @@ fn sigterm_lets_the_statement_in_flight_finish() {
     assert!(status.success(), "clean exit: {status}");
 }
 
+/// A statement still running when the grace period ends is cut off: the proxy exits and the
+/// client gets an error, not a hang.
+#[test]
+fn sigterm_closes_a_long_statement_after_the_grace_period() {
+    let mut env = start(EnvOptions {
+        shutdown_grace_ms: 500,
+        ..EnvOptions::default()
+    });
+    let url = env.url();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        rt().block_on(async {
+            let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+            tx.send(()).unwrap();
+            let r: Result<Option<i64>, _> = c.query_first("SELECT SLEEP(20)").await;
+            r.is_err()
+        })
+    });
+    rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    let status = env.proxy.terminate(Duration::from_secs(15)).unwrap();
+    assert!(status.success(), "clean exit: {status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "exited {:?} after SIGTERM (grace 0.5 s)",
+        start.elapsed()
+    );
+    assert!(client.join().unwrap(), "the cut statement got an error");
+}
+
 /// Idle sessions end at once on SIGTERM: the grace period is for statements in flight, and
 /// here it is long enough that a session waiting it out would show.
 #[test]

@@ -35,6 +35,7 @@ pub mod pool;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod session_stop;
 pub mod stmt_cache;
 
 pub use context::ProxyContext;

@@ -16,6 +16,7 @@ use crate::context::ProxyContext;
 use crate::error::err_packet;
 use crate::peer::Peer;
 use crate::session::run_session;
+use crate::session_stop::SessionStops;
 
 /// How a caller stops [`serve`]: `shutdown` stops accepting and closes idle sessions; statements
 /// in flight get the configured grace period before their connections are closed.
@@ -94,7 +95,7 @@ pub async fn serve_on(
     let listener = listener.into();
     let limit = Arc::new(Semaphore::new(ctx.config.listener.max_connections as usize));
     let tracker = TaskTracker::new();
-    let hard = CancellationToken::new();
+    let stops = SessionStops::new();
     info!(address = %listener.tcp.local_addr()?, "accepting clients");
     if let Some(u) = &listener.unix {
         info!(socket = ?u.local_addr()?.as_pathname(), "accepting clients");
@@ -122,7 +123,7 @@ pub async fn serve_on(
             ));
             continue;
         };
-        let (ctx, idle, hard) = (ctx.clone(), signals.shutdown.clone(), hard.clone());
+        let (ctx, stops) = (ctx.clone(), stops.clone());
         let (shard, stream) = if workers.is_empty() {
             (0, Accepted::Here(stream))
         } else {
@@ -141,7 +142,7 @@ pub async fn serve_on(
         ctx.worker_sessions[shard].fetch_add(1, Ordering::Relaxed);
         let session = tracker.track_future(async move {
             match stream.registered_here() {
-                Ok(stream) => run_session(stream, peer, shard, ctx.clone(), idle, hard).await,
+                Ok(stream) => run_session(stream, peer, shard, ctx.clone(), stops).await,
                 Err(e) => warn!(error = %e, "a worker cannot take a client connection"),
             }
             ctx.worker_sessions[shard].fetch_sub(1, Ordering::Relaxed);
@@ -153,6 +154,7 @@ pub async fn serve_on(
         }
     }
     drop(listener);
+    stops.stop_idle();
     tracker.close();
     let grace = ctx.config.timeouts.shutdown_grace;
     info!(
@@ -165,7 +167,7 @@ pub async fn serve_on(
             sessions = tracker.len(),
             "grace period over; closing remaining sessions"
         );
-        hard.cancel();
+        stops.stop_all();
         tracker.wait().await;
     }
     info!("all sessions closed");

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use lagless_backend::NetStream;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
 use crate::client::ClientConn;
@@ -14,6 +13,7 @@ use crate::engine::{Engine, Flow};
 use crate::error::SessionError;
 use crate::handshake;
 use crate::peer::Peer;
+use crate::session_stop::{SessionStop, SessionStops};
 
 /// Serves one client connection to its end, on the worker runtime of pool shard `shard`.
 /// Errors are logged here, in the connection's task.
@@ -22,16 +22,17 @@ pub async fn run_session(
     peer: Peer,
     shard: usize,
     ctx: Arc<ProxyContext>,
-    idle_shutdown: CancellationToken,
-    hard_shutdown: CancellationToken,
+    stops: Arc<SessionStops>,
 ) {
     let connection_id = ctx.next_connection_id();
     let span = info_span!("session", id = connection_id, %peer);
     async move {
         ctx.stats.connections_active.fetch_add(1, Ordering::Relaxed);
+        let stop = stops.join();
         let result = tokio::select! {
-            r = serve(stream, peer, shard, &ctx, connection_id, &idle_shutdown) => r,
-            _ = hard_shutdown.cancelled() => Ok(()),
+            biased;
+            r = serve(stream, peer, shard, &ctx, connection_id, &stop) => r,
+            () = stop.hard() => Ok(()),
         };
         ctx.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
         match result {
@@ -49,7 +50,7 @@ async fn serve(
     shard: usize,
     ctx: &Arc<ProxyContext>,
     connection_id: u32,
-    shutdown: &CancellationToken,
+    stop: &SessionStop,
 ) -> Result<(), SessionError> {
     let _ = stream.set_nodelay(true);
     let mut client = ClientConn::new(stream, ctx.config.listener.max_allowed_packet);
@@ -78,15 +79,11 @@ async fn serve(
     if !engine.open().await? {
         return Ok(());
     }
-    // Made once: a `cancelled()` future made per statement would join and leave the token's
-    // waiter list (two lock round trips) every time; a kept one stays registered.
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
     loop {
         let hold = engine.holds_connection();
         let packet = tokio::select! {
             biased;
-            () = &mut cancelled => return Ok(()),
+            () = stop.idle() => return Ok(()),
             p = engine.client.read_packet() => p,
             // In a block: select! evaluates every branch's expression, even a disabled one,
             // and a Sleep made per statement reads the clock.
