@@ -99,17 +99,27 @@ impl Env {
         // A port found free can be taken before the server binds it (CI saw it once, with
         // 11 sandboxes starting at once).
         let sandbox = lagless_sandbox::up_on_free_ports(&mut up, 3)?;
-        let port = free_port()?;
-        let admin_port = free_port()?;
-        let mut opts = opts.clone();
-        opts.extra = format!(
-            "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
-            opts.extra
-        );
-        let config = config_toml(&sandbox, port, &opts);
-        let config_path = dir.path().join("lagless.toml");
-        std::fs::write(&config_path, config)?;
-        let proxy = ProxyProcess::spawn(bin, &config_path, dir.path(), port)?;
+        // The proxy's two ports, found free, can be taken by another test before it binds
+        // them (CI saw the admin port taken once): pick again then.
+        let mut attempt = 0;
+        let (proxy, admin_port) = loop {
+            attempt += 1;
+            let port = free_port()?;
+            let admin_port = free_port()?;
+            let mut opts = opts.clone();
+            opts.extra = format!(
+                "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
+                opts.extra
+            );
+            let config = config_toml(&sandbox, port, &opts);
+            let config_path = dir.path().join("lagless.toml");
+            std::fs::write(&config_path, config)?;
+            match ProxyProcess::spawn(bin, &config_path, dir.path(), port) {
+                Ok(proxy) => break (proxy, admin_port),
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {}
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Env {
             admin_port,
             proxy,

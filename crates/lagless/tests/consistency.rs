@@ -277,3 +277,97 @@ fn every_mode_under_real_lag() {
         );
     });
 }
+
+/// A replica that has not applied a schema change answers "no such table" (or column); such a
+/// read, text or prepared, runs on the primary instead, and only an error the primary gives
+/// too reaches the client.
+#[test]
+fn a_read_of_what_the_replicas_lack_runs_on_the_primary() {
+    let env = Env::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
+        &EnvOptions::default(),
+    )
+    .unwrap();
+    rt().block_on(async {
+        let mut setup = conn(&env, "gtid").await;
+        setup
+            .query_drop("CREATE TABLE widened (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        setup
+            .query_drop("INSERT INTO widened VALUES (1)")
+            .await
+            .unwrap();
+        for i in 1..=2 {
+            env.sandbox
+                .wait_caught_up(i, Duration::from_secs(10))
+                .unwrap();
+        }
+        env.sandbox.lag(1, LagAction::StopSql).unwrap();
+        env.sandbox.lag(2, LagAction::StopSql).unwrap();
+        setup
+            .query_drop("CREATE TABLE fresh (id INT PRIMARY KEY, v INT)")
+            .await
+            .unwrap();
+        setup
+            .query_drop("INSERT INTO fresh VALUES (1, 10)")
+            .await
+            .unwrap();
+        setup
+            .query_drop("ALTER TABLE widened ADD COLUMN extra INT NOT NULL DEFAULT 7")
+            .await
+            .unwrap();
+        let primary_id: u32 = setup
+            .query_first("/* lagless:primary */ SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+
+        // Another session, reading from the replicas.
+        let mut reader = conn(&env, "eventual").await;
+        let replica_id: u32 = reader
+            .query_first("SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(replica_id, primary_id, "the session reads from a replica");
+        let (v, sid): (i32, u32) = reader
+            .query_first("SELECT v, @@server_id FROM fresh WHERE id = 1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((v, sid), (10, primary_id), "text read of a new table");
+        let v: Option<i32> = reader
+            .exec_first("SELECT v FROM fresh WHERE id = ?", (1,))
+            .await
+            .unwrap();
+        assert_eq!(v, Some(10), "prepared read of a new table");
+        let extra: Option<i32> = reader
+            .query_first("SELECT extra FROM widened WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(extra, Some(7), "read of a new column");
+        let err = reader
+            .query_drop("SELECT * FROM never_created")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, mysql_async::Error::Server(ref e) if e.code == 1146),
+            "{err:?}"
+        );
+        // Text, prepare, execute, column, and the missing table's first try.
+        assert_eq!(
+            lagless_e2e::lagless_status(&mut reader, "reads_schema_behind_to_primary").await,
+            "5"
+        );
+        // The session's replica was not set aside: its next plain read is served there.
+        let sid: u32 = reader
+            .query_first("SELECT @@server_id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sid, replica_id);
+    });
+    env.sandbox.lag(1, LagAction::Resume).unwrap();
+    env.sandbox.lag(2, LagAction::Resume).unwrap();
+}

@@ -15,6 +15,8 @@ use lagless_routing::gtid::MariaPos;
 use lagless_routing::{ClusterView, ServerRef};
 use tokio::time::Instant;
 
+use crate::wakers::{WakerSet, WakerSlot};
+
 /// Statement classes counted per server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
@@ -56,10 +58,10 @@ pub struct ClusterState {
     /// Per cluster: a failover is running (writes wait for it).
     failing_over: Vec<AtomicBool>,
     /// Woken when a failover names a new primary (statements waiting on the old one end) and
-    /// when the monitor finds a server unreachable (reads waiting on it end). One Notify for
-    /// both: every statement registers with it (see `until_demoted`), so one registration is
-    /// half the cost of two.
-    demotions: tokio::sync::Notify,
+    /// when the monitor finds a server unreachable (reads waiting on it end). One set for
+    /// both; each session joins it once ([`ClusterState::watch_demotions`]), as every
+    /// statement waits on it (see `until_demoted`).
+    demotions: Arc<WakerSet>,
     /// Woken when a primary's binlog stream publishes where its latest transaction ends
     /// (reads waiting for their write's position, see [`ClusterState::await_write_position`]).
     write_positions: tokio::sync::Notify,
@@ -121,7 +123,7 @@ impl ClusterState {
                 .iter()
                 .map(|_| Arc::new(tokio::sync::Notify::new()))
                 .collect(),
-            demotions: tokio::sync::Notify::new(),
+            demotions: WakerSet::new(),
             write_positions: tokio::sync::Notify::new(),
             primary_positions: {
                 use lagless_config::StreamPrimary as S;
@@ -263,7 +265,7 @@ impl ClusterState {
             };
             let was_down = stats.monitor_down.swap(!o.reachable, Ordering::Relaxed);
             if !o.reachable && !was_down {
-                self.demotions.notify_waiters();
+                self.demotions.wake_all();
             }
             let healthy = o.reachable
                 && stats.down_until_ms.load(Ordering::Relaxed) == 0
@@ -528,27 +530,33 @@ impl ClusterState {
                 }
             }
         });
-        self.demotions.notify_waiters();
+        self.demotions.wake_all();
+    }
+
+    /// A session's membership of the tasks woken by a demotion, for [`Self::until_demoted`].
+    pub fn watch_demotions(&self) -> WakerSlot {
+        self.demotions.join()
     }
 
     /// Runs `fut` unless `r` is lost first: then `None`. A primary is lost when it is fenced
     /// (demoted by a failover): a statement waiting on a hung primary ends this way once a
     /// replica is promoted. A replica is lost when the monitor finds it unreachable (a paused
-    /// or hung server): the read waiting on it can go elsewhere.
+    /// or hung server): the read waiting on it can go elsewhere. `watch` is the calling
+    /// session's (see [`Self::watch_demotions`]).
     pub async fn until_demoted<T>(
         &self,
         r: ServerRef,
+        watch: &WakerSlot,
         fut: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        let demoted = async {
-            loop {
-                let woken = self.demotions.notified();
-                if self.is_fenced(r) || (self.monitor_down(r) && !self.is_primary(r)) {
-                    return;
-                }
-                woken.await;
+        let demoted = std::future::poll_fn(|cx| {
+            watch.register(cx.waker());
+            if self.is_fenced(r) || (self.monitor_down(r) && !self.is_primary(r)) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
             }
-        };
+        });
         // Biased: no random draw per statement, and the statement is polled first.
         tokio::select! {
             biased;

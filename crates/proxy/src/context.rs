@@ -75,6 +75,9 @@ pub struct Stats {
     pub read_retries: AtomicU64,
     /// Reads sent to the primary because the replica had not applied the session's last write.
     pub reads_behind: AtomicU64,
+    /// Reads run again on the primary after their replica answered "no such table" (or
+    /// database, column, function): a schema change it had not applied yet.
+    pub reads_schema_behind: AtomicU64,
 }
 
 impl ProxyContext {

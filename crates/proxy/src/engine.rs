@@ -41,6 +41,7 @@ use crate::error::{err_packet, SessionError};
 use crate::handshake::ClientIdentity;
 use crate::peer::Peer;
 use crate::relay::{command, relay_response, Relayed};
+use crate::wakers::WakerSlot;
 use prepared::Statements;
 use state::TrackedState;
 
@@ -82,6 +83,8 @@ pub struct Engine {
     conn_state: bool,
     /// The open transaction's statements, to replay it elsewhere (see [`trx_replay`]).
     trx_log: Option<trx_replay::TrxLog>,
+    /// Woken when a server is demoted: a statement waiting on it ends (`until_demoted`).
+    demotion_watch: WakerSlot,
 }
 
 /// What to send once the server is known.
@@ -103,6 +106,9 @@ enum Attempt {
     ServerError(lagless_protocol::ok_err::ErrPacket),
     /// The replica has not applied the session's last write: the read goes to the primary.
     Behind,
+    /// The replica answered with an error that may mean it lags behind a schema change (the
+    /// code; the client saw nothing): the read goes to the primary.
+    SchemaBehind(u16),
     /// The session cannot go on.
     Fatal(SessionError),
 }
@@ -138,7 +144,9 @@ impl Engine {
         let mut routing = routing;
         routing.consistency = consistency;
         let tracked = TrackedState::new(identity.database.clone());
+        let demotion_watch = ctx.cluster.watch_demotions();
         Engine {
+            demotion_watch,
             ctx,
             config,
             client,
@@ -616,6 +624,17 @@ impl Engine {
                         ..self.primary_plan()
                     };
                 }
+                Err(Attempt::SchemaBehind(code)) => {
+                    debug!(server = %self.server_name(server), code, "the replica lacks what the read names; running it on the primary");
+                    self.ctx
+                        .stats
+                        .reads_schema_behind
+                        .fetch_add(1, Ordering::Relaxed);
+                    plan = RoutePlan {
+                        reason: Reason::ReplicaLacksSchema(code),
+                        ..self.primary_plan()
+                    };
+                }
                 Err(Attempt::ServerError(err)) => {
                     self.client.queue_err(reply_seq, &err);
                     self.client.flush().await?;
@@ -740,8 +759,11 @@ impl Engine {
             stmts,
             routing,
             ctx,
+            demotion_watch,
             ..
         } = self;
+        // A replica's "no such table" may be schema lag: the read is run on the primary then.
+        let divert_schema_lag = plan.kind == TargetKind::Replica && !routing.trx.active;
         let conn = backends.get(config, server).await.map_err(|e| match e {
             SessionError::PoolExhausted { .. } => match e.to_err_packet() {
                 Some(err) => Attempt::ServerError(err),
@@ -781,7 +803,7 @@ impl Engine {
         let payload: Cow<'_, [u8]> = match out {
             Outgoing::Packet(p) => Cow::Borrowed(&p.payload[..]),
             Outgoing::Execute(id, payload) => {
-                match prepared_execute(stmts, *id, payload, conn).await {
+                match prepared_execute(stmts, *id, payload, conn, divert_schema_lag).await {
                     Ok(()) => Cow::Borrowed(&stmts.exec_buf[..]),
                     Err(a) => {
                         if matches!(a, Attempt::Retryable(_)) {
@@ -823,7 +845,7 @@ impl Engine {
         // A kept transaction's results are remembered, to check them when it is replayed.
         let digest =
             plan.reason == Reason::OptimisticTransaction || config.failover.transaction_replay;
-        let relay = relay_response(conn, client, expect, digest, |ok| {
+        let relay = relay_response(conn, client, expect, digest, divert_schema_lag, |ok| {
             tracked.learn(ok, caps);
             // Published before the OK reaches the client: a `global` read the client then
             // makes on another connection must already see it.
@@ -833,7 +855,11 @@ impl Engine {
         });
         // A primary that hangs is failed over without answering: the statement waiting on it
         // then ends with an error (outcome unknown) instead of waiting forever.
-        let Some(outcome) = ctx.cluster.until_demoted(server, relay).await else {
+        let Some(outcome) = ctx
+            .cluster
+            .until_demoted(server, demotion_watch, relay)
+            .await
+        else {
             let answering = backends.existing(server).is_some_and(|c| c.answering);
             backends.drop_conn(server);
             let name = config.clusters[server.cluster].servers[server.server]
@@ -854,7 +880,10 @@ impl Engine {
             Ok(relayed) => {
                 tracked.mark_synced(conn);
                 conn.clean = true;
-                Ok(relayed)
+                match relayed.diverted_error {
+                    Some(code) => Err(Attempt::SchemaBehind(code)),
+                    None => Ok(relayed),
+                }
             }
             Err(r) => {
                 backends.drop_conn(server);
@@ -1126,6 +1155,7 @@ async fn prepared_execute(
     id: u32,
     payload: &[u8],
     conn: &mut crate::backends::BackendConn,
+    divert_schema_lag: bool,
 ) -> Result<(), Attempt> {
     let server = conn.server;
     let Some(stmt) = stmts.map.get_mut(&id) else {
@@ -1145,6 +1175,9 @@ async fn prepared_execute(
                 .await
                 .map_err(Attempt::Retryable)?;
             if let Some(err) = reply.error {
+                if divert_schema_lag && lagless_routing::schema_lag::may_be_schema_lag(err.code) {
+                    return Err(Attempt::SchemaBehind(err.code));
+                }
                 return Err(Attempt::ServerError(err));
             }
             let b = reply

@@ -37,6 +37,7 @@ pub mod server;
 pub mod session;
 pub mod session_stop;
 pub mod stmt_cache;
+pub mod wakers;
 
 pub use context::ProxyContext;
 pub use peer::Peer;

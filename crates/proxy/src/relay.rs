@@ -21,6 +21,9 @@ use crate::backends::BackendConn;
 use crate::client::ClientConn;
 use crate::error::SessionError;
 
+/// The first byte of an ERR packet.
+const ERR_HEADER: u8 = 0xFF;
+
 const READ_CHUNK: usize = 64 * 1024;
 
 /// What the relay learned about the response.
@@ -37,6 +40,9 @@ pub struct Relayed {
     pub insert_id: u64,
     /// What the result said (rows and error code), when asked for (see [`ResultDigest`]).
     pub digest: u64,
+    /// The response was an error that may mean schema lag, read and not forwarded (see
+    /// `divert_schema_lag` of [`relay_response`]): its code.
+    pub diverted_error: Option<u16>,
 }
 
 /// What a result said, in 64 bits: the payloads of its rows, the affected rows and insert id
@@ -99,7 +105,10 @@ struct Walk {
 
 /// Relays the response to the command just sent to `backend`. `on_ok` sees the payload of every
 /// OK packet (session tracking, last insert id) before the client does. With `digest`, the
-/// result's [`ResultDigest`] comes back in [`Relayed::digest`].
+/// result's [`ResultDigest`] comes back in [`Relayed::digest`]. With `divert_schema_lag`, a
+/// response that is only an error which may mean schema lag
+/// ([`lagless_routing::schema_lag`]) is read but not forwarded: its code comes back in
+/// [`Relayed::diverted_error`], for the caller to run the statement elsewhere.
 ///
 /// # Errors
 /// Backend or client I/O, or a response the tracker cannot follow; see [`RelayError`].
@@ -108,6 +117,7 @@ pub async fn relay_response(
     client: &mut ClientConn,
     expect: Expect,
     digest: bool,
+    divert_schema_lag: bool,
     mut on_ok: impl FnMut(&[u8]),
 ) -> Result<Relayed, RelayError> {
     let mut digester = digest.then(ResultDigest::default);
@@ -169,6 +179,22 @@ pub async fn relay_response(
                 pos += HEADER_LEN;
                 walk.skip = len;
                 continue;
+            }
+            if divert_schema_lag && first == ERR_HEADER && out.packets == 0 {
+                // The whole (small) error packet first: it may not reach the client.
+                let Some(err) = buf.get(pos + HEADER_LEN..pos + HEADER_LEN + len) else {
+                    break;
+                };
+                let code = err
+                    .get(1..3)
+                    .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
+                if lagless_routing::schema_lag::may_be_schema_lag(code) {
+                    backend.buf.advance(pos + HEADER_LEN + len);
+                    out.packets = 1;
+                    out.was_error = true;
+                    out.diverted_error = Some(code);
+                    return Ok(out);
+                }
             }
             let need = tracker.bytes_needed(first, len);
             let Some(head) = buf.get(pos + HEADER_LEN..pos + HEADER_LEN + need) else {

@@ -4,71 +4,55 @@
 //! A session polls its stop signal every time its task wakes, about twice per statement. A
 //! `CancellationToken` future locks a mutex on each of those polls (with the hard stop, about
 //! 700 instructions per point select under callgrind, 5% of the proxy's path); here a poll is
-//! an atomic load and a lock-free waker registration. The lock is taken once per session, to
-//! join and leave the list that a stop wakes.
+//! an atomic load and a lock-free waker registration (see [`crate::wakers`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use atomic_waker::AtomicWaker;
+use crate::wakers::{WakerSet, WakerSlot};
 
 /// The stop flags of one listener's sessions, and how to wake them.
-#[derive(Default)]
 pub struct SessionStops {
     idle: AtomicBool,
     hard: AtomicBool,
-    sessions: Mutex<HashMap<u64, Arc<AtomicWaker>>>,
-    next_id: std::sync::atomic::AtomicU64,
+    sessions: Arc<WakerSet>,
 }
 
 impl SessionStops {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(SessionStops {
+            idle: AtomicBool::new(false),
+            hard: AtomicBool::new(false),
+            sessions: WakerSet::new(),
+        })
     }
 
     /// A session's handle: it is woken by every stop until it is dropped.
     pub fn join(self: &Arc<Self>) -> SessionStop {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let waker = Arc::new(AtomicWaker::new());
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(id, waker.clone());
-        }
         SessionStop {
             stops: self.clone(),
-            id,
-            waker,
+            slot: self.sessions.join(),
         }
     }
 
     /// Idle sessions end: those between statements, and the others after their statement.
     pub fn stop_idle(&self) {
         self.idle.store(true, Ordering::SeqCst);
-        self.wake_all();
+        self.sessions.wake_all();
     }
 
     /// Every session ends, statements in flight included.
     pub fn stop_all(&self) {
         self.hard.store(true, Ordering::SeqCst);
-        self.wake_all();
+        self.sessions.wake_all();
     }
 
-    fn wake_all(&self) {
-        let wakers: Vec<_> = match self.sessions.lock() {
-            Ok(sessions) => sessions.values().cloned().collect(),
-            Err(_) => return,
-        };
-        for w in wakers {
-            w.wake();
-        }
-    }
-
-    /// Sessions that have joined and not yet left.
+    /// Sessions that have joined and not yet ended.
     pub fn len(&self) -> usize {
-        self.sessions.lock().map_or(0, |s| s.len())
+        self.sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,11 +60,10 @@ impl SessionStops {
     }
 }
 
-/// One session's membership; leaves the list when dropped.
+/// One session's membership; leaves when dropped.
 pub struct SessionStop {
     stops: Arc<SessionStops>,
-    id: u64,
-    waker: Arc<AtomicWaker>,
+    slot: WakerSlot,
 }
 
 impl SessionStop {
@@ -106,14 +89,6 @@ impl SessionStop {
     }
 }
 
-impl Drop for SessionStop {
-    fn drop(&mut self) {
-        if let Ok(mut sessions) = self.stops.sessions.lock() {
-            sessions.remove(&self.id);
-        }
-    }
-}
-
 /// The future of [`SessionStop::idle`] and [`SessionStop::hard`].
 pub struct Stopped<'a> {
     stop: &'a SessionStop,
@@ -127,7 +102,7 @@ impl Future for Stopped<'_> {
         if self.stop.is_set(self.hard_only) {
             return Poll::Ready(());
         }
-        self.stop.waker.register(cx.waker());
+        self.stop.slot.register(cx.waker());
         // A stop between the first check and the registration woke nobody: look again.
         if self.stop.is_set(self.hard_only) {
             Poll::Ready(())

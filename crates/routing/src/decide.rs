@@ -73,6 +73,9 @@ pub enum Reason {
     ConsistencyPrimary(String),
     /// No replica is known to be fresh enough for the session's consistency mode.
     ReplicasBehind(String),
+    /// The replica answered the read with this error, which may mean that it has not applied
+    /// a schema change yet (see [`crate::schema_lag`]): the read runs again on the primary.
+    ReplicaLacksSchema(u16),
 }
 
 impl fmt::Display for Reason {
@@ -117,6 +120,10 @@ impl fmt::Display for Reason {
                     "consistency {mode}: no replica has the session's writes yet: primary"
                 )
             }
+            Reason::ReplicaLacksSchema(code) => write!(
+                f,
+                "the replica answered error {code} (a schema change it has not applied?): primary"
+            ),
         }
     }
 }

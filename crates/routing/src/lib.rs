@@ -11,6 +11,7 @@
 //! - [`gtid`]: GTID positions and sets (MariaDB and MySQL) with containment.
 //! - [`consistency`]: the consistency modes' conditions for reading on a replica.
 //! - [`decide`]: [`route`], the decision itself, returning a [`RoutePlan`] with a [`Reason`].
+//! - [`schema_lag`]: which replica errors send a read to the primary instead.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod balance;
 pub mod consistency;
 pub mod decide;
 pub mod gtid;
+pub mod schema_lag;
 pub mod session;
 pub mod view;
 

@@ -13,6 +13,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use lagless_routing::gtid::MariaPos;
+use lagless_routing::{schema_lag, Reason, RoutePlan, TargetKind};
+use std::sync::atomic::Ordering;
 
 use super::close_statements;
 use super::intercept::{self, Intercepted, TextResult};
@@ -27,34 +29,60 @@ impl Engine {
     pub(super) async fn prepare(&mut self, packet: &Packet) -> Result<Flow, SessionError> {
         let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&packet.payload[1..]).as_ref());
         let c = classify(&sql, &self.tracked.lex);
-        let plan = self.plan(&c);
-        self.adopt(&plan).await;
-        let server = plan.server;
-        let conn = match self.backends.get(&self.config, server).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                self.send_error(1, &e).await?;
-                return Ok(Flow::Continue);
-            }
-        };
-        let synced = self.tracked.sync(conn).await;
-        let reply = match synced {
-            Ok(()) => {
-                let name = conn.server_name.clone();
-                let prepare = command(conn, &packet.payload, Expect::Prepare);
-                match self.ctx.cluster.until_demoted(server, prepare).await {
-                    Some(r) => r,
-                    None => Err(SessionError::BackendLost { server: name }),
+        let mut plan = self.plan(&c);
+        let (server, reply) = loop {
+            self.adopt(&plan).await;
+            let server = plan.server;
+            let conn = match self.backends.get(&self.config, server).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    self.send_error(1, &e).await?;
+                    return Ok(Flow::Continue);
                 }
-            }
-            Err(e) => Err(e),
-        };
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) => {
-                self.backends.drop_conn(server);
-                self.send_error(1, &e).await?;
-                return Ok(Flow::Continue);
+            };
+            let synced = self.tracked.sync(conn).await;
+            let reply = match synced {
+                Ok(()) => {
+                    let name = conn.server_name.clone();
+                    let prepare = command(conn, &packet.payload, Expect::Prepare);
+                    match self
+                        .ctx
+                        .cluster
+                        .until_demoted(server, &self.demotion_watch, prepare)
+                        .await
+                    {
+                        Some(r) => r,
+                        None => Err(SessionError::BackendLost { server: name }),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let reply = match reply {
+                Ok(r) => r,
+                Err(e) => {
+                    self.backends.drop_conn(server);
+                    self.send_error(1, &e).await?;
+                    return Ok(Flow::Continue);
+                }
+            };
+            // A replica's "no such table" may be schema lag: prepared on the primary instead.
+            let lag = reply
+                .error
+                .as_ref()
+                .map(|e| e.code)
+                .filter(|&code| schema_lag::may_be_schema_lag(code));
+            match lag {
+                Some(code) if plan.kind == TargetKind::Replica && !self.routing.trx.active => {
+                    self.ctx
+                        .stats
+                        .reads_schema_behind
+                        .fetch_add(1, Ordering::Relaxed);
+                    plan = RoutePlan {
+                        reason: Reason::ReplicaLacksSchema(code),
+                        ..self.primary_plan()
+                    };
+                }
+                _ => break (server, reply),
             }
         };
         if reply.error.is_some() {
@@ -230,7 +258,7 @@ impl Engine {
             ..
         } = self;
         let conn = backends.existing(server).expect("present above");
-        match relay_response(conn, client, Expect::Fetch, false, |ok| {
+        match relay_response(conn, client, Expect::Fetch, false, false, |ok| {
             tracked.learn(ok, caps)
         })
         .await

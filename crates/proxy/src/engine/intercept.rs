@@ -329,6 +329,7 @@ pub fn status(engine: &super::Engine) -> TextResult {
         ("transactions_not_resumed", n(&st.transactions_not_resumed)),
         ("read_retries", n(&st.read_retries)),
         ("reads_behind_to_primary", n(&st.reads_behind)),
+        ("reads_schema_behind_to_primary", n(&st.reads_schema_behind)),
         ("backend_logins", n(&engine.ctx.pool.logins)),
         ("worker_sessions", worker_sessions(engine)),
         ("session_worker", engine.backends.shard().to_string()),

@@ -293,7 +293,13 @@ impl Engine {
             ));
         }
         let ctx = self.ctx.clone();
-        match ctx.cluster.until_demoted(to, self.replay(log, to)).await {
+        // Its own slot: the replay borrows the whole session (a rare path: one lock more).
+        let watch = ctx.cluster.watch_demotions();
+        match ctx
+            .cluster
+            .until_demoted(to, &watch, self.replay(log, to))
+            .await
+        {
             Some(outcome) => outcome,
             None => {
                 self.backends.drop_conn(to);
@@ -377,7 +383,8 @@ impl Engine {
                     Replay::Execute(id, stmt, payload) => {
                         // The statement as it was, under its id, for this execution only.
                         let now = stmts.map.insert(*id, (**stmt).clone());
-                        let executed = prepared_execute(stmts, *id, payload, conn).await;
+                        // On the primary: no error is diverted.
+                        let executed = prepared_execute(stmts, *id, payload, conn, false).await;
                         match now {
                             Some(now) => stmts.map.insert(*id, now),
                             None => stmts.map.remove(id),
@@ -387,7 +394,7 @@ impl Engine {
                             Attempt::Retryable(e) | Attempt::NoAnswer(e) | Attempt::Fatal(e) => {
                                 lost(e)
                             }
-                            Attempt::Behind => MoveFailure::Differs,
+                            Attempt::Behind | Attempt::SchemaBehind(_) => MoveFailure::Differs,
                         })?;
                         encode_packet(0, &stmts.exec_buf, &mut framed);
                     }
