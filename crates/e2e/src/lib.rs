@@ -99,27 +99,7 @@ impl Env {
         // A port found free can be taken before the server binds it (CI saw it once, with
         // 11 sandboxes starting at once).
         let sandbox = lagless_sandbox::up_on_free_ports(&mut up, 3)?;
-        // The proxy's two ports, found free, can be taken by another test before it binds
-        // them (CI saw the admin port taken once): pick again then.
-        let mut attempt = 0;
-        let (proxy, admin_port) = loop {
-            attempt += 1;
-            let port = free_port()?;
-            let admin_port = free_port()?;
-            let mut opts = opts.clone();
-            opts.extra = format!(
-                "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
-                opts.extra
-            );
-            let config = config_toml(&sandbox, port, &opts);
-            let config_path = dir.path().join("lagless.toml");
-            std::fs::write(&config_path, config)?;
-            match ProxyProcess::spawn(bin, &config_path, dir.path(), port) {
-                Ok(proxy) => break (proxy, admin_port),
-                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {}
-                Err(e) => return Err(e),
-            }
-        };
+        let (proxy, admin_port) = spawn_proxy(bin, &sandbox, dir.path(), opts)?;
         Ok(Env {
             admin_port,
             proxy,
@@ -135,19 +115,7 @@ impl Env {
     /// Starts another proxy on the same sandbox with the same options (several proxies behind a
     /// load balancer): returns it and its admin port.
     pub fn another_proxy(&self, bin: &Path, opts: &EnvOptions) -> Result<(ProxyProcess, u16)> {
-        let port = free_port()?;
-        let admin_port = free_port()?;
-        let mut opts = opts.clone();
-        opts.extra = format!(
-            "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
-            opts.extra
-        );
-        let path = self.dir.path().join(format!("lagless-{port}.toml"));
-        std::fs::write(&path, config_toml(&self.sandbox, port, &opts))?;
-        Ok((
-            ProxyProcess::spawn(bin, &path, self.dir.path(), port)?,
-            admin_port,
-        ))
+        spawn_proxy(bin, &self.sandbox, self.dir.path(), opts)
     }
 
     /// `mysql://app:lagless@127.0.0.1:PORT/app?prefer_socket=false`: mysql_async would otherwise
@@ -289,6 +257,35 @@ pub fn config_toml(sandbox: &Sandbox, port: u16, opts: &EnvOptions) -> String {
     t += "\n";
     t += &opts.extra;
     t
+}
+
+/// Starts the proxy `bin` on `sandbox` with `opts`, on free ports, its config and log in `dir`:
+/// the proxy and its admin port. A port found free can be taken by another test before the
+/// proxy binds it (CI saw the admin port taken once): then it picks again, up to 3 times.
+fn spawn_proxy(
+    bin: &Path,
+    sandbox: &Sandbox,
+    dir: &Path,
+    opts: &EnvOptions,
+) -> Result<(ProxyProcess, u16)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port()?;
+        let admin_port = free_port()?;
+        let mut opts = opts.clone();
+        opts.extra = format!(
+            "[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{}",
+            opts.extra
+        );
+        let path = dir.join(format!("lagless-{port}.toml"));
+        std::fs::write(&path, config_toml(sandbox, port, &opts))?;
+        match ProxyProcess::spawn(bin, &path, dir, port) {
+            Ok(proxy) => return Ok((proxy, admin_port)),
+            Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A free loopback port (bound then released).

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use lagless_e2e::{rt, Env, EnvOptions};
+use lagless_e2e::{rt, Env};
 use lagless_sandbox::LagAction;
 use mysql_async::prelude::*;
 
@@ -40,11 +40,7 @@ async fn write_then_read(
 
 #[test]
 fn every_mode_under_real_lag() {
-    let env = Env::start_with(
-        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions::default(),
-    )
-    .unwrap();
+    let env = Env::start(std::path::Path::new(env!("CARGO_BIN_EXE_lagless"))).unwrap();
     rt().block_on(async {
         let mut setup = conn(&env, "gtid").await;
         setup
@@ -283,11 +279,7 @@ fn every_mode_under_real_lag() {
 /// too reaches the client.
 #[test]
 fn a_read_of_what_the_replicas_lack_runs_on_the_primary() {
-    let env = Env::start_with(
-        std::path::Path::new(env!("CARGO_BIN_EXE_lagless")),
-        &EnvOptions::default(),
-    )
-    .unwrap();
+    let env = Env::start(std::path::Path::new(env!("CARGO_BIN_EXE_lagless"))).unwrap();
     rt().block_on(async {
         let mut setup = conn(&env, "gtid").await;
         setup

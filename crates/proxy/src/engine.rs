@@ -163,6 +163,19 @@ impl Engine {
         }
     }
 
+    /// A read whose replica answered with schema-lag error `code` runs on the primary (see
+    /// `lagless_routing::schema_lag`); counted.
+    fn schema_lag_plan(&self, code: u16) -> RoutePlan {
+        self.ctx
+            .stats
+            .reads_schema_behind
+            .fetch_add(1, Ordering::Relaxed);
+        RoutePlan {
+            reason: Reason::ReplicaLacksSchema(code),
+            ..self.primary_plan()
+        }
+    }
+
     fn primary_plan(&self) -> RoutePlan {
         let view = self.ctx.cluster.view(Instant::now());
         RoutePlan {
@@ -626,14 +639,7 @@ impl Engine {
                 }
                 Err(Attempt::SchemaBehind(code)) => {
                     debug!(server = %self.server_name(server), code, "the replica lacks what the read names; running it on the primary");
-                    self.ctx
-                        .stats
-                        .reads_schema_behind
-                        .fetch_add(1, Ordering::Relaxed);
-                    plan = RoutePlan {
-                        reason: Reason::ReplicaLacksSchema(code),
-                        ..self.primary_plan()
-                    };
+                    plan = self.schema_lag_plan(code);
                 }
                 Err(Attempt::ServerError(err)) => {
                     self.client.queue_err(reply_seq, &err);

@@ -13,8 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use lagless_routing::gtid::MariaPos;
-use lagless_routing::{schema_lag, Reason, RoutePlan, TargetKind};
-use std::sync::atomic::Ordering;
+use lagless_routing::{schema_lag, TargetKind};
 
 use super::close_statements;
 use super::intercept::{self, Intercepted, TextResult};
@@ -73,14 +72,7 @@ impl Engine {
                 .filter(|&code| schema_lag::may_be_schema_lag(code));
             match lag {
                 Some(code) if plan.kind == TargetKind::Replica && !self.routing.trx.active => {
-                    self.ctx
-                        .stats
-                        .reads_schema_behind
-                        .fetch_add(1, Ordering::Relaxed);
-                    plan = RoutePlan {
-                        reason: Reason::ReplicaLacksSchema(code),
-                        ..self.primary_plan()
-                    };
+                    plan = self.schema_lag_plan(code);
                 }
                 _ => break (server, reply),
             }
