@@ -290,6 +290,17 @@ fn a_read_of_what_the_replicas_lack_runs_on_the_primary() {
             .query_drop("INSERT INTO widened VALUES (1)")
             .await
             .unwrap();
+        // A table of the same name in the session's schema and, later, in a new database.
+        setup.query_drop("CREATE TABLE twin (v INT)").await.unwrap();
+        setup
+            .query_drop("INSERT INTO twin VALUES (1)")
+            .await
+            .unwrap();
+        // The application may use a database not created yet (replicated to every server).
+        env.sandbox
+            .primary()
+            .sql("GRANT ALL PRIVILEGES ON newdb.* TO 'app'@'%'")
+            .unwrap();
         for i in 1..=2 {
             env.sandbox
                 .wait_caught_up(i, Duration::from_secs(10))
@@ -309,6 +320,13 @@ fn a_read_of_what_the_replicas_lack_runs_on_the_primary() {
             .query_drop("ALTER TABLE widened ADD COLUMN extra INT NOT NULL DEFAULT 7")
             .await
             .unwrap();
+        for sql in [
+            "CREATE DATABASE newdb",
+            "CREATE TABLE newdb.twin (v INT)",
+            "INSERT INTO newdb.twin VALUES (2)",
+        ] {
+            setup.query_drop(sql).await.unwrap();
+        }
         let primary_id: u32 = setup
             .query_first("/* lagless:primary */ SELECT @@server_id")
             .await
@@ -352,6 +370,32 @@ fn a_read_of_what_the_replicas_lack_runs_on_the_primary() {
             lagless_e2e::lagless_status(&mut reader, "reads_schema_behind_to_primary").await,
             "5"
         );
+        // A database the replicas lack: a read must not run in the connection's old schema.
+        reader.query_drop("USE newdb").await.unwrap();
+        let v: Option<i32> = reader.query_first("SELECT v FROM twin").await.unwrap();
+        assert_eq!(v, Some(2), "read in the new database, not in app");
+        let v: Option<i32> = reader
+            .exec_first("SELECT v FROM twin WHERE v > ?", (0,))
+            .await
+            .unwrap();
+        assert_eq!(v, Some(2), "prepared read in the new database");
+        let url = env.url().replace("/app?", "/newdb?");
+        assert!(url.contains("/newdb?"), "{url}");
+        let mut in_newdb = mysql_async::Conn::from_url(url).await.unwrap();
+        in_newdb
+            .query_drop("SET @lagless_consistency = 'eventual'")
+            .await
+            .unwrap();
+        let v: Option<i32> = in_newdb.query_first("SELECT v FROM twin").await.unwrap();
+        assert_eq!(v, Some(2), "a session opened in the new database");
+        reader.query_drop("USE app").await.unwrap();
+        // The new database: text, prepare, execute, and the session opened there (whose
+        // driver may run a read of its own at connect).
+        let n: u64 = lagless_e2e::lagless_status(&mut reader, "reads_schema_behind_to_primary")
+            .await
+            .parse()
+            .unwrap();
+        assert!(n >= 9, "{n}");
         // The session's replica was not set aside: its next plain read is served there.
         let sid: u32 = reader
             .query_first("SELECT @@server_id")

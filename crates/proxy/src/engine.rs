@@ -786,6 +786,15 @@ impl Engine {
             conn.synced_version = u64::MAX;
         }
         if let Err(e) = tracked.sync(conn).await {
+            if let Some(code) = e.server_error_code() {
+                // Refused the session's schema; the connection itself is fine.
+                if divert_schema_lag && lagless_routing::schema_lag::may_be_schema_lag(code) {
+                    return Err(Attempt::SchemaBehind(code));
+                }
+                if let Some(err) = e.to_err_packet() {
+                    return Err(Attempt::ServerError(err));
+                }
+            }
             backends.drop_conn(server);
             return Err(Attempt::Retryable(e));
         }

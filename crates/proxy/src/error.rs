@@ -48,6 +48,17 @@ impl SessionError {
         }
     }
 
+    /// The code of a server's refusal (an ERR packet; the connection is still usable).
+    pub fn server_error_code(&self) -> Option<u16> {
+        match self {
+            SessionError::Backend {
+                source: lagless_backend::BackendError::Server { code, .. },
+                ..
+            } => Some(*code),
+            _ => None,
+        }
+    }
+
     /// The ERR packet a client should get for this error, if it can still receive one.
     pub fn to_err_packet(&self) -> Option<ErrPacket> {
         let (code, message): (ErrorCode, String) = match self {

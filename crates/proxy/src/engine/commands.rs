@@ -40,6 +40,17 @@ impl Engine {
                 }
             };
             let synced = self.tracked.sync(conn).await;
+            // A replica that refused the session's schema may lag behind its CREATE DATABASE.
+            let refused = synced
+                .as_ref()
+                .err()
+                .and_then(SessionError::server_error_code);
+            if let Some(code) = refused.filter(|&c| schema_lag::may_be_schema_lag(c)) {
+                if plan.kind == TargetKind::Replica && !self.routing.trx.active {
+                    plan = self.schema_lag_plan(code);
+                    continue;
+                }
+            }
             let reply = match synced {
                 Ok(()) => {
                     let name = conn.server_name.clone();

@@ -168,7 +168,9 @@ impl TrackedState {
     /// Brings `conn` up to date before it runs a client statement.
     ///
     /// # Errors
-    /// The connection broke; a server refusing a replayed value is logged, not fatal.
+    /// The connection broke, or the server refused the session's schema (a replica that has
+    /// not applied its CREATE DATABASE yet): a statement must not run in another schema. A
+    /// server refusing a replayed variable is logged, not fatal.
     pub async fn sync(&self, conn: &mut BackendConn) -> Result<(), SessionError> {
         if conn.synced_version == self.version {
             return Ok(());
@@ -186,9 +188,17 @@ impl TrackedState {
                 let mut payload = vec![Command::InitDb as u8];
                 payload.extend_from_slice(db.as_bytes());
                 let reply = command(conn, &payload, Expect::Single).await?;
-                if reply.error.is_none() {
-                    conn.schema = Some(db.clone());
+                if let Some(err) = reply.error {
+                    return Err(SessionError::Backend {
+                        server: conn.server_name.clone(),
+                        source: lagless_backend::BackendError::Server {
+                            code: err.code,
+                            sql_state: String::from_utf8_lossy(&err.sql_state).into_owned(),
+                            message: err.message,
+                        },
+                    });
                 }
+                conn.schema = Some(db.clone());
             }
         }
         conn.synced_version = self.version;
