@@ -51,7 +51,7 @@
 #                        lagless_socket_tpc = lagless_socket with the thread_per_core runtime
 #                        (pin_worker_threads = TPC_PIN); haproxy_socket = the same HAProxy
 #                        process on a Unix socket, in front of the primary's socket.
-#                        Backend connection counts (ss -tnp) miss Unix sockets. When lagless is listed, oltp_read_write* tests also run
+#                        When lagless is listed, oltp_read_write* tests also run
 #                        against lagless_gtid_wait: the same proxy, a user whose consistency is
 #                        gtid_wait(GTID_WAIT_MS)
 #   LAGLESS_CONSISTENCY=eventual   [consistency] default of the generated config
@@ -93,7 +93,7 @@
 #   SOCKET_PORT=6050 (lagless_socket's TCP port: lagless_socket_tcp)  SOCKET_TPC_PORT=6051
 #
 # Every run through a proxy also records the proxy's peak number of established connections to
-# the servers' ports (sampled with `ss -tnp` every 0.5 s during the run): its backend
+# the servers' ports or Unix sockets (sampled with `ss` every 0.5 s during the run): its backend
 # connections, the monitor's included.
 #   LAGLESS_LOG=info     the proxy's log filter
 #
@@ -528,6 +528,7 @@ text = re.sub(r"(?m)^\[listener\]\s*$", "[listener]\nruntime = \"thread_per_core
 '
 fi
 PRIMARY_SOCKET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["servers"][0]["socket"])' "$WORK/status.json")
+SERVER_SOCKETS=$(python3 -c 'import json, sys; print(" ".join(s["socket"] for s in json.load(open(sys.argv[1]))["servers"]))' "$WORK/status.json")
 
 # --- haproxy -----------------------------------------------------------------------------------
 HAPROXY_SOCKET=$WORK/haproxy.sock
@@ -638,12 +639,19 @@ print(",".join(f"{k}={int(v) - int(b.get(k, 0))}" for k, v in a.items()))' "$1" 
 # A proxy's established connections to the servers, sampled until killed; the peak goes to
 # the file. (Counted from the proxy's side: the servers' own counters would also count the
 # other proxies' idle pooled connections.)
+# Over TCP: to the servers' ports. Over Unix sockets: the proxy's ends whose peer is a server's
+# end, i.e. a socket bound to a server's socket path (ss shows the peer's inode).
 sample_backend_conns() { # pid out-file
-  local n max=0
+  local n u max=0
   while true; do
     n=$(ss -Htnp state established "( dport >= :$BASE_PORT and dport <= :$((BASE_PORT + REPLICAS)) )" \
       2>/dev/null | grep -c "pid=$1,") || true
-    [ "${n:-0}" -le "$max" ] || { max=$n; echo "$max" >"$2"; }
+    u=$(ss -Hxp state established 2>/dev/null | awk -v pid="pid=$1," -v socks="$SERVER_SOCKETS" '
+      BEGIN { k = split(socks, a, " "); for (i = 1; i <= k; i++) server[a[i]] = 1 }
+      { line[NR] = $0; peer[NR] = $7; if ($4 in server) theirs[$5] = 1 }
+      END { c = 0; for (i = 1; i <= NR; i++) if (index(line[i], pid) && (peer[i] in theirs)) c++; print c }') || true
+    n=$((${n:-0} + ${u:-0}))
+    [ "$n" -le "$max" ] || { max=$n; echo "$max" >"$2"; }
     sleep 0.5
   done
 }
