@@ -895,10 +895,15 @@ impl Engine {
             Ok(relayed) => {
                 tracked.mark_synced(conn);
                 conn.clean = true;
-                match relayed.diverted_error {
-                    Some(code) => Err(Attempt::SchemaBehind(code)),
-                    None => Ok(relayed),
-                }
+                Ok(relayed)
+            }
+            Err(r) if !r.client_saw_bytes && r.error.server_error_code().is_some() => {
+                // The relay held back an error that may mean schema lag (see relay_response).
+                tracked.mark_synced(conn);
+                conn.clean = true;
+                Err(Attempt::SchemaBehind(
+                    r.error.server_error_code().unwrap_or_default(),
+                ))
             }
             Err(r) => {
                 backends.drop_conn(server);

@@ -40,9 +40,6 @@ pub struct Relayed {
     pub insert_id: u64,
     /// What the result said (rows and error code), when asked for (see [`ResultDigest`]).
     pub digest: u64,
-    /// The response was an error that may mean schema lag, read and not forwarded (see
-    /// `divert_schema_lag` of [`relay_response`]): its code.
-    pub diverted_error: Option<u16>,
 }
 
 /// What a result said, in 64 bits: the payloads of its rows, the affected rows and insert id
@@ -107,8 +104,11 @@ struct Walk {
 /// OK packet (session tracking, last insert id) before the client does. With `digest`, the
 /// result's [`ResultDigest`] comes back in [`Relayed::digest`]. With `divert_schema_lag`, a
 /// response that is only an error which may mean schema lag
-/// ([`lagless_routing::schema_lag`]) is read but not forwarded: its code comes back in
-/// [`Relayed::diverted_error`], for the caller to run the statement elsewhere.
+/// ([`lagless_routing::schema_lag`]) is read but not forwarded: it comes back as the
+/// server's error (`SessionError::Backend` with `BackendError::Server`) in a [`RelayError`]
+/// whose client saw nothing, the connection still usable, for the caller to run the statement
+/// elsewhere. (Not a field of [`Relayed`]: a bigger `Relayed` made the relay future, moved on
+/// every statement, cost a memcpy.)
 ///
 /// # Errors
 /// Backend or client I/O, or a response the tracker cannot follow; see [`RelayError`].
@@ -189,11 +189,18 @@ pub async fn relay_response(
                     .get(1..3)
                     .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
                 if lagless_routing::schema_lag::may_be_schema_lag(code) {
+                    let message = String::from_utf8_lossy(err.get(9..).unwrap_or_default());
+                    let error = SessionError::Backend {
+                        server: backend.server_name.clone(),
+                        source: lagless_backend::BackendError::Server {
+                            code,
+                            sql_state: String::from_utf8_lossy(err.get(4..9).unwrap_or_default())
+                                .into_owned(),
+                            message: message.into_owned(),
+                        },
+                    };
                     backend.buf.advance(pos + HEADER_LEN + len);
-                    out.packets = 1;
-                    out.was_error = true;
-                    out.diverted_error = Some(code);
-                    return Ok(out);
+                    return Err(fail(error, false));
                 }
             }
             let need = tracker.bytes_needed(first, len);
