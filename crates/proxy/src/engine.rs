@@ -897,15 +897,13 @@ impl Engine {
                 conn.clean = true;
                 Ok(relayed)
             }
-            Err(r) if !r.client_saw_bytes && r.error.server_error_code().is_some() => {
-                // The relay held back an error that may mean schema lag (see relay_response).
-                tracked.mark_synced(conn);
-                conn.clean = true;
-                Err(Attempt::SchemaBehind(
-                    r.error.server_error_code().unwrap_or_default(),
-                ))
-            }
             Err(r) => {
+                if let Some(code) = r.error.server_error_code().filter(|_| !r.client_saw_bytes) {
+                    // The relay held back an error that may mean schema lag (see relay_response).
+                    tracked.mark_synced(conn);
+                    conn.clean = true;
+                    return Err(Attempt::SchemaBehind(code));
+                }
                 backends.drop_conn(server);
                 if r.client_saw_bytes || matches!(r.error, SessionError::ClientIo(_)) {
                     // Part of the result already reached the client: the only honest signal
