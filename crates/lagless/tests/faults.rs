@@ -192,25 +192,38 @@ fn killed_primary_fails_fast_and_the_proxy_recovers_when_it_returns() {
     });
 }
 
-#[test]
-fn sigterm_lets_the_statement_in_flight_finish() {
-    let mut env = start(EnvOptions::default());
-    let url = env.url();
-    let port = env.port();
+/// Runs `sql` on a connection of its own and returns once the statement is (about 200 ms)
+/// under way; the handle gives its first value.
+fn in_flight(
+    url: String,
+    sql: &'static str,
+) -> std::thread::JoinHandle<Result<Option<String>, mysql_async::Error>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let client = std::thread::spawn(move || {
         rt().block_on(async {
             let mut c = mysql_async::Conn::from_url(url).await.unwrap();
             tx.send(()).unwrap();
-            let r: Option<String> = c
-                .query_first("SELECT CONCAT(SLEEP(1), 'done')")
-                .await
-                .unwrap();
-            r
+            c.query_first(sql).await
         })
     });
     rx.recv().unwrap();
     std::thread::sleep(Duration::from_millis(200));
+    client
+}
+
+/// SIGTERM, and how long the proxy took to exit (cleanly).
+fn stop_timed(env: &mut Env, limit: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    let status = env.proxy.terminate(limit).unwrap();
+    assert!(status.success(), "clean exit: {status}");
+    start.elapsed()
+}
+
+#[test]
+fn sigterm_lets_the_statement_in_flight_finish() {
+    let mut env = start(EnvOptions::default());
+    let port = env.port();
+    let client = in_flight(env.url(), "SELECT CONCAT(SLEEP(1), 'done')");
     let pid = nix::unistd::Pid::from_raw(env.proxy.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -219,7 +232,7 @@ fn sigterm_lets_the_statement_in_flight_finish() {
         "no new connections while draining"
     );
     assert_eq!(
-        client.join().unwrap().as_deref(),
+        client.join().unwrap().unwrap().as_deref(),
         Some("0done"),
         "in-flight statement completed"
     );
@@ -235,27 +248,16 @@ fn sigterm_closes_a_long_statement_after_the_grace_period() {
         shutdown_grace_ms: 500,
         ..EnvOptions::default()
     });
-    let url = env.url();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let client = std::thread::spawn(move || {
-        rt().block_on(async {
-            let mut c = mysql_async::Conn::from_url(url).await.unwrap();
-            tx.send(()).unwrap();
-            let r: Result<Option<i64>, _> = c.query_first("SELECT SLEEP(20)").await;
-            r.is_err()
-        })
-    });
-    rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let start = std::time::Instant::now();
-    let status = env.proxy.terminate(Duration::from_secs(15)).unwrap();
-    assert!(status.success(), "clean exit: {status}");
+    let client = in_flight(env.url(), "SELECT SLEEP(20)");
+    let took = stop_timed(&mut env, Duration::from_secs(15));
     assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "exited {:?} after SIGTERM (grace 0.5 s)",
-        start.elapsed()
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM (grace 0.5 s)"
     );
-    assert!(client.join().unwrap(), "the cut statement got an error");
+    assert!(
+        client.join().unwrap().is_err(),
+        "the cut statement got an error"
+    );
 }
 
 /// Idle sessions end at once on SIGTERM: the grace period is for statements in flight, and
@@ -277,13 +279,10 @@ fn sigterm_closes_idle_sessions_at_once() {
         assert_eq!(one, Some(1));
         idle.push(c);
     }
-    let start = std::time::Instant::now();
-    let status = env.proxy.terminate(Duration::from_secs(20)).unwrap();
-    assert!(status.success(), "clean exit: {status}");
+    let took = stop_timed(&mut env, Duration::from_secs(20));
     assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "idle sessions held the proxy for {:?} (grace 30 s)",
-        start.elapsed()
+        took < Duration::from_secs(10),
+        "idle sessions held the proxy for {took:?} (grace 30 s)"
     );
     for mut c in idle {
         let r: Result<Option<i64>, _> = runtime.block_on(c.query_first("SELECT 1"));

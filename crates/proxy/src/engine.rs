@@ -1045,24 +1045,9 @@ async fn check_schema<'c>(
     conn: &'c mut crate::backends::BackendConn,
     schema: Option<&str>,
 ) -> Result<&'c mut crate::backends::BackendConn, SessionError> {
-    let Some(db) = schema else { return Ok(conn) };
-    if conn.schema.as_deref() == Some(db) {
-        return Ok(conn);
+    if let Some(db) = schema {
+        state::use_schema(conn, db).await?;
     }
-    let mut payload = vec![Command::InitDb as u8];
-    payload.extend_from_slice(db.as_bytes());
-    let reply = command(conn, &payload, Expect::Single).await?;
-    if let Some(err) = reply.error {
-        return Err(SessionError::Backend {
-            server: conn.server_name.clone(),
-            source: lagless_backend::BackendError::Server {
-                code: err.code,
-                sql_state: String::from_utf8_lossy(&err.sql_state).into_owned(),
-                message: err.message,
-            },
-        });
-    }
-    conn.schema = Some(db.to_string());
     Ok(conn)
 }
 

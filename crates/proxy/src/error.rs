@@ -48,6 +48,18 @@ impl SessionError {
         }
     }
 
+    /// A server's refusal (its ERR packet) of a command Lagless sent on `server`'s connection.
+    pub fn refused(server: &str, err: ErrPacket) -> Self {
+        SessionError::Backend {
+            server: server.to_string(),
+            source: lagless_backend::BackendError::Server {
+                code: err.code,
+                sql_state: String::from_utf8_lossy(&err.sql_state).into_owned(),
+                message: err.message,
+            },
+        }
+    }
+
     /// The code of a server's refusal (an ERR packet; the connection is still usable).
     pub fn server_error_code(&self) -> Option<u16> {
         match self {

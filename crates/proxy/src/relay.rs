@@ -12,7 +12,7 @@ use bytes::Buf;
 use lagless_protocol::consts::{
     CLIENT_DEPRECATE_EOF, CLIENT_SESSION_TRACK, SERVER_SESSION_STATE_CHANGED,
 };
-use lagless_protocol::ok_err::strip_session_state;
+use lagless_protocol::ok_err::{strip_session_state, ErrPacket, ERR_HEADER};
 use lagless_protocol::packet::{read_header, write_header, HEADER_LEN, MAX_PAYLOAD};
 use lagless_protocol::response::{Event, Expect, PacketKind, ResponseTracker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,9 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::backends::BackendConn;
 use crate::client::ClientConn;
 use crate::error::SessionError;
-
-/// The first byte of an ERR packet.
-const ERR_HEADER: u8 = 0xFF;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -182,23 +179,16 @@ pub async fn relay_response(
             }
             if divert_schema_lag && first == ERR_HEADER && out.packets == 0 {
                 // The whole (small) error packet first: it may not reach the client.
-                let Some(err) = buf.get(pos + HEADER_LEN..pos + HEADER_LEN + len) else {
+                let Some(payload) = buf.get(pos + HEADER_LEN..pos + HEADER_LEN + len) else {
                     break;
                 };
-                let code = err
+                let code = payload
                     .get(1..3)
                     .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
                 if lagless_routing::schema_lag::may_be_schema_lag(code) {
-                    let message = String::from_utf8_lossy(err.get(9..).unwrap_or_default());
-                    let error = SessionError::Backend {
-                        server: backend.server_name.clone(),
-                        source: lagless_backend::BackendError::Server {
-                            code,
-                            sql_state: String::from_utf8_lossy(err.get(4..9).unwrap_or_default())
-                                .into_owned(),
-                            message: message.into_owned(),
-                        },
-                    };
+                    let err = ErrPacket::parse(payload)
+                        .map_err(|e| fail(protocol_error_from(backend, e), false))?;
+                    let error = SessionError::refused(&backend.server_name, err);
                     backend.buf.advance(pos + HEADER_LEN + len);
                     return Err(fail(error, false));
                 }

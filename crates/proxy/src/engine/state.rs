@@ -183,22 +183,10 @@ impl TrackedState {
             }
             conn.vars = self.wanted().cloned().collect();
         }
-        if let Some(db) = &self.schema {
+        if let Some(db) = self.schema.as_deref() {
+            // Checked here as well: no future to build on the usual path (same schema).
             if conn.schema.as_deref() != Some(db) {
-                let mut payload = vec![Command::InitDb as u8];
-                payload.extend_from_slice(db.as_bytes());
-                let reply = command(conn, &payload, Expect::Single).await?;
-                if let Some(err) = reply.error {
-                    return Err(SessionError::Backend {
-                        server: conn.server_name.clone(),
-                        source: lagless_backend::BackendError::Server {
-                            code: err.code,
-                            sql_state: String::from_utf8_lossy(&err.sql_state).into_owned(),
-                            message: err.message,
-                        },
-                    });
-                }
-                conn.schema = Some(db.clone());
+                use_schema(conn, db).await?;
             }
         }
         conn.synced_version = self.version;
@@ -304,6 +292,25 @@ fn push_value(sql: &mut String, value: &str) {
         return;
     }
     sql.push_str(&lagless_sql::quote_literal(value));
+}
+
+/// Puts `conn` in schema `db` (COM_INIT_DB) unless it is there already.
+///
+/// # Errors
+/// The connection broke, or the server refused the schema (unknown database, no privilege):
+/// then `conn` stays where it was.
+pub(crate) async fn use_schema(conn: &mut BackendConn, db: &str) -> Result<(), SessionError> {
+    if conn.schema.as_deref() == Some(db) {
+        return Ok(());
+    }
+    let mut payload = vec![Command::InitDb as u8];
+    payload.extend_from_slice(db.as_bytes());
+    let reply = command(conn, &payload, Expect::Single).await?;
+    if let Some(err) = reply.error {
+        return Err(SessionError::refused(&conn.server_name, err));
+    }
+    conn.schema = Some(db.to_string());
+    Ok(())
 }
 
 #[cfg(test)]
